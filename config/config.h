@@ -1,0 +1,150 @@
+// keyfence configuration: the YAML schema of DESIGN.md, validated with
+// positions, compiled into an immutable Snapshot that the hot path reads.
+//
+// Loading never throws: every problem becomes a Diagnostic with FILE:LINE:COL,
+// and all of them are collected (not just the first).
+// A Snapshot is immutable once built; share it as SnapshotPtr between threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/strings/string_view.h>
+
+namespace keyfence::config {
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const { return host + ":" + std::to_string(port); }
+};
+
+enum class OnLimit : uint8_t { kReject, kDelay };
+
+struct Limits {
+  uint64_t ops_per_sec = 0;    // 0 = unlimited
+  uint64_t burst = 0;          // 0 = ops_per_sec
+  uint64_t bytes_per_sec = 0;  // 0 = unlimited
+  OnLimit on_limit = OnLimit::kReject;
+  uint32_t max_delay_ms = 100;
+  uint32_t max_connections = 0;  // 0 = unlimited
+  uint64_t max_request_bytes = 536870912;
+  uint64_t client_output_buffer_bytes = 67108864;
+  uint64_t big_value_bytes = 1048576;
+  bool allow_scripts = false;
+};
+
+// A set of command ids (protocol::CommandInfo::id), including subcommands.
+// Denying a parent command denies all its subcommands.
+class CommandSet {
+ public:
+  CommandSet() = default;
+  explicit CommandSet(size_t n) : bits_(n, false) {}
+  void Add(uint16_t id) { if (id < bits_.size()) bits_[id] = true; }
+  bool Contains(uint16_t id) const { return id < bits_.size() && bits_[id]; }
+  bool empty() const;
+  std::vector<uint16_t> ids() const;
+  void Merge(const CommandSet& o);
+ private:
+  std::vector<bool> bits_;
+};
+
+struct User {
+  std::string name;
+  std::array<uint8_t, 32> password_sha256{};
+};
+
+struct KeyRule {
+  std::string match;      // glob on the client's (unprefixed) key
+  CommandSet deny;        // commands denied on matching keys
+  bool read_only = false; // writes (CommandFlag kCmdWrite) denied on matching keys
+};
+
+struct Tenant {
+  std::string app;     // "orders"
+  std::string prefix;  // "shop@orders:"
+  uint32_t index = 0;  // position in Snapshot::tenants (stable within a snapshot)
+  Limits limits;       // defaults merged with the tenant's overrides
+  std::vector<User> users;
+  CommandSet deny;     // global policy.deny_commands + the tenant's own
+  std::vector<KeyRule> key_rules;
+};
+
+struct Listener {
+  Endpoint bind;
+  std::string tenant;  // empty: gateway (AUTH chooses the tenant)
+};
+
+struct Admin {
+  Endpoint bind{"127.0.0.1", 9121};
+  std::string token;
+};
+
+enum class BackendMode : uint8_t { kStandalone, kCluster };
+enum class ReadFrom : uint8_t { kMaster, kReplica, kPreferReplica };
+
+struct Backend {
+  BackendMode mode = BackendMode::kStandalone;
+  std::vector<Endpoint> nodes;
+  std::string username;
+  std::string password;
+  uint32_t connections_per_node = 1;
+  uint32_t connect_timeout_ms = 1000;
+  uint32_t request_timeout_ms = 5000;
+  ReadFrom read_from = ReadFrom::kMaster;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  std::string source;  // file name the snapshot was loaded from
+  std::string cluster_name;
+  uint32_t workers = 0;  // 0 = one per core
+  uint32_t max_clients = 10000;
+  uint32_t shutdown_grace_ms = 5000;
+  std::vector<Listener> listeners;
+  Admin admin;
+  Backend backend;
+  CommandSet global_deny;  // policy.deny_commands (already merged into each tenant's deny)
+  Limits default_limits;
+  std::vector<Tenant> tenants;
+
+  const Tenant* FindTenant(std::string_view app) const;
+  // AUTH user pass: the user's tenant if the password matches (constant-time
+  // comparison of SHA-256 digests), else nullptr.
+  const Tenant* Authenticate(std::string_view user, std::string_view pass) const;
+  // AUTH pass (no user name): the tenant of the unique user with this password.
+  const Tenant* AuthenticatePasswordOnly(std::string_view pass) const;
+
+  // Built by Compile(): user name -> (tenant index, user index).
+  absl::flat_hash_map<std::string, std::pair<uint32_t, uint32_t>> users_by_name;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+  std::string message;
+  std::string ToString() const;  // "FILE:LINE:COL: message"
+};
+
+struct LoadResult {
+  SnapshotPtr snapshot;  // null if errors is not empty
+  std::vector<Diagnostic> errors;
+  bool ok() const { return snapshot != nullptr; }
+};
+
+// Parses, validates and compiles. `name` is used as FILE in diagnostics.
+LoadResult LoadString(std::string_view yaml, const std::string& name, uint64_t version);
+LoadResult LoadFile(const std::string& path, uint64_t version);
+
+// The running config as JSON (for GET /config), passwords and tokens redacted.
+std::string ToJson(const Snapshot& s);
+
+}  // namespace keyfence::config

@@ -1,0 +1,91 @@
+// Incremental RESP request framer (multibulk and inline).
+//
+// Responsibility: turn the bytes a client sent into one command at a time, as
+// views into the caller's read buffer. No allocation per request in the
+// multibulk case (the argument vector keeps its capacity); inline requests are
+// unescaped into an internal scratch string.
+// Ownership: the parser owns only its resume state and scratch space.
+// Thread affinity: one parser per client connection (worker-local).
+//
+// Contract: the caller keeps unconsumed bytes, so every call for the same
+// request sees the request from its first byte at data[0] (the buffer may have
+// moved or grown in between: the parser stores offsets, never pointers).
+// After kOk the views returned by arg() are valid until the next Parse() call
+// or until the caller consumes/moves the buffer, whichever comes first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keyfence::protocol {
+
+// Named limits, checked before the caller is asked to grow any buffer.
+struct RequestLimits {
+  size_t max_bulk_len = 512u * 1024 * 1024;  // config: max_request_bytes
+  size_t max_args = 1024 * 1024;             // arguments per command
+  size_t max_inline_len = 64 * 1024;         // one inline request line
+};
+
+enum class ParseStatus : uint8_t { kOk, kNeedMore, kError };
+
+enum class RequestError : uint8_t {
+  kNone,
+  kInvalidMultibulkLength,  // "*abc", "*-5", over max_args
+  kInvalidBulkLength,       // "$abc", "$-1" in a request, over max_bulk_len
+  kExpectedDollar,          // an element that does not start with '$'
+  kTooBigInline,            // inline line longer than max_inline_len
+  kUnbalancedQuotes,        // inline request with bad quoting
+  kMissingCrlf,             // bulk payload not followed by "\r\n"
+};
+
+// Redis-compatible text (without "-ERR " and CRLF), e.g.
+// "Protocol error: invalid multibulk length".
+std::string_view RequestErrorText(RequestError e);
+
+class RequestParser {
+ public:
+  explicit RequestParser(const RequestLimits& limits = {}) : limits_(limits) {}
+
+  void set_limits(const RequestLimits& limits) { limits_ = limits; }
+  const RequestLimits& limits() const { return limits_; }
+
+  // Frames one request at data[0..len).
+  //  kOk:       *consumed = bytes of this request (including empty inline lines
+  //             or "*0\r\n" / "*-1\r\n" skipped before it is legal only as a
+  //             request with argc()==0, which the caller simply ignores).
+  //  kNeedMore: *consumed = 0; hint_total() may tell how many bytes in total
+  //             the request needs (0 if unknown) so the caller can reserve once.
+  //  kError:    error() says why; the stream cannot be resynchronised.
+  ParseStatus Parse(const char* data, size_t len, size_t* consumed);
+
+  size_t argc() const { return argc_; }
+  std::string_view arg(size_t i) const;
+  bool is_inline() const { return inline_; }
+  RequestError error() const { return error_; }
+  size_t hint_total() const { return hint_total_; }
+
+  // Forget any partial request (e.g. after the connection was reset).
+  void Reset();
+
+ private:
+  ParseStatus ParseMultibulk(const char* data, size_t len, size_t* consumed);
+  ParseStatus ParseInline(const char* data, size_t len, size_t* consumed);
+  ParseStatus Fail(RequestError e);
+
+  RequestLimits limits_;
+  // Resume state for a partially received multibulk request.
+  size_t pos_ = 0;          // offset of the next unparsed byte
+  int64_t want_args_ = -1;  // from the "*N" header, -1 until read
+  std::vector<std::pair<uint32_t, uint32_t>> spans_;  // (offset, len) of args
+  const char* base_ = nullptr;                        // data of the last kOk
+  size_t argc_ = 0;
+  bool inline_ = false;
+  std::vector<std::string> inline_args_;  // inline requests only
+  RequestError error_ = RequestError::kNone;
+  size_t hint_total_ = 0;
+};
+
+}  // namespace keyfence::protocol
