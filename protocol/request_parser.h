@@ -41,9 +41,6 @@ enum class RequestError : uint8_t {
   kMissingCrlf,             // bulk payload not followed by "\r\n"
 };
 
-// Redis-compatible text (without "-ERR " and CRLF), e.g.
-// "Protocol error: invalid multibulk length".
-std::string_view RequestErrorText(RequestError e);
 
 class RequestParser {
  public:
@@ -65,6 +62,10 @@ class RequestParser {
   std::string_view arg(size_t i) const;
   bool is_inline() const { return inline_; }
   RequestError error() const { return error_; }
+  // Redis-compatible text of the last error, without "-ERR " and CRLF, e.g.
+  // "Protocol error: invalid multibulk length" or
+  // "Protocol error: expected '$', got 'x'".
+  std::string error_text() const;
   size_t hint_total() const { return hint_total_; }
 
   // Forget any partial request (e.g. after the connection was reset).
@@ -85,6 +86,7 @@ class RequestParser {
   bool inline_ = false;
   std::vector<std::string> inline_args_;  // inline requests only
   RequestError error_ = RequestError::kNone;
+  char bad_byte_ = 0;  // for kExpectedDollar
   size_t hint_total_ = 0;
 };
 
