@@ -1,1 +1,352 @@
-// placeholder
+// Snapshot behaviour (tenant lookup, authentication), CommandSet, and the
+// JSON view of a Snapshot for GET /config.
+#include "config/config.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "protocol/command_table.h"
+
+namespace keyfence::config {
+
+// ---------------------------------------------------------------------------
+// CommandSet
+
+bool CommandSet::empty() const {
+  for (bool b : bits_) {
+    if (b) return false;
+  }
+  return true;
+}
+
+std::vector<uint16_t> CommandSet::ids() const {
+  std::vector<uint16_t> out;
+  for (size_t i = 0; i < bits_.size(); ++i) {
+    if (bits_[i]) out.push_back(static_cast<uint16_t>(i));
+  }
+  return out;
+}
+
+void CommandSet::Merge(const CommandSet& o) {
+  if (o.bits_.size() > bits_.size()) bits_.resize(o.bits_.size(), false);
+  for (size_t i = 0; i < o.bits_.size(); ++i) {
+    if (o.bits_[i]) bits_[i] = true;
+  }
+}
+
+std::vector<std::string> DeniedNames(const CommandSet& s) {
+  const protocol::CommandTable& table = protocol::CommandTable::Get();
+  std::vector<std::string> out;
+  for (uint16_t id : s.ids()) {
+    if (id < table.size()) out.emplace_back(table.ById(id).name);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Names, digests, diagnostics
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::array<uint8_t, 32> Sha256(std::string_view data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  // EVP_Digest fails only on allocation failure; the zero digest then matches nothing
+  // real (a configured digest equal to it would need a SHA-256 preimage of zero).
+  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+std::string Diagnostic::ToString() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+// ---------------------------------------------------------------------------
+// Snapshot
+
+const Tenant* Snapshot::FindTenant(std::string_view app) const {
+  for (const Tenant& t : tenants) {
+    if (t.app == app) return &t;
+  }
+  return nullptr;
+}
+
+namespace {
+
+bool DigestEqual(const std::array<uint8_t, 32>& a, const std::array<uint8_t, 32>& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+const Tenant* Snapshot::Authenticate(std::string_view user, std::string_view pass) const {
+  const std::array<uint8_t, 32> digest = Sha256(pass);
+  if (users_by_name.empty()) {
+    // A hand-built Snapshot (tests) without the index: scan.
+    for (const Tenant& t : tenants) {
+      for (const User& u : t.users) {
+        if (u.name == user) return DigestEqual(digest, u.password_sha256) ? &t : nullptr;
+      }
+    }
+    return nullptr;
+  }
+  const auto it = users_by_name.find(absl::string_view(user.data(), user.size()));
+  if (it == users_by_name.end()) return nullptr;
+  const auto [ti, ui] = it->second;
+  if (ti >= tenants.size() || ui >= tenants[ti].users.size()) return nullptr;
+  return DigestEqual(digest, tenants[ti].users[ui].password_sha256) ? &tenants[ti] : nullptr;
+}
+
+const Tenant* Snapshot::AuthenticatePasswordOnly(std::string_view pass) const {
+  const std::array<uint8_t, 32> digest = Sha256(pass);
+  const Tenant* found = nullptr;
+  // Every user is compared (no early exit), so the time does not tell which matched.
+  for (const Tenant& t : tenants) {
+    for (const User& u : t.users) {
+      const bool match = DigestEqual(digest, u.password_sha256);
+      if (match && found == nullptr) found = &t;
+    }
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+namespace {
+
+constexpr std::string_view kRedacted = "<redacted>";
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
+size_t Utf8Len(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2, cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3, cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
+  }
+  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+  const bool invalid = cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff);
+  return overlong || invalid ? 0 : n;
+}
+
+// Appends s as a JSON string literal. Control characters become \u00XX and
+// bytes that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8Len(s, i);
+      if (n == 0) {
+        out->append("\\ufffd");
+        ++i;
+      } else {
+        out->append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// A minimal JSON object/array writer: handles the commas, the caller the nesting.
+class Json {
+ public:
+  Json& Open(char c) {
+    Sep();
+    out_.push_back(c);
+    first_ = true;
+    return *this;
+  }
+  Json& Close(char c) {
+    out_.push_back(c);
+    first_ = false;
+    return *this;
+  }
+  Json& Key(std::string_view k) {
+    Sep();
+    AppendJsonString(&out_, k);
+    out_.push_back(':');
+    first_ = true;  // the value follows without a comma
+    return *this;
+  }
+  Json& Str(std::string_view v) {
+    Sep();
+    AppendJsonString(&out_, v);
+    return *this;
+  }
+  Json& Num(uint64_t v) {
+    Sep();
+    out_.append(std::to_string(v));
+    return *this;
+  }
+  Json& Bool(bool v) {
+    Sep();
+    out_.append(v ? "true" : "false");
+    return *this;
+  }
+  Json& Null() {
+    Sep();
+    out_.append("null");
+    return *this;
+  }
+  // A secret: "" stays "" (tells that none is set), anything else is redacted.
+  Json& Secret(std::string_view v) { return Str(v.empty() ? v : kRedacted); }
+  Json& Names(const CommandSet& s) {
+    Open('[');
+    for (const std::string& n : DeniedNames(s)) Str(n);
+    return Close(']');
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  void Sep() {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+  }
+  std::string out_;
+  bool first_ = true;
+};
+
+void WriteLimits(Json& j, const Limits& l) {
+  j.Open('{');
+  j.Key("ops_per_sec").Num(l.ops_per_sec).Key("burst").Num(l.burst);
+  j.Key("bytes_per_sec").Num(l.bytes_per_sec);
+  j.Key("on_limit").Str(l.on_limit == OnLimit::kReject ? "reject" : "delay");
+  j.Key("max_delay_ms").Num(l.max_delay_ms).Key("max_connections").Num(l.max_connections);
+  j.Key("max_request_bytes").Num(l.max_request_bytes);
+  j.Key("client_output_buffer_bytes").Num(l.client_output_buffer_bytes);
+  j.Key("big_value_bytes").Num(l.big_value_bytes).Key("allow_scripts").Bool(l.allow_scripts);
+  j.Close('}');
+}
+
+void WriteBackend(Json& j, const Backend& b) {
+  static constexpr std::string_view kReadFrom[] = {"master", "replica", "prefer_replica"};
+  j.Open('{');
+  j.Key("mode").Str(b.mode == BackendMode::kStandalone ? "standalone" : "cluster");
+  j.Key("nodes").Open('[');
+  for (const Endpoint& e : b.nodes) j.Str(e.ToString());
+  j.Close(']');
+  j.Key("username").Str(b.username).Key("password").Secret(b.password);
+  j.Key("connections_per_node").Num(b.connections_per_node);
+  j.Key("connect_timeout_ms").Num(b.connect_timeout_ms);
+  j.Key("request_timeout_ms").Num(b.request_timeout_ms);
+  j.Key("read_from").Str(kReadFrom[static_cast<size_t>(b.read_from)]);
+  j.Close('}');
+}
+
+void WriteTenant(Json& j, const Tenant& t) {
+  j.Open('{');
+  j.Key("index").Num(t.index).Key("prefix").Str(t.prefix);
+  j.Key("users").Open('[');
+  for (const User& u : t.users) {
+    j.Open('{').Key("name").Str(u.name).Key("password_sha256").Str(kRedacted).Close('}');
+  }
+  j.Close(']');
+  j.Key("limits");
+  WriteLimits(j, t.limits);
+  j.Key("deny_commands").Names(t.deny);
+  j.Key("key_rules").Open('[');
+  for (const KeyRule& r : t.key_rules) {
+    j.Open('{').Key("match").Str(r.match).Key("deny_commands").Names(r.deny);
+    j.Key("read_only").Bool(r.read_only).Close('}');
+  }
+  j.Close(']');
+  j.Close('}');
+}
+
+}  // namespace
+
+std::string ToJson(const Snapshot& s) {
+  Json j;
+  j.Open('{');
+  j.Key("version").Num(s.version).Key("source").Str(s.source);
+  j.Key("cluster_name").Str(s.cluster_name).Key("workers").Num(s.workers);
+  j.Key("max_clients").Num(s.max_clients).Key("shutdown_grace_ms").Num(s.shutdown_grace_ms);
+  j.Key("listeners").Open('[');
+  for (const Listener& l : s.listeners) {
+    j.Open('{').Key("bind").Str(l.bind.ToString()).Key("tenant");
+    if (l.tenant.empty()) {
+      j.Null();
+    } else {
+      j.Str(l.tenant);
+    }
+    j.Close('}');
+  }
+  j.Close(']');
+  j.Key("admin").Open('{').Key("bind").Str(s.admin.bind.ToString());
+  j.Key("token").Secret(s.admin.token).Close('}');
+  j.Key("backend");
+  WriteBackend(j, s.backend);
+  j.Key("policy").Open('{').Key("deny_commands").Names(s.global_deny).Close('}');
+  j.Key("limits");
+  WriteLimits(j, s.default_limits);
+  j.Key("tenants").Open('{');
+  for (const Tenant& t : s.tenants) {
+    j.Key(t.app);
+    WriteTenant(j, t);
+  }
+  j.Close('}');
+  j.Close('}');
+  return j.Take();
+}
+
+}  // namespace keyfence::config

@@ -21,7 +21,11 @@ namespace keyfence::config {
 struct Endpoint {
   std::string host;
   uint16_t port = 0;
-  std::string ToString() const { return host + ":" + std::to_string(port); }
+  // "host:port"; an IPv6 host (stored without brackets) is written "[::1]:port".
+  std::string ToString() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 };
 
 enum class OnLimit : uint8_t { kReject, kDelay };
@@ -146,5 +150,15 @@ LoadResult LoadFile(const std::string& path, uint64_t version);
 
 // The running config as JSON (for GET /config), passwords and tokens redacted.
 std::string ToJson(const Snapshot& s);
+
+// SHA-256 of `data` (OpenSSL). Used for user passwords.
+std::array<uint8_t, 32> Sha256(std::string_view data);
+
+// The names (protocol::CommandInfo::name, lower case, "parent|sub" for a
+// subcommand) of every command in `s`, in id order.
+std::vector<std::string> DeniedNames(const CommandSet& s);
+
+// True if `name` is a valid cluster_name or app name: 1-64 characters of [A-Za-z0-9_.-].
+bool IsValidName(std::string_view name);
 
 }  // namespace keyfence::config

@@ -42,6 +42,7 @@ enum CommandFlag : uint32_t {
   kCmdMovableKeys = 1u << 23,
   kCmdAllowBusy = 1u << 24,
   kCmdModuleGetChannels = 1u << 25,
+  kCmdNoAsyncLoading = 1u << 26,
 };
 
 // Redis ACL categories (COMMAND INFO "@..." entries), as bits.
@@ -129,10 +130,15 @@ class CommandTable {
   static bool ParseCategory(std::string_view name, uint32_t* bit);
   static std::string_view CategoryName(uint32_t bit);
 
+  // Version of the redis-server the table was generated from, e.g. "7.0.15".
+  static std::string_view RedisVersion();
+
  private:
+  struct Index;  // name -> command lookup, built once by the constructor
   CommandTable();
   const CommandInfo* const* by_id_;
   size_t size_;
+  const Index* index_;
 };
 
 }  // namespace keyfence::protocol

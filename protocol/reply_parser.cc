@@ -1,1 +1,422 @@
-// placeholder
+// RESP2/RESP3 reply framing and tree parsing; see reply_parser.h.
+//
+// Both the framer and the tree parser walk the reply one element at a time
+// with ReadElement(): an element is one header line plus, for blob types, its
+// payload. Aggregates only announce how many elements follow, so the framer
+// keeps a stack of remaining counts and never recurses.
+#include "protocol/reply_parser.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace keyfence::protocol {
+namespace {
+
+enum class Step : uint8_t { kOk, kNeedMore, kError };
+
+// One element as read from the wire. Offsets are relative to the data start.
+struct Element {
+  ReplyType type = ReplyType::kNull;
+  bool is_null = false;
+  int64_t count = 0;    // aggregates: elements that follow (2n for maps / attributes)
+  int64_t integer = 0;  // kInteger, kBoolean
+  size_t str_off = 0;   // payload / line text
+  size_t str_len = 0;
+  size_t end = 0;  // offset just past the element's own bytes
+};
+
+bool IsAggregate(ReplyType t) {
+  switch (t) {
+    case ReplyType::kArray:
+    case ReplyType::kMap:
+    case ReplyType::kSet:
+    case ReplyType::kAttribute:
+    case ReplyType::kPush:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool TypeFromByte(char c, ReplyType* t) {
+  switch (c) {
+    case '+': *t = ReplyType::kSimpleString; return true;
+    case '-': *t = ReplyType::kError; return true;
+    case ':': *t = ReplyType::kInteger; return true;
+    case '$': *t = ReplyType::kBulk; return true;
+    case '*': *t = ReplyType::kArray; return true;
+    case '_': *t = ReplyType::kNull; return true;
+    case ',': *t = ReplyType::kDouble; return true;
+    case '#': *t = ReplyType::kBoolean; return true;
+    case '!': *t = ReplyType::kBlobError; return true;
+    case '=': *t = ReplyType::kVerbatim; return true;
+    case '(': *t = ReplyType::kBigNumber; return true;
+    case '%': *t = ReplyType::kMap; return true;
+    case '~': *t = ReplyType::kSet; return true;
+    case '|': *t = ReplyType::kAttribute; return true;
+    case '>': *t = ReplyType::kPush; return true;
+    default: return false;
+  }
+}
+
+inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Optional sign, then one or more digits; the value must fit int64.
+bool ParseInteger(const char* p, size_t n, int64_t* out) {
+  if (n == 0) return false;
+  bool negative = false;
+  size_t i = 0;
+  if (p[0] == '-' || p[0] == '+') {
+    negative = p[0] == '-';
+    i = 1;
+    if (n == 1) return false;
+  }
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  const uint64_t limit = negative ? kMax + 1 : kMax;
+  uint64_t v = 0;
+  for (; i < n; ++i) {
+    if (!IsDigit(p[i])) return false;
+    const unsigned d = static_cast<unsigned>(p[i] - '0');
+    if (v > (limit - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = negative ? static_cast<int64_t>(0 - v) : static_cast<int64_t>(v);
+  return true;
+}
+
+// Lengths and counts: "-1" or a non-negative integer without sign.
+bool ParseLength(const char* p, size_t n, int64_t* out) {
+  if (n == 2 && p[0] == '-' && p[1] == '1') {
+    *out = -1;
+    return true;
+  }
+  if (n == 0 || !IsDigit(p[0])) return false;
+  return ParseInteger(p, n, out);
+}
+
+// Optional sign then one or more digits (RESP3 big number).
+bool ValidBigNumber(const char* p, size_t n) {
+  size_t i = (n > 0 && (p[0] == '-' || p[0] == '+')) ? 1 : 0;
+  if (i == n) return false;
+  for (; i < n; ++i) {
+    if (!IsDigit(p[i])) return false;
+  }
+  return true;
+}
+
+// RESP3 double: [sign] ("inf" | "nan" | digits [. digits] [(e|E) [sign] digits]),
+// with at least one mantissa digit.
+bool ValidDouble(const char* p, size_t n) {
+  std::string_view s(p, n);
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  if (s == "inf" || s == "nan") return true;
+  size_t i = 0;
+  size_t digits = 0;
+  while (i < s.size() && IsDigit(s[i])) ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
+// Validates a one-line element's text p[0..n) and fills e's value fields.
+bool ReadLineValue(const char* p, size_t n, Element* e) {
+  switch (e->type) {
+    case ReplyType::kInteger:
+      return ParseInteger(p, n, &e->integer);
+    case ReplyType::kNull:
+      e->is_null = true;
+      return n == 0;
+    case ReplyType::kBoolean:
+      e->integer = (n == 1 && p[0] == 't') ? 1 : 0;
+      return n == 1 && (p[0] == 't' || p[0] == 'f');
+    case ReplyType::kDouble:
+      return ValidDouble(p, n);
+    case ReplyType::kBigNumber:
+      return ValidBigNumber(p, n);
+    default:  // simple string, error: any text
+      return true;
+  }
+}
+
+// Reads the blob payload of a '$', '!' or '=' element whose header line ends
+// at `after` (first payload byte).
+Step ReadBlob(const char* data, size_t len, size_t after, int64_t blen, const ReplyLimits& limits,
+              Element* e, ReplyError* err, size_t* hint) {
+  if (blen < 0) {
+    if (blen == -1 && e->type == ReplyType::kBulk) {
+      e->is_null = true;
+      e->end = after;
+      return Step::kOk;
+    }
+    *err = ReplyError::kBadLength;
+    return Step::kError;
+  }
+  const size_t n = static_cast<size_t>(blen);
+  if (n > limits.max_bulk_len) {
+    *err = ReplyError::kBadLength;
+    return Step::kError;
+  }
+  if (len - after < n || len - after - n < 2) {
+    *hint = (n > std::numeric_limits<size_t>::max() - after - 2) ? 0 : after + n + 2;
+    return Step::kNeedMore;
+  }
+  if (data[after + n] != '\r' || data[after + n + 1] != '\n') {
+    *err = ReplyError::kMissingCrlf;
+    return Step::kError;
+  }
+  e->str_off = after;
+  e->str_len = n;
+  if (e->type == ReplyType::kVerbatim) {
+    if (n < 4 || data[after + 3] != ':') {
+      *err = ReplyError::kBadValue;
+      return Step::kError;
+    }
+  }
+  e->end = after + n + 2;
+  return Step::kOk;
+}
+
+// Reads the element starting at data[pos]. *scan is where the search for the
+// element's CR resumes (no CR in data[pos+1 .. *scan)); it is updated on
+// kNeedMore so that a byte-at-a-time feed stays linear.
+Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const ReplyLimits& limits,
+                 Element* e, ReplyError* err, size_t* hint) {
+  if (pos >= len) return Step::kNeedMore;
+  *e = Element{};
+  if (!TypeFromByte(data[pos], &e->type)) {
+    *err = ReplyError::kBadType;
+    return Step::kError;
+  }
+  const size_t from = std::max(*scan, pos + 1);
+  const char* cr =
+      from < len ? static_cast<const char*>(std::memchr(data + from, '\r', len - from)) : nullptr;
+  // A line is too long once more than max_bulk_len bytes after the type byte
+  // (at least 64, for headers) wait for their CR; judged the same way once the
+  // CR is there, so the verdict does not depend on how the bytes were split.
+  auto too_long = [&limits](size_t n) { return n > limits.max_bulk_len && n > 64; };
+  if (cr == nullptr) {
+    if (too_long(len - pos - 1)) {
+      *err = ReplyError::kLineTooLong;
+      return Step::kError;
+    }
+    *scan = std::max(from, len);
+    return Step::kNeedMore;
+  }
+  const size_t r = static_cast<size_t>(cr - data);
+  if (too_long(r - pos - 1)) {
+    *err = ReplyError::kLineTooLong;
+    return Step::kError;
+  }
+  if (r + 1 >= len) {
+    *scan = r;
+    return Step::kNeedMore;
+  }
+  if (data[r + 1] != '\n') {
+    *err = ReplyError::kMissingCrlf;
+    return Step::kError;
+  }
+  const char* line = data + pos + 1;
+  const size_t n = r - pos - 1;
+  const size_t after = r + 2;
+  int64_t count = 0;
+  switch (e->type) {
+    case ReplyType::kBulk:
+    case ReplyType::kBlobError:
+    case ReplyType::kVerbatim: {
+      if (!ParseLength(line, n, &count)) {
+        *err = ReplyError::kBadLength;
+        return Step::kError;
+      }
+      const Step s = ReadBlob(data, len, after, count, limits, e, err, hint);
+      if (s == Step::kNeedMore) *scan = r;
+      return s;
+    }
+    case ReplyType::kArray:
+    case ReplyType::kMap:
+    case ReplyType::kSet:
+    case ReplyType::kAttribute:
+    case ReplyType::kPush: {
+      if (!ParseLength(line, n, &count)) {
+        *err = ReplyError::kBadLength;
+        return Step::kError;
+      }
+      if (count == -1 && e->type == ReplyType::kArray) {
+        e->is_null = true;
+        count = 0;
+      } else if (count < 0 || static_cast<uint64_t>(count) > limits.max_elements) {
+        *err = ReplyError::kBadLength;
+        return Step::kError;
+      }
+      if (e->type == ReplyType::kMap || e->type == ReplyType::kAttribute) {
+        if (count > std::numeric_limits<int64_t>::max() / 2) {
+          *err = ReplyError::kBadLength;
+          return Step::kError;
+        }
+        count *= 2;
+      }
+      e->count = count;
+      e->end = after;
+      return Step::kOk;
+    }
+    default:
+      if (!ReadLineValue(line, n, e)) {
+        *err = ReplyError::kBadValue;
+        return Step::kError;
+      }
+      e->str_off = pos + 1;
+      e->str_len = n;
+      e->end = after;
+      return Step::kOk;
+  }
+}
+
+}  // namespace
+
+void ReplyFramer::Reset() {
+  pos_ = 0;
+  scan_ = 0;
+  depth_ = 0;
+  top_seen_ = false;
+  type_ = ReplyType::kNull;
+  error_ = ReplyError::kNone;
+  hint_total_ = 0;
+}
+
+bool ReplyFramer::CompleteValue() {
+  while (depth_ > 0) {
+    if (--stack_[depth_ - 1] > 0) return false;
+    --depth_;
+    // A finished attribute is not an element of its parent: the value it
+    // annotates comes next and counts instead.
+    if (is_attr_[depth_]) return false;
+  }
+  return true;
+}
+
+ParseStatus ReplyFramer::Frame(const char* data, size_t len, size_t* consumed) {
+  *consumed = 0;
+  hint_total_ = 0;
+  if (error_ != ReplyError::kNone) return ParseStatus::kError;
+  const size_t max_depth = std::min<size_t>(limits_.max_depth, kMaxStack);
+  for (;;) {
+    Element e;
+    ReplyError err = ReplyError::kNone;
+    size_t hint = 0;
+    const Step s = ReadElement(data, len, pos_, &scan_, limits_, &e, &err, &hint);
+    if (s == Step::kNeedMore) {
+      hint_total_ = hint;
+      return ParseStatus::kNeedMore;
+    }
+    if (s == Step::kError) {
+      error_ = err;
+      return ParseStatus::kError;
+    }
+    if (depth_ == 0 && e.type != ReplyType::kAttribute) {
+      type_ = e.type;
+      top_seen_ = true;
+    }
+    pos_ = e.end;
+    scan_ = pos_;
+    if (IsAggregate(e.type) && !e.is_null) {
+      if (static_cast<size_t>(depth_) >= max_depth) {
+        error_ = ReplyError::kTooDeep;
+        return ParseStatus::kError;
+      }
+      if (e.count > 0) {
+        stack_[depth_] = e.count;
+        is_attr_[depth_] = e.type == ReplyType::kAttribute;
+        ++depth_;
+        continue;
+      }
+      if (e.type == ReplyType::kAttribute) continue;  // "|0": the value follows
+    }
+    if (CompleteValue()) {
+      *consumed = pos_;
+      pos_ = 0;
+      scan_ = 0;
+      top_seen_ = false;
+      return ParseStatus::kOk;
+    }
+  }
+}
+
+bool ParseReplyTree(std::string_view frame, std::vector<ReplyNode>* out) {
+  out->clear();
+  constexpr size_t kUnlimited = std::numeric_limits<size_t>::max();
+  const ReplyLimits limits{kUnlimited, kUnlimited, kUnlimited};
+  struct Open {
+    int64_t remaining;
+    bool is_attr;
+  };
+  std::vector<Open> stack;
+  const char* data = frame.data();
+  size_t pos = 0;
+  for (;;) {
+    Element e;
+    ReplyError err = ReplyError::kNone;
+    size_t hint = 0;
+    size_t scan = pos;
+    if (ReadElement(data, frame.size(), pos, &scan, limits, &e, &err, &hint) != Step::kOk) {
+      return false;
+    }
+    ReplyNode node{};
+    node.type = e.type;
+    node.is_null = e.is_null;
+    node.count = e.count;
+    node.integer = e.integer;
+    node.attribute = e.type == ReplyType::kAttribute;
+    node.raw = frame.substr(pos, e.end - pos);
+    node.str = frame.substr(e.str_off, e.str_len);
+    if (e.type == ReplyType::kVerbatim) {
+      node.format = node.str.substr(0, 3);
+      node.str.remove_prefix(4);
+    }
+    out->push_back(node);
+    pos = e.end;
+    if (IsAggregate(e.type) && !e.is_null) {
+      if (e.count > 0) {
+        stack.push_back(Open{e.count, e.type == ReplyType::kAttribute});
+        continue;
+      }
+      if (e.type == ReplyType::kAttribute) continue;
+    }
+    bool done = true;
+    while (!stack.empty()) {
+      if (--stack.back().remaining > 0) {
+        done = false;
+        break;
+      }
+      const bool was_attr = stack.back().is_attr;
+      stack.pop_back();
+      if (was_attr) {
+        done = false;
+        break;
+      }
+    }
+    if (done) return pos == frame.size();
+  }
+}
+
+size_t SkipReplySubtree(const std::vector<ReplyNode>& nodes, size_t i) {
+  if (i >= nodes.size()) return i;
+  // Nodes still to visit. An attribute below the root does not fill one of
+  // its parent's slots (the annotated value does), so it only adds children.
+  int64_t pending = 1;
+  for (bool root = true; pending > 0 && i < nodes.size(); root = false, ++i) {
+    pending += nodes[i].count - ((nodes[i].attribute && !root) ? 0 : 1);
+  }
+  return i;
+}
+
+}  // namespace keyfence::protocol

@@ -37,6 +37,10 @@ enum class ReplyType : uint8_t {
   kPush,          // '>'
 };
 
+// max_depth counts aggregate levels: a top-level array is depth 1. Values above
+// ReplyFramer::kMaxStack (128) are capped at it. max_elements is compared with
+// the count on the wire (pairs for maps and attributes). max_bulk_len also bounds
+// a line that has no CR yet (e.g. a huge simple string).
 struct ReplyLimits {
   size_t max_bulk_len = 1ull << 32;  // largest bulk / verbatim / blob error
   size_t max_depth = 64;             // nesting of aggregates
@@ -50,6 +54,7 @@ enum class ReplyError : uint8_t {
   kTooDeep,      // nesting over max_depth
   kMissingCrlf,  // payload not followed by "\r\n"
   kBadValue,     // malformed integer / boolean / double line
+  kLineTooLong,  // a line ('+', '-', headers, ...) with no CR within max_bulk_len
 };
 
 class ReplyFramer {
@@ -63,36 +68,68 @@ class ReplyFramer {
   //      after any attribute; is_push() is true for '>' replies.
   ParseStatus Frame(const char* data, size_t len, size_t* consumed);
 
+  // kError is sticky until Reset(): the stream cannot be resynchronised.
+  ParseStatus Frame(std::string_view data, size_t* consumed) {
+    return Frame(data.data(), data.size(), consumed);
+  }
+
   ReplyType type() const { return type_; }
   bool is_push() const { return type_ == ReplyType::kPush; }
   ReplyError error() const { return error_; }
+  // After kNeedMore while waiting for a bulk payload: the total bytes the reply
+  // needs so far (0 if unknown), so the caller can reserve once.
+  size_t hint_total() const { return hint_total_; }
+  void set_limits(const ReplyLimits& limits) { limits_ = limits; }
+  const ReplyLimits& limits() const { return limits_; }
   void Reset();
 
- private:
-  ReplyLimits limits_;
-  size_t pos_ = 0;
   static constexpr int kMaxStack = 128;
+
+ private:
+  // Accounts for one finished value; true when the whole reply is complete.
+  bool CompleteValue();
+
+  ReplyLimits limits_;
+  size_t pos_ = 0;   // offset of the next unparsed element
+  size_t scan_ = 0;  // the current element's line holds no CR before this
   int64_t stack_[kMaxStack];  // remaining elements per open aggregate
+  bool is_attr_[kMaxStack];   // the open aggregate is an attribute
   int depth_ = 0;
-  bool top_seen_ = false;
+  bool top_seen_ = false;  // the top-level (non-attribute) value's header was read
   ReplyType type_ = ReplyType::kNull;
   ReplyError error_ = ReplyError::kNone;
+  size_t hint_total_ = 0;
 };
 
 // One node of a flattened reply, in pre-order.
 struct ReplyNode {
   ReplyType type;
   bool is_null = false;   // "$-1", "*-1", "_"
-  int64_t count = 0;      // aggregates: number of direct children (maps: pairs*2)
+  int64_t count = 0;      // aggregates: number of direct children (maps and
+                          // attributes: pairs*2); an attribute inside an
+                          // aggregate is not counted, its annotated value is
   int64_t integer = 0;    // kInteger, kBoolean (0/1)
   std::string_view str;   // payload: bulk/verbatim content (without "txt:"),
-                          // simple string / error / double / big number text
+                          // simple string / error / double / big number text,
+                          // integer / boolean line text; empty for aggregates
+  std::string_view format;  // kVerbatim only: the 3-byte format, e.g. "txt"
   std::string_view raw;   // the node's own bytes (header+payload, not children)
   bool attribute = false;  // this node is an attribute (skipped by most users)
 };
 
-// Parses one complete, already framed reply into nodes. Returns false if the
-// frame is malformed (cannot happen for a frame accepted by ReplyFramer).
+// Parses one complete, already framed reply into nodes (pre-order, which is
+// the order of the bytes). Returns false if the frame is malformed, incomplete
+// or followed by extra bytes (cannot happen for a frame accepted by
+// ReplyFramer). No limits apply beyond memory: the framer enforces them.
+// Attributes: the '|' node has attribute=true and count = 2 * pairs; its
+// children are ordinary nodes that follow it; the value it annotates follows
+// them as the next sibling (at the top level: the node after the attribute's
+// subtree). Skip an attribute with SkipReplySubtree().
 bool ParseReplyTree(std::string_view frame, std::vector<ReplyNode>* out);
+
+// Index of the node after the subtree rooted at nodes[i] (i itself when
+// i >= nodes.size()). Useful to skip whole values; for an attribute node it
+// skips the attribute and its children, landing on the annotated value.
+size_t SkipReplySubtree(const std::vector<ReplyNode>& nodes, size_t i);
 
 }  // namespace keyfence::protocol

@@ -23,6 +23,8 @@
 namespace keyfence::protocol {
 
 // Named limits, checked before the caller is asked to grow any buffer.
+// max_inline_len also bounds a multibulk header line ("*N" / "$len") that has
+// no CR yet, like Redis's PROTO_INLINE_MAX_SIZE does for both.
 struct RequestLimits {
   size_t max_bulk_len = 512u * 1024 * 1024;  // config: max_request_bytes
   size_t max_args = 1024 * 1024;             // arguments per command
@@ -33,13 +35,22 @@ enum class ParseStatus : uint8_t { kOk, kNeedMore, kError };
 
 enum class RequestError : uint8_t {
   kNone,
-  kInvalidMultibulkLength,  // "*abc", "*-5", over max_args
+  kInvalidMultibulkLength,  // "*abc", "*+1", "*01", over max_args ("*-5" is an
+                            // empty request, as in Redis)
   kInvalidBulkLength,       // "$abc", "$-1" in a request, over max_bulk_len
   kExpectedDollar,          // an element that does not start with '$'
   kTooBigInline,            // inline line longer than max_inline_len
   kUnbalancedQuotes,        // inline request with bad quoting
-  kMissingCrlf,             // bulk payload not followed by "\r\n"
+  kMissingCrlf,             // bulk payload (or a header line's CR) not followed
+                            // by "\r\n" / "\n"
+  kTooBigMbulkCount,        // "*..." header with no CR within max_inline_len
+  kTooBigBulkCount,         // "$..." header with no CR within max_inline_len
 };
+
+// Redis string2ll semantics: optional '-', then digits without leading zeros
+// ("0" itself is fine; "-0", "+1", "01", " 1", "" are not), must fit int64.
+// Useful for numeric arguments (numkeys, counts) that Redis parses the same way.
+bool StringToInt64(std::string_view s, int64_t* out);
 
 
 class RequestParser {
@@ -72,19 +83,31 @@ class RequestParser {
   void Reset();
 
  private:
+  struct Span {
+    size_t offset;
+    size_t len;
+  };
+
   ParseStatus ParseMultibulk(const char* data, size_t len, size_t* consumed);
+  ParseStatus ParseCount(const char* data, size_t len, size_t* consumed);
+  ParseStatus ParseArgs(const char* data, size_t len, size_t* consumed);
   ParseStatus ParseInline(const char* data, size_t len, size_t* consumed);
+  // sdssplitargs() of line[0..n) into inline_buf_ / spans_; false on bad quotes.
+  bool SplitInline(const char* line, size_t n);
   ParseStatus Fail(RequestError e);
+  void ClearResumeState();
 
   RequestLimits limits_;
-  // Resume state for a partially received multibulk request.
-  size_t pos_ = 0;          // offset of the next unparsed byte
+  // Resume state for a partially received request (offsets into data).
+  size_t pos_ = 0;          // offset of the next unparsed element
+  size_t scan_ = 0;         // the current line holds no CR / LF before this
   int64_t want_args_ = -1;  // from the "*N" header, -1 until read
-  std::vector<std::pair<uint32_t, uint32_t>> spans_;  // (offset, len) of args
-  const char* base_ = nullptr;                        // data of the last kOk
+  int64_t bulk_len_ = -1;   // from the current "$len" header, -1 until read
+  std::vector<Span> spans_;     // args: offsets into base_ or inline_buf_
+  const char* base_ = nullptr;  // data of the last kOk (multibulk)
   size_t argc_ = 0;
   bool inline_ = false;
-  std::vector<std::string> inline_args_;  // inline requests only
+  std::string inline_buf_;  // unescaped inline arguments, back to back
   RequestError error_ = RequestError::kNone;
   char bad_byte_ = 0;  // for kExpectedDollar
   size_t hint_total_ = 0;

@@ -4,11 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
 namespace keyfence::protocol {
 
+// AppendSimple and AppendError turn any CR or LF in s into a space (as Redis's
+// addReplyErrorFormat does), so text that echoes client input cannot inject
+// extra replies.
 void AppendSimple(std::string& out, std::string_view s);       // +s\r\n
 void AppendError(std::string& out, std::string_view s);        // -s\r\n  (s includes the code)
 void AppendInteger(std::string& out, int64_t v);               // :v\r\n
@@ -20,6 +24,8 @@ void AppendNullArray(std::string& out, int proto);             // *-1 (2) or _ (
 void AppendMapHeader(std::string& out, size_t pairs, int proto);  // *2n (2) or %n (3)
 void AppendSetHeader(std::string& out, size_t n, int proto);      // *n (2) or ~n (3)
 void AppendPushHeader(std::string& out, size_t n, int proto);     // *n (2) or >n (3)
+// Doubles use "%.17g" like Redis 7.0; infinities and NaN are spelled "inf",
+// "-inf" and "nan" in both protocols.
 void AppendDouble(std::string& out, double v, int proto);         // bulk (2) or ,v (3)
 void AppendBool(std::string& out, bool v, int proto);             // :0/1 (2) or #t/#f (3)
 void AppendVerbatim(std::string& out, std::string_view s, int proto);  // bulk (2) or =n txt:s
@@ -29,5 +35,9 @@ void AppendCommand(std::string& out, std::initializer_list<std::string_view> arg
 
 // Decimal length of n (for precomputing headers).
 int DecimalLength(uint64_t n);
+
+// Writes the decimal digits of v ending just before `end` and returns a pointer
+// to the first digit. The caller provides at least 20 bytes before `end`.
+char* FormatDecimal(uint64_t v, char* end);
 
 }  // namespace keyfence::protocol

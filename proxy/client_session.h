@@ -1,0 +1,182 @@
+// One client connection: reads pipelined requests, authenticates, applies the
+// tenant's policy, rewrites each command into the namespace and routes it,
+// and writes replies back in request order.
+//
+// Reply ordering: every request that produces a reply takes a Slot in a ring,
+// in arrival order. A reply for the head slot is written straight to the
+// output buffer; a reply for a later slot waits in its slot.
+// Routing: the shared multiplexed connection by default; a dedicated backend
+// connection while a transaction, WATCH, a blocking command or a subscription
+// is active. Switching between them waits until nothing is in flight.
+// Worker-local. Owned by its Worker; destroyed when closed (its pending
+// backend entries are Forget()-ed first).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
+#include <boost/asio.hpp>
+
+#include "config/config.h"
+#include "protocol/command_table.h"
+#include "protocol/request_parser.h"
+#include "proxy/backend_conn.h"
+#include "proxy/buffer.h"
+#include "proxy/metrics.h"
+#include "proxy/ring.h"
+#include "tenancy/command_rules.h"
+#include "tenancy/key_finder.h"
+
+namespace keyfence::proxy {
+
+class Worker;
+class ScanJob;
+
+class ClientSession : public ReplySink, public UnsolicitedSink {
+ public:
+  ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket, config::Listener listener,
+                uint64_t id);
+  ~ClientSession() override;
+
+  void Start();
+  // Writes the pending output (called once per loop turn by Worker::FlushDirty).
+  void Flush();
+  // Closes with an optional final error reply.
+  void CloseWithError(std::string_view error);
+  void Close();
+
+  // ReplySink: a backend reply for slot `tag` (its sequence number).
+  void OnReply(uint64_t tag, std::string_view frame) override;
+  // UnsolicitedSink: pub/sub frames on the subscriber connection.
+  void OnUnsolicited(std::string_view frame) override;
+  void OnBackendClosed() override;
+
+  // For emulations (ScanJob): complete slot `seq` with a finished reply.
+  void CompleteSlot(uint64_t seq, std::string_view reply);
+  void JobDone(ScanJob* job);
+
+  uint64_t id() const { return id_; }
+  int proto() const { return proto_; }
+  bool closed() const { return closed_; }
+  const config::Tenant* tenant() const { return tenant_; }
+  BackendConn* RouteShared();  // the connection this session's plain commands use now
+
+  bool dirty_ = false;  // owned by Worker::FlushDirty
+
+ private:
+  struct Slot {
+    uint64_t seq = 0;
+    bool ready = false;
+    bool discard = false;  // CLIENT REPLY OFF/SKIP
+    tenancy::ReplyRule rule = tenancy::ReplyRule::kNone;
+    std::string pattern;  // KEYS/SCAN/PUBSUB CHANNELS client pattern
+    std::string data;     // the finished reply when it is not at the head
+    bool replace = false;  // answer `pattern` as an error instead (EXECABORT)
+    std::vector<std::pair<tenancy::ReplyRule, std::string>> exec_rules;  // EXEC
+    uint64_t start_ns = 0;
+  };
+  enum class Mode : uint8_t { kNormal, kDedicated, kPubSub };
+
+  void StartRead();
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  // Parses and handles complete requests; stops early when paused.
+  void ProcessInput();
+  // Handles one request in args_. Returns false to stop processing (pause).
+  bool Dispatch();
+  bool DispatchForward(const protocol::CommandInfo& cmd, const tenancy::Rule& rule);
+  bool HandleLocal(const protocol::CommandInfo& cmd, const tenancy::Rule& rule);
+  bool Authenticated() const { return tenant_ != nullptr; }
+  bool SetTenant(const config::Tenant* t);
+  void Reject(RejectReason reason, std::string_view error);
+
+  // Replies produced locally, in order.
+  std::string& LocalReply();  // buffer to append one local reply to; then FinishLocal()
+  void FinishLocal();
+  void ReplyError(std::string_view e);
+  void ReplySimple(std::string_view s);
+  void ReplyInteger(int64_t v);
+  void ReplyBulk(std::string_view s);
+  void ReplyNull();
+
+  // A slot for a reply that will come later.
+  Slot& NewSlot(tenancy::ReplyRule rule);
+  void DeliverReady();
+  void WriteReply(Slot& slot, std::string_view frame, std::string& out);
+  bool AttachDedicated();
+  void MaybeReleaseDedicated();
+  size_t inflight() const { return slots_.size(); }
+
+  // Local command handlers (local_commands.cc).
+  bool LocalHello();
+  bool LocalAuth();
+  bool LocalClient(const protocol::CommandInfo& cmd, tenancy::Local what);
+  void LocalInfo();
+  void LocalConfigGet();
+  void LocalCommandGetKeys();
+  void LocalCluster(const protocol::CommandInfo& cmd);
+  bool LocalKeysScan(tenancy::Local what);
+  bool LocalPubsubChannels();
+  bool StartScanJob(tenancy::Local what);
+  // Sends a command built by keyfence (emulations) with the reply rule given.
+  void SendBuilt(BackendConn& conn, std::string_view bytes, tenancy::ReplyRule rule,
+                 std::string_view pattern);
+  void RefreshSnapshot();
+  void Resume();
+  void TrackSubscriptions(std::string_view frame);
+  std::string ClientInfoLine() const;
+  void ApplyLimits();
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  config::Listener listener_;
+  uint64_t id_;
+  std::shared_ptr<bool> alive_;
+  Buffer in_;
+  std::string out_;
+  std::string writing_;
+  bool write_in_flight_ = false;
+  bool read_in_flight_ = false;
+  bool read_paused_ = false;
+  bool processing_ = false;
+  bool close_after_flush_ = false;
+  bool closed_ = false;
+  protocol::RequestParser parser_;
+  std::vector<std::string_view> args_;
+  tenancy::NameRefs refs_;
+  Ring<Slot> slots_;
+  uint64_t next_seq_ = 1;
+  uint64_t head_seq_ = 1;  // the seq of slots_.front() when not empty
+
+  // Connection state.
+  config::SnapshotPtr snapshot_;
+  uint64_t snapshot_version_ = 0;
+  const config::Tenant* tenant_ = nullptr;
+  std::string tenant_name_;
+  TenantCounters* counters_ = nullptr;
+  int proto_ = 2;
+  std::string name_;
+  std::string lib_name_, lib_ver_;
+  enum class ReplyMode : uint8_t { kOn, kOff, kSkip } reply_mode_ = ReplyMode::kOn;
+  uint64_t created_ns_;
+  uint64_t last_cmd_ns_;
+  uint64_t commands_ = 0;
+
+  Mode mode_ = Mode::kNormal;
+  std::unique_ptr<BackendConn> dedicated_;
+  bool in_multi_ = false;
+  bool multi_error_ = false;
+  bool watching_ = false;
+  bool blocking_ = false;
+  std::vector<std::pair<tenancy::ReplyRule, std::string>> multi_rules_;
+  int64_t classic_subs_ = 0;
+  int64_t shard_subs_ = 0;
+  bool discard_this_ = false;  // CLIENT REPLY OFF/SKIP applies to this request
+  std::vector<std::unique_ptr<ScanJob>> jobs_;
+};
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,527 @@
+// Commands keyfence answers itself (DESIGN.md "Handshake and introspection")
+// and the emulations that run inside the tenant's namespace.
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/error_replies.h"
+#include "protocol/glob.h"
+#include "protocol/reply_parser.h"
+#include "protocol/slot.h"
+#include "protocol/writer.h"
+#include "proxy/client_session.h"
+#include "proxy/scan_job.h"
+#include "proxy/worker.h"
+#include "tenancy/namespace.h"
+#include "tenancy/policy.h"
+#include "tenancy/rewriter.h"
+
+namespace keyfence::proxy {
+
+using protocol::CommandInfo;
+using tenancy::Local;
+using tenancy::ReplyRule;
+
+namespace {
+constexpr std::string_view kRedisVersion = "7.0.15";
+
+bool Eq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ParseI64(std::string_view s, int64_t* v) {
+  if (s.empty() || s.size() > 20) return false;
+  char* end = nullptr;
+  std::string tmp(s);
+  errno = 0;
+  long long x = std::strtoll(tmp.c_str(), &end, 10);
+  if (errno != 0 || end != tmp.c_str() + tmp.size()) return false;
+  *v = x;
+  return true;
+}
+
+// The backend pattern for a client glob: the namespace prefix plus the literal
+// start of the client's pattern (never past a '{', which the rewrite changes).
+std::string BackendPattern(std::string_view prefix, std::string_view client_pattern) {
+  std::string p = protocol::GlobEscape(prefix);
+  size_t lit = protocol::GlobLiteralPrefix(client_pattern);
+  p.append(client_pattern.substr(0, lit));
+  p.push_back('*');
+  return p;
+}
+}  // namespace
+
+bool ClientSession::HandleLocal(const CommandInfo& cmd, const tenancy::Rule& rule) {
+  switch (rule.local) {
+    case Local::kPing:
+      if (mode_ == Mode::kPubSub) {
+        // Subscribed clients get the pub/sub form of PONG from the backend.
+        tenancy::NameRefs none;
+        tenancy::WriteRequest(args_, none, tenant_->prefix, dedicated_->out());
+        dedicated_->MarkDirty();
+        return true;
+      }
+      if (args_.size() > 2) {
+        ReplyError("ERR wrong number of arguments for 'ping' command");
+      } else if (args_.size() == 2) {
+        ReplyBulk(args_[1]);
+      } else {
+        ReplySimple("PONG");
+      }
+      return true;
+    case Local::kEcho:
+      ReplyBulk(args_[1]);
+      return true;
+    case Local::kQuit:
+      ReplySimple("OK");
+      close_after_flush_ = true;
+      return true;
+    case Local::kReset:
+      if (inflight() > 0) return false;
+      if (dedicated_) {
+        dedicated_->set_unsolicited(nullptr);
+        BackendConn* c = dedicated_.release();
+        boost::asio::post(worker_.io(), [c] { delete c; });
+      }
+      mode_ = Mode::kNormal;
+      in_multi_ = watching_ = blocking_ = multi_error_ = false;
+      classic_subs_ = shard_subs_ = 0;
+      proto_ = 2;
+      name_.clear();
+      reply_mode_ = ReplyMode::kOn;
+      if (listener_.tenant.empty() && counters_ != nullptr) {
+        counters_->AddConnection(-1);
+        counters_ = nullptr;
+        tenant_ = nullptr;
+        ApplyLimits();
+      }
+      ReplySimple("RESET");
+      return true;
+    case Local::kSelect: {
+      int64_t db;
+      if (!ParseI64(args_[1], &db)) {
+        ReplyError("ERR value is not an integer or out of range");
+      } else if (db != 0) {
+        ReplyError(protocol::errors::kOnlyDb0);
+      } else {
+        ReplySimple("OK");
+      }
+      return true;
+    }
+    case Local::kHello:
+      return LocalHello();
+    case Local::kAuth:
+      return LocalAuth();
+    case Local::kClientSetName:
+    case Local::kClientGetName:
+    case Local::kClientId:
+    case Local::kClientInfo:
+    case Local::kClientList:
+    case Local::kClientSetInfo:
+    case Local::kClientReply:
+    case Local::kClientNoOp:
+      return LocalClient(cmd, rule.local);
+    case Local::kCommand:
+    case Local::kCommandCount:
+    case Local::kCommandInfo:
+    case Local::kCommandDocs:
+    case Local::kCommandList: {
+      // The command table itself reveals nothing about tenants: the backend's
+      // own answer is exact.
+      BackendConn* conn = RouteShared();
+      if (!conn->Available()) {
+        ReplyError(conn->down_error());
+        return true;
+      }
+      tenancy::NameRefs none;
+      std::string bytes;
+      tenancy::WriteRequest(args_, none, "", bytes);
+      SendBuilt(*conn, bytes, ReplyRule::kNone, "");
+      return true;
+    }
+    case Local::kCommandGetKeys:
+      LocalCommandGetKeys();
+      return true;
+    case Local::kInfo:
+      LocalInfo();
+      return true;
+    case Local::kConfigGet:
+      LocalConfigGet();
+      return true;
+    case Local::kKeys:
+    case Local::kScan:
+      return LocalKeysScan(rule.local);
+    case Local::kPubsubChannels:
+      return LocalPubsubChannels();
+    case Local::kDbSize:
+    case Local::kFlushDb:
+    case Local::kRandomKey:
+      return StartScanJob(rule.local);
+    case Local::kReadOnly:
+    case Local::kReadWrite:
+    case Local::kFunctionFlush:
+      ReplySimple("OK");
+      return true;
+    case Local::kCluster:
+      LocalCluster(cmd);
+      return true;
+    case Local::kPubsubNumsub:
+    case Local::kPubsubNumpat:
+    case Local::kNone:
+      break;
+  }
+  ReplyError(tenancy::NoPermCommand(cmd));
+  return true;
+}
+
+bool ClientSession::LocalHello() {
+  int proto = proto_;
+  size_t i = 1;
+  if (args_.size() >= 2) {
+    int64_t v;
+    if (!ParseI64(args_[1], &v)) {
+      ReplyError("ERR Protocol version is not an integer or out of range");
+      return true;
+    }
+    if (v != 2 && v != 3) {
+      ReplyError("NOPROTO unsupported protocol version");
+      return true;
+    }
+    proto = static_cast<int>(v);
+    i = 2;
+  }
+  const config::Tenant* auth = nullptr;
+  bool auth_given = false;
+  std::string setname;
+  bool has_setname = false;
+  for (; i < args_.size(); ++i) {
+    if (Eq(args_[i], "auth") && i + 2 < args_.size()) {
+      auth_given = true;
+      auth = snapshot_->Authenticate(args_[i + 1], args_[i + 2]);
+      i += 2;
+    } else if (Eq(args_[i], "setname") && i + 1 < args_.size()) {
+      setname.assign(args_[i + 1]);
+      has_setname = true;
+      i += 1;
+    } else {
+      ReplyError("ERR Syntax error in HELLO option '" + std::string(args_[i].substr(0, 64)) + "'");
+      return true;
+    }
+  }
+  if (auth_given) {
+    if (auth == nullptr || (!listener_.tenant.empty() && auth->app != listener_.tenant)) {
+      Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
+      return true;
+    }
+    SetTenant(auth);
+  }
+  if (!Authenticated()) {
+    Reject(RejectReason::kAuth,
+           "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+           "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+           "select the RESP protocol version at the same time");
+    return true;
+  }
+  if (has_setname) name_ = setname;
+  proto_ = proto;
+  std::string& out = LocalReply();
+  protocol::AppendMapHeader(out, 7, proto_);
+  protocol::AppendBulk(out, "server");
+  protocol::AppendBulk(out, "redis");
+  protocol::AppendBulk(out, "version");
+  protocol::AppendBulk(out, kRedisVersion);
+  protocol::AppendBulk(out, "proto");
+  protocol::AppendInteger(out, proto_);
+  protocol::AppendBulk(out, "id");
+  protocol::AppendInteger(out, static_cast<int64_t>(id_));
+  protocol::AppendBulk(out, "mode");
+  protocol::AppendBulk(out, "standalone");
+  protocol::AppendBulk(out, "role");
+  protocol::AppendBulk(out, "master");
+  protocol::AppendBulk(out, "modules");
+  protocol::AppendArrayHeader(out, 0);
+  FinishLocal();
+  return true;
+}
+
+bool ClientSession::LocalAuth() {
+  const config::Tenant* t = nullptr;
+  if (args_.size() == 2) {
+    t = snapshot_->AuthenticatePasswordOnly(args_[1]);
+  } else if (args_.size() == 3) {
+    t = snapshot_->Authenticate(args_[1], args_[2]);
+  } else {
+    ReplyError("ERR syntax error");
+    return true;
+  }
+  if (t == nullptr || (!listener_.tenant.empty() && t->app != listener_.tenant)) {
+    Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
+    return true;
+  }
+  SetTenant(t);
+  ReplySimple("OK");
+  return true;
+}
+
+std::string ClientSession::ClientInfoLine() const {
+  boost::system::error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  auto local = socket_.local_endpoint(ec);
+  uint64_t now = Worker::NowNs();
+  std::string flags = mode_ == Mode::kPubSub ? "P" : (in_multi_ ? "x" : "N");
+  return "id=" + std::to_string(id_) + " addr=" + remote.address().to_string() + ":" +
+         std::to_string(remote.port()) + " laddr=" + local.address().to_string() + ":" +
+         std::to_string(local.port()) + " fd=0 name=" + name_ +
+         " age=" + std::to_string((now - created_ns_) / 1000000000) +
+         " idle=" + std::to_string((now - last_cmd_ns_) / 1000000000) + " flags=" + flags +
+         " db=0 sub=" + std::to_string(classic_subs_) + " psub=0 ssub=" +
+         std::to_string(shard_subs_) + " multi=" + (in_multi_ ? "0" : "-1") +
+         " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+         "events=r cmd=client|info user=" +
+         (tenant_ != nullptr ? tenant_->app : std::string("default")) +
+         " redir=-1 resp=" + std::to_string(proto_) + " lib-name=" + lib_name_ +
+         " lib-ver=" + lib_ver_ + "\n";
+}
+
+bool ClientSession::LocalClient(const CommandInfo& cmd, Local what) {
+  switch (what) {
+    case Local::kClientSetName:
+      for (char c : args_[2]) {
+        if (c < '!' || c > '~') {
+          ReplyError("ERR Client names cannot contain spaces, newlines or special characters.");
+          return true;
+        }
+      }
+      name_.assign(args_[2]);
+      ReplySimple("OK");
+      return true;
+    case Local::kClientGetName:
+      if (name_.empty()) ReplyNull(); else ReplyBulk(name_);
+      return true;
+    case Local::kClientId:
+      ReplyInteger(static_cast<int64_t>(id_));
+      return true;
+    case Local::kClientInfo:
+    case Local::kClientList: {
+      std::string line = ClientInfoLine();
+      protocol::AppendVerbatim(LocalReply(), line, proto_);
+      FinishLocal();
+      return true;
+    }
+    case Local::kClientReply:
+      if (Eq(args_[2], "on")) {
+        reply_mode_ = ReplyMode::kOn;
+        discard_this_ = false;
+        ReplySimple("OK");
+      } else if (Eq(args_[2], "off")) {
+        reply_mode_ = ReplyMode::kOff;
+      } else if (Eq(args_[2], "skip")) {
+        if (reply_mode_ != ReplyMode::kOff) reply_mode_ = ReplyMode::kSkip;
+      } else {
+        ReplyError("ERR syntax error");
+      }
+      return true;
+    default:
+      break;
+  }
+  ReplyError(tenancy::NoPermCommand(cmd));
+  return true;
+}
+
+void ClientSession::LocalInfo() {
+  std::string section = args_.size() > 1 ? std::string(args_[1]) : "default";
+  for (char& c : section) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool all = section == "default" || section == "all" || section == "everything";
+  std::string s;
+  auto want = [&](std::string_view name) {
+    if (all || section == name) return true;
+    for (size_t i = 2; i < args_.size(); ++i) {
+      if (Eq(args_[i], name)) return true;
+    }
+    return false;
+  };
+  boost::system::error_code ec;
+  auto local = socket_.local_endpoint(ec);
+  if (want("server")) {
+    s += "# Server\r\nredis_version:" + std::string(kRedisVersion) +
+         "\r\nredis_mode:standalone\r\nos:keyfence " KEYFENCE_VERSION
+         "\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:0\r\ntcp_port:" +
+         std::to_string(local.port()) + "\r\nuptime_in_seconds:" +
+         std::to_string((Worker::NowNs() - created_ns_) / 1000000000) + "\r\n\r\n";
+  }
+  if (want("clients")) {
+    s += "# Clients\r\nconnected_clients:" + std::to_string(worker_.sessions()) +
+         "\r\nblocked_clients:0\r\n\r\n";
+  }
+  if (want("persistence")) s += "# Persistence\r\nloading:0\r\nasync_loading:0\r\n\r\n";
+  if (want("stats")) {
+    s += "# Stats\r\ntotal_commands_processed:" + std::to_string(commands_) + "\r\n\r\n";
+  }
+  if (want("replication")) s += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+  if (want("cluster")) s += "# Cluster\r\ncluster_enabled:0\r\n\r\n";
+  if (want("keyspace")) s += "# Keyspace\r\n";
+  protocol::AppendVerbatim(LocalReply(), s, proto_);
+  FinishLocal();
+}
+
+void ClientSession::LocalConfigGet() {
+  BackendConn* conn = RouteShared();
+  if (!conn->Available()) return ReplyError(conn->down_error());
+  // Ask only for allowed literal names; a glob is asked as given and filtered.
+  tenancy::NameRefs none;
+  std::string bytes;
+  tenancy::WriteRequest(args_, none, "", bytes);
+  SendBuilt(*conn, bytes, ReplyRule::kConfigGet, "");
+}
+
+void ClientSession::LocalCommandGetKeys() {
+  if (args_.size() < 3) return ReplyError("ERR Invalid arguments specified for command");
+  std::span<const std::string_view> sub(args_.data() + 2, args_.size() - 2);
+  const protocol::CommandTable& table = protocol::CommandTable::Get();
+  const CommandInfo* c = table.Find(sub[0]);
+  if (c != nullptr && !c->subcommands.empty() && sub.size() > 1) c = table.FindSub(*c, sub[1]);
+  if (c == nullptr) return ReplyError("ERR Invalid command specified");
+  const tenancy::Rule& r = tenancy::CommandRules::Get().For(c->id);
+  tenancy::NameRefs refs;
+  if (tenancy::FindNames(r, *c, sub, &refs) != tenancy::FindStatus::kOk || refs.empty()) {
+    return ReplyError("ERR Invalid arguments specified for command");
+  }
+  std::string& out = LocalReply();
+  size_t n = 0;
+  for (auto& ref : refs) n += ref.kind == tenancy::RefKind::kKey;
+  protocol::AppendArrayHeader(out, n);
+  for (auto& ref : refs) {
+    if (ref.kind == tenancy::RefKind::kKey) protocol::AppendBulk(out, sub[ref.pos]);
+  }
+  FinishLocal();
+}
+
+void ClientSession::LocalCluster(const CommandInfo& cmd) {
+  boost::system::error_code ec;
+  auto local = socket_.local_endpoint(ec);
+  std::string host = local.address().to_string();
+  static const std::string kId = "6b657966656e6365000000000000000000000000";
+  std::string& out = LocalReply();
+  if (cmd.name == "cluster|keyslot") {
+    std::string k;
+    tenancy::AppendBackendKey(k, tenant_->prefix, args_[2]);
+    protocol::AppendInteger(out, protocol::KeySlot(k));
+  } else if (cmd.name == "cluster|myid") {
+    protocol::AppendBulk(out, kId);
+  } else if (cmd.name == "cluster|slots") {
+    protocol::AppendArrayHeader(out, 1);
+    protocol::AppendArrayHeader(out, 3);
+    protocol::AppendInteger(out, 0);
+    protocol::AppendInteger(out, protocol::kNumSlots - 1);
+    protocol::AppendArrayHeader(out, 3);
+    protocol::AppendBulk(out, host);
+    protocol::AppendInteger(out, local.port());
+    protocol::AppendBulk(out, kId);
+  } else if (cmd.name == "cluster|nodes") {
+    protocol::AppendVerbatim(out,
+                             kId + " " + host + ":" + std::to_string(local.port()) + "@" +
+                                 std::to_string(local.port() + 10000) +
+                                 " myself,master - 0 0 1 connected 0-16383\n",
+                             proto_);
+  } else if (cmd.name == "cluster|info") {
+    protocol::AppendVerbatim(out,
+                             "cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
+                             "cluster_slots_ok:16384\r\ncluster_known_nodes:1\r\n"
+                             "cluster_size:1\r\ncluster_current_epoch:1\r\n",
+                             proto_);
+  } else {
+    protocol::AppendError(out, "ERR keyfence: CLUSTER " + std::string(cmd.name.substr(8)) +
+                                   " is not supported");
+  }
+  FinishLocal();
+}
+
+bool ClientSession::LocalKeysScan(Local what) {
+  BackendConn* conn = RouteShared();
+  if (!conn->Available()) {
+    ReplyError(conn->down_error());
+    return true;
+  }
+  std::string bytes;
+  if (what == Local::kKeys) {
+    std::string pattern(args_[1]);
+    protocol::AppendCommand(bytes, {"KEYS", BackendPattern(tenant_->prefix, pattern)});
+    SendBuilt(*conn, bytes, ReplyRule::kKeyList, pattern == "*" ? "" : pattern);
+    return true;
+  }
+  // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+  std::string match, count, type;
+  for (size_t i = 2; i < args_.size(); ++i) {
+    if (i + 1 >= args_.size()) return ReplyError("ERR syntax error"), true;
+    if (Eq(args_[i], "match")) match.assign(args_[++i]);
+    else if (Eq(args_[i], "count")) count.assign(args_[++i]);
+    else if (Eq(args_[i], "type")) type.assign(args_[++i]);
+    else return ReplyError("ERR syntax error"), true;
+  }
+  std::vector<std::string> parts = {"SCAN", std::string(args_[1]), "MATCH",
+                                    BackendPattern(tenant_->prefix, match)};
+  if (!count.empty()) parts.insert(parts.end(), {"COUNT", count});
+  if (!type.empty()) parts.insert(parts.end(), {"TYPE", type});
+  protocol::AppendArrayHeader(bytes, parts.size());
+  for (auto& p : parts) protocol::AppendBulk(bytes, p);
+  SendBuilt(*conn, bytes, ReplyRule::kScan, match == "*" ? "" : match);
+  return true;
+}
+
+bool ClientSession::LocalPubsubChannels() {
+  BackendConn* conn = RouteShared();
+  if (!conn->Available()) {
+    ReplyError(conn->down_error());
+    return true;
+  }
+  std::string pattern = args_.size() > 2 ? std::string(args_[2]) : "";
+  std::string bytes;
+  protocol::AppendCommand(bytes, {args_[0], args_[1], protocol::GlobEscape(tenant_->prefix) + "*"});
+  SendBuilt(*conn, bytes, ReplyRule::kChannelList, pattern == "*" ? "" : pattern);
+  return true;
+}
+
+bool ClientSession::StartScanJob(Local what) {
+  if (in_multi_) {
+    Reject(RejectReason::kDenied, "ERR keyfence: this command is not supported inside MULTI");
+    return true;
+  }
+  BackendConn* conn = RouteShared();
+  if (!conn->Available()) {
+    ReplyError(conn->down_error());
+    return true;
+  }
+  ScanJob::Kind kind = what == Local::kDbSize    ? ScanJob::Kind::kDbSize
+                       : what == Local::kFlushDb ? ScanJob::Kind::kFlush
+                                                 : ScanJob::Kind::kRandomKey;
+  Slot& s = NewSlot(ReplyRule::kNone);
+  auto job = std::make_unique<ScanJob>(*this, *conn, kind, s.seq, tenant_->prefix, proto_);
+  ScanJob* raw = job.get();
+  jobs_.push_back(std::move(job));
+  raw->Start();
+  return true;
+}
+
+void ClientSession::TrackSubscriptions(std::string_view frame) {
+  std::vector<protocol::ReplyNode> n;
+  if (!protocol::ParseReplyTree(frame, &n) || n.size() < 4) return;
+  if (n[0].count != 3) return;
+  std::string_view kind = n[1].str;
+  const protocol::ReplyNode& cnt = n[3];
+  if (cnt.type != protocol::ReplyType::kInteger) return;
+  if (kind == "subscribe" || kind == "unsubscribe" || kind == "psubscribe" ||
+      kind == "punsubscribe") {
+    classic_subs_ = cnt.integer;
+  } else if (kind == "ssubscribe" || kind == "sunsubscribe") {
+    shard_subs_ = cnt.integer;
+  }
+}
+
+}  // namespace keyfence::proxy

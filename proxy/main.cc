@@ -1,0 +1,65 @@
+// keyfence: a namespace-enforcing Redis proxy. Flag parsing, logging set-up,
+// --check and the exit codes (DESIGN.md "Build and run").
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "config/config.h"
+#include "proxy/server.h"
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: keyfence --config FILE [--check] [--log-level trace|debug|info|warn|error]\n"
+               "       keyfence --version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::string log_level = "info";
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--version") {
+      std::printf("keyfence %s\n", KEYFENCE_VERSION);
+      return 0;
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a == "--log-level" && i + 1 < argc) {
+      log_level = argv[++i];
+    } else {
+      Usage();
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    Usage();
+    return 2;
+  }
+  auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    std::fprintf(stderr, "keyfence: unknown log level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  keyfence::config::LoadResult r = keyfence::config::LoadFile(config_path, 1);
+  if (!r.ok()) {
+    for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.ToString().c_str());
+    return 1;
+  }
+  if (check) {
+    std::printf("%s: OK\n", config_path.c_str());
+    return 0;
+  }
+  keyfence::proxy::Server server(config_path, r.snapshot);
+  return server.Run();
+}

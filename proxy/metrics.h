@@ -1,0 +1,210 @@
+// Prometheus metrics for keyfence, counted per worker and folded at scrape time.
+//
+// Request-path counting takes no lock and does no shared atomic read-modify-write:
+// every worker thread owns one WorkerMetrics, and each counter in it is written by that
+// thread only, with a relaxed load followed by a relaxed store (not fetch_add). The
+// scraper (MetricsRegistry::Collect, on the control thread) reads the same atomics with
+// relaxed loads and sums them across workers. prometheus-cpp's Counter/Histogram
+// objects are never touched on the request path (its histograms lock per observation).
+//
+// Ownership: MetricsRegistry owns every WorkerMetrics, and each WorkerMetrics owns its
+// TenantCounters. Nothing is destroyed before the registry, so references handed out by
+// AddWorker() and ForTenant() stay valid for the registry's lifetime. Tenants removed by
+// a config reload simply stop counting (their series stay, frozen).
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace keyfence::proxy {
+
+// Why a request was refused. Label values (RejectReasonLabel): ratelimit, denied,
+// key_rule, auth, protocol, too_large.
+enum class RejectReason : uint8_t { kRateLimit, kDenied, kKeyRule, kAuth, kProtocol, kTooLarge };
+inline constexpr size_t kNumRejectReasons = 6;
+std::string_view RejectReasonLabel(RejectReason reason);
+
+// Cluster redirections followed by the router. Label values: moved, ask.
+enum class RedirectType : uint8_t { kMoved, kAsk };
+
+// keyfence_request_duration_seconds upper bounds (the +Inf bucket is implicit).
+inline constexpr std::array<double, 15> kLatencyBucketsSeconds = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5};
+// The same bounds in nanoseconds; a sample v lands in the first bucket with v <= bound.
+inline constexpr std::array<uint64_t, 15> kLatencyBucketsNs = {
+    50'000,      100'000,     250'000,     500'000,       1'000'000,
+    2'500'000,   5'000'000,   10'000'000,  25'000'000,    50'000'000,
+    100'000'000, 250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000};
+// Finite buckets plus +Inf.
+inline constexpr size_t kNumLatencyBuckets = kLatencyBucketsNs.size() + 1;
+
+// A counter with exactly one writer thread. Add() is a relaxed load + relaxed store, so
+// it costs what a plain increment costs; readers on other threads see a recent value.
+class OwnedCounter {
+ public:
+  void Add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t Load() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// The counters of one tenant on one worker.
+// Worker-local: the mutators below are called by the owning worker thread only; the
+// accessors may be called from any thread (the scraper).
+struct alignas(64) TenantCounters {
+ public:
+  explicit TenantCounters(size_t num_commands);
+  TenantCounters(const TenantCounters&) = delete;
+  TenantCounters& operator=(const TenantCounters&) = delete;
+
+  // Counts one request of command `cmd_id` (the protocol command table's dense id).
+  // Ids >= num_commands are ignored.
+  void CountRequest(uint16_t cmd_id) {
+    if (cmd_id < num_commands_) requests_[cmd_id].Add();
+  }
+  void CountRejected(RejectReason reason) { rejected_[static_cast<size_t>(reason)].Add(); }
+  // Records one request's duration in nanoseconds.
+  void ObserveLatencyNs(uint64_t ns) {
+    size_t i = 0;
+    while (i < kLatencyBucketsNs.size() && ns > kLatencyBucketsNs[i]) ++i;
+    latency_buckets_[i].Add();
+    latency_sum_ns_.Add(ns);
+  }
+  // Adjusts the client connection gauge (+1 on connect/auth, -1 on close/re-auth).
+  void AddConnection(int delta) {
+    connections_.store(connections_.load(std::memory_order_relaxed) + delta,
+                       std::memory_order_relaxed);
+  }
+
+  // Scrape-side reads (relaxed loads; any thread).
+  size_t num_commands() const { return num_commands_; }
+  uint64_t requests(size_t cmd_id) const { return requests_[cmd_id].Load(); }
+  uint64_t rejected(RejectReason reason) const {
+    return rejected_[static_cast<size_t>(reason)].Load();
+  }
+  // Non-cumulative count of bucket `i` in [0, kNumLatencyBuckets); the last is +Inf.
+  uint64_t latency_bucket(size_t i) const { return latency_buckets_[i].Load(); }
+  uint64_t latency_sum_ns() const { return latency_sum_ns_.Load(); }
+  int64_t connections() const { return connections_.load(std::memory_order_relaxed); }
+
+ private:
+  const size_t num_commands_;
+  std::unique_ptr<OwnedCounter[]> requests_;
+  std::array<OwnedCounter, kNumRejectReasons> rejected_;
+  // The sample count is the sum of the buckets, so count and +Inf always agree.
+  std::array<OwnedCounter, kNumLatencyBuckets> latency_buckets_;
+  OwnedCounter latency_sum_ns_;
+  std::atomic<int64_t> connections_{0};
+};
+
+// All counters of one worker thread.
+// Thread affinity: ForTenant() and CountBackendError() are thread-safe (mutex; call them
+// at connect/auth time or on error paths, never per request). CountRedirect() and every
+// TenantCounters mutator belong to the owning worker thread.
+class WorkerMetrics {
+ public:
+  explicit WorkerMetrics(size_t num_commands) : num_commands_(num_commands) {}
+  WorkerMetrics(const WorkerMetrics&) = delete;
+  WorkerMetrics& operator=(const WorkerMetrics&) = delete;
+
+  // Returns this worker's counters for `tenant`, creating them on first use. The
+  // reference stays valid for the registry's lifetime; cache it in the session.
+  TenantCounters& ForTenant(std::string_view tenant);
+
+  // Counts a backend failure (cold path; takes a mutex). `kind` is a short token such as
+  // "connect", "timeout", "io", "protocol".
+  void CountBackendError(std::string_view node, std::string_view kind);
+
+  // Owner thread only.
+  void CountRedirect(RedirectType type) { (type == RedirectType::kMoved ? moved_ : ask_).Add(); }
+
+  // Scrape side: calls fn(name, counters) for every tenant, under the map mutex.
+  template <typename Fn>
+  void ForEachTenant(Fn&& fn) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, counters] : tenants_) fn(name, *counters);
+  }
+  // Scrape side: calls fn(node, kind, count) for every backend error series.
+  template <typename Fn>
+  void ForEachBackendError(Fn&& fn) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, count] : backend_errors_) fn(key.first, key.second, count);
+  }
+  uint64_t redirects(RedirectType type) const {
+    return (type == RedirectType::kMoved ? moved_ : ask_).Load();
+  }
+
+ private:
+  const size_t num_commands_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<TenantCounters>, std::less<>> tenants_;  // mu_
+  std::map<std::pair<std::string, std::string>, uint64_t> backend_errors_;       // mu_
+  OwnedCounter moved_;
+  OwnedCounter ask_;
+};
+
+// Per-tenant totals across workers, for GET /tenants.
+struct TenantTotals {
+  std::string tenant;
+  int64_t connections = 0;
+  uint64_t requests = 0;
+  uint64_t rejected = 0;
+  std::array<uint64_t, kNumRejectReasons> rejected_by_reason{};  // indexed by RejectReason
+};
+
+// Owns the per-worker metrics and renders them as Prometheus families.
+// Thread affinity: AddWorker() at startup (before workers run); SetConfigVersion() and
+// CountReload() from the control thread; Collect()/SerializeText()/TenantTotals() from
+// any thread (they only take the per-worker map mutexes and read atomics).
+class MetricsRegistry : public prometheus::Collectable {
+ public:
+  // `command_names[id]` is the name of command id `id` (ids 0..N-1), any case; the
+  // command label is its lower-case form.
+  explicit MetricsRegistry(std::vector<std::string> command_names);
+  ~MetricsRegistry() override;
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+
+  // Adds one worker's counters; the reference stays valid for the registry's lifetime.
+  WorkerMetrics& AddWorker();
+
+  void SetConfigVersion(uint64_t version) {
+    config_version_.store(version, std::memory_order_relaxed);
+  }
+  void CountReload(bool ok) {
+    (ok ? reloads_ok_ : reloads_error_).fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Folds every worker's counters into the keyfence_* families (see DESIGN.md, Metrics).
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  // Collect() rendered in the Prometheus text exposition format 0.0.4.
+  std::string SerializeText() const;
+  // Totals per known tenant, sorted by tenant name.
+  std::vector<proxy::TenantTotals> TenantTotals() const;
+
+ private:
+  std::vector<std::string> command_labels_;  // lower-case, indexed by command id
+  mutable std::mutex workers_mu_;
+  std::vector<std::unique_ptr<WorkerMetrics>> workers_;  // workers_mu_
+  std::atomic<uint64_t> config_version_{0};
+  std::atomic<uint64_t> reloads_ok_{0};
+  std::atomic<uint64_t> reloads_error_{0};
+};
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,43 @@
+// Emulations that walk the tenant's namespace with SCAN MATCH P* on the
+// backend: DBSIZE (count), FLUSHDB/FLUSHALL (UNLINK every key found, only the
+// tenant's), RANDOMKEY (a key of the first non-empty page). The result fills
+// the client's reply slot. Owned by its ClientSession; worker-local.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/backend_conn.h"
+
+namespace keyfence::proxy {
+
+class ClientSession;
+
+class ScanJob : public ReplySink {
+ public:
+  enum class Kind : uint8_t { kDbSize, kFlush, kRandomKey };
+  ScanJob(ClientSession& session, BackendConn& conn, Kind kind, uint64_t seq,
+          std::string prefix, int proto);
+  ~ScanJob() override;
+  void Start();
+  void OnReply(uint64_t tag, std::string_view frame) override;
+
+ private:
+  void SendScan();
+  void Finish(std::string_view reply);
+  ClientSession& session_;
+  BackendConn& conn_;
+  Kind kind_;
+  uint64_t seq_;
+  std::string prefix_;
+  int proto_;
+  std::string cursor_ = "0";
+  int64_t count_ = 0;
+  int64_t unlinks_in_flight_ = 0;
+  bool scan_done_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace keyfence::proxy

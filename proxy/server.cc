@@ -1,0 +1,197 @@
+#include "proxy/server.h"
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/command_table.h"
+#include "proxy/worker.h"
+
+namespace keyfence::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Server::Server(std::string config_path, config::SnapshotPtr initial)
+    : config_path_(std::move(config_path)),
+      snapshot_(std::move(initial)),
+      signals_(control_, SIGTERM, SIGINT, SIGHUP),
+      probe_timer_(control_),
+      next_version_(snapshot_->version + 1) {
+  std::vector<std::string> names;
+  const auto& table = protocol::CommandTable::Get();
+  for (size_t i = 0; i < table.size(); ++i) {
+    names.emplace_back(table.ById(static_cast<uint16_t>(i)).name);
+  }
+  metrics_ = std::make_unique<MetricsRegistry>(std::move(names));
+  metrics_->SetConfigVersion(snapshot_->version);
+}
+
+Server::~Server() = default;
+
+bool Server::TryAddClient() {
+  int64_t n = clients_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n > static_cast<int64_t>(snapshot_->max_clients)) {
+    clients_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void Server::RemoveClient() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+
+void Server::Publish(config::SnapshotPtr snap) {
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    snapshot_ = snap;
+  }
+  metrics_->SetConfigVersion(snap->version);
+  if (admin_) admin_->SetToken(snap->admin.token);
+  for (auto& w : workers_) w->PublishSnapshot(snap);
+}
+
+std::pair<bool, std::string> Server::Reload() {
+  config::LoadResult r = config::LoadFile(config_path_, next_version_);
+  if (!r.ok()) {
+    metrics_->CountReload(false);
+    std::string json = "{\"ok\":false,\"errors\":[";
+    for (size_t i = 0; i < r.errors.size(); ++i) {
+      std::string e = r.errors[i].ToString();
+      spdlog::error("config reload: {}", e);
+      std::string esc;
+      for (char c : e) {
+        if (c == '"' || c == '\\') esc.push_back('\\');
+        if (static_cast<unsigned char>(c) < 0x20) continue;
+        esc.push_back(c);
+      }
+      json += (i ? ",\"" : "\"") + esc + "\"";
+    }
+    json += "]}";
+    return {false, json};
+  }
+  ++next_version_;
+  metrics_->CountReload(true);
+  spdlog::info("config reloaded: version {}", r.snapshot->version);
+  // Listener, worker and admin-bind changes need a restart; say so.
+  if (r.snapshot->listeners.size() != snapshot_->listeners.size()) {
+    spdlog::warn("config reload: listener changes take effect after a restart");
+  }
+  Publish(r.snapshot);
+  return {true, "{\"ok\":true,\"version\":" + std::to_string(r.snapshot->version) + "}"};
+}
+
+void Server::ProbeBackend() {
+  auto sock = std::make_shared<tcp::socket>(control_);
+  config::Endpoint ep = snapshot_->backend.nodes[0];
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(ep.host, ec);
+  if (ec) {
+    tcp::resolver res(control_);
+    auto results = res.resolve(ep.host, std::to_string(ep.port), ec);
+    if (!ec && !results.empty()) addr = results.begin()->endpoint().address();
+  }
+  sock->async_connect(tcp::endpoint(addr, ep.port), [this, sock](const boost::system::error_code& e) {
+    backend_ok_.store(!e, std::memory_order_relaxed);
+    boost::system::error_code ignored;
+    sock->close(ignored);
+  });
+  probe_timer_.expires_after(std::chrono::milliseconds(500));
+  probe_timer_.async_wait([this, sock](const boost::system::error_code& e) {
+    if (e) return;
+    boost::system::error_code ignored;
+    sock->close(ignored);
+    ProbeBackend();
+  });
+}
+
+std::string Server::TenantsJson() const {
+  std::string j = "{";
+  bool first = true;
+  for (const auto& t : metrics_->TenantTotals()) {
+    if (!first) j += ",";
+    first = false;
+    j += "\"" + t.tenant + "\":{\"connections\":" + std::to_string(t.connections) +
+         ",\"requests\":" + std::to_string(t.requests) +
+         ",\"rejected\":" + std::to_string(t.rejected) + "}";
+  }
+  return j + "}";
+}
+
+void Server::WaitSignal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", config_path_);
+      Reload();
+      return WaitSignal();
+    }
+    spdlog::info("signal {}: stopping (grace {} ms)", sig, snapshot_->shutdown_grace_ms);
+    for (auto& w : workers_) w->StopAccepting();
+    if (admin_) admin_->Stop();
+    probe_timer_.cancel();
+    // Let requests in flight finish (bounded), then stop.
+    auto deadline = std::make_shared<asio::steady_timer>(control_);
+    deadline->expires_after(std::chrono::milliseconds(
+        std::min<uint32_t>(snapshot_->shutdown_grace_ms, 200)));
+    deadline->async_wait([this, deadline](const boost::system::error_code&) {
+      for (auto& w : workers_) w->Stop();
+      control_.stop();
+    });
+  });
+}
+
+int Server::Run() {
+  unsigned n = snapshot_->workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), *this, metrics_->AddWorker()));
+  }
+  try {
+    for (auto& w : workers_) {
+      w->PublishSnapshot(snapshot_);
+      w->Listen(snapshot_->listeners);
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen: {}", e.what());
+    return 1;
+  }
+  AdminHandlers h;
+  h.metrics = [this] { return metrics_->SerializeText(); };
+  h.ready = [this] { return listening_.load() && backend_ok_.load(); };
+  h.config_json = [this] {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    return config::ToJson(*snapshot_);
+  };
+  h.reload = [this] {
+    auto [ok, body] = Reload();
+    return std::make_pair(ok ? 200 : 400, body);
+  };
+  h.tenants_json = [this] { return TenantsJson(); };
+  h.hotkeys_json = [](std::string_view) {
+    return std::make_pair(501, std::string("{\"error\":\"hot keys are not tracked yet\"}"));
+  };
+  admin_ = std::make_unique<AdminServer>(control_, snapshot_->admin.bind.host,
+                                         snapshot_->admin.bind.port, std::move(h),
+                                         snapshot_->admin.token);
+  if (auto ec = admin_->Start()) {
+    spdlog::critical("cannot start admin server on {}: {}", snapshot_->admin.bind.ToString(),
+                     ec.message());
+    return 1;
+  }
+  for (auto& w : workers_) w->Start();
+  listening_ = true;
+  for (const auto& l : snapshot_->listeners) {
+    spdlog::info("listening on {} ({})", l.bind.ToString(),
+                 l.tenant.empty() ? std::string("gateway") : "tenant " + l.tenant);
+  }
+  spdlog::info("admin on {}:{}; {} workers; backend {}", snapshot_->admin.bind.host,
+               admin_->port(), workers_.size(), snapshot_->backend.nodes[0].ToString());
+  ProbeBackend();
+  WaitSignal();
+  control_.run();
+  for (auto& w : workers_) w->Join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace keyfence::proxy

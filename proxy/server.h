@@ -1,0 +1,60 @@
+// The process: the control thread (signals, config reload, admin HTTP,
+// backend readiness probe) and the workers. Builds and publishes config
+// snapshots; workers pick them up between requests.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
+#include <boost/asio.hpp>
+
+#include "config/config.h"
+#include "proxy/admin_server.h"
+#include "proxy/metrics.h"
+
+namespace keyfence::proxy {
+
+class Worker;
+
+class Server {
+ public:
+  Server(std::string config_path, config::SnapshotPtr initial);
+  ~Server();
+
+  // Binds listeners and admin, runs until SIGTERM/SIGINT, drains, returns the exit code.
+  int Run();
+
+  // Global client cap (max_clients); called by workers at accept/close time.
+  bool TryAddClient();
+  void RemoveClient();
+
+  // Reloads the config file: (true, json with the version) or (false, errors).
+  std::pair<bool, std::string> Reload();
+
+ private:
+  void Publish(config::SnapshotPtr snap);
+  void ProbeBackend();
+  void WaitSignal();
+  std::string TenantsJson() const;
+
+  std::string config_path_;
+  config::SnapshotPtr snapshot_;  // control thread only
+  std::mutex snapshot_mu_;        // guards snapshot_ for the admin /config reader
+  boost::asio::io_context control_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer probe_timer_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<int64_t> clients_{0};
+  std::atomic<bool> backend_ok_{false};
+  std::atomic<bool> listening_{false};
+  uint64_t next_version_;
+};
+
+}  // namespace keyfence::proxy

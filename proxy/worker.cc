@@ -1,0 +1,253 @@
+#include "proxy/worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/error_replies.h"
+#include "proxy/client_session.h"
+#include "proxy/server.h"
+
+namespace keyfence::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr size_t kMaxIdleDedicated = 16;
+constexpr auto kTickInterval = std::chrono::milliseconds(100);
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+}  // namespace
+
+Worker::Worker(int index, Server& server, WorkerMetrics& metrics)
+    : index_(index),
+      server_(server),
+      metrics_(metrics),
+      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+      work_(asio::make_work_guard(io_)),
+      tick_(io_),
+      // Client ids are unique across workers: the worker index in the top bits.
+      next_client_id_((static_cast<uint64_t>(index) << 40) + 1) {}
+
+Worker::~Worker() = default;
+
+void Worker::PublishSnapshot(config::SnapshotPtr snap) {
+  asio::post(io_, [this, snap = std::move(snap)]() mutable { ApplySnapshot(std::move(snap)); });
+}
+
+void Worker::ApplySnapshot(config::SnapshotPtr snap) {
+  bool backend_changed =
+      snapshot_ == nullptr || snapshot_->backend.nodes[0].ToString() != snap->backend.nodes[0].ToString() ||
+      snapshot_->backend.connections_per_node != snap->backend.connections_per_node ||
+      snapshot_->backend.password != snap->backend.password ||
+      snapshot_->backend.username != snap->backend.username;
+  snapshot_ = std::move(snap);
+  snapshot_version_ = snapshot_->version;
+  if (backend_changed) {
+    // New requests go to the new backend; requests in flight on the old
+    // connections still get their replies (the old connections are kept
+    // until they drain, then dropped).
+    for (auto& v : shared_) {
+      for (auto& c : v) {
+        if (c && c->pending() > 0) {
+          BackendConn* old = c.release();
+          auto drain = std::make_shared<asio::steady_timer>(io_);
+          auto check = std::make_shared<std::function<void()>>();
+          *check = [old, drain, check]() {
+            if (old->pending() == 0) {
+              delete old;
+              *check = nullptr;
+              return;
+            }
+            drain->expires_after(std::chrono::milliseconds(50));
+            drain->async_wait([check](const boost::system::error_code&) {
+              if (*check) (*check)();
+            });
+          };
+          (*check)();
+        }
+      }
+      v.clear();
+    }
+    for (auto& v : idle_dedicated_) v.clear();
+  }
+}
+
+void Worker::Listen(const std::vector<config::Listener>& listeners) {
+  for (const auto& l : listeners) {
+    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(io_), l});
+    tcp::endpoint ep(asio::ip::make_address(l.bind.host), l.bind.port);
+    a->acceptor.open(ep.protocol());
+    a->acceptor.set_option(tcp::acceptor::reuse_address(true));
+    a->acceptor.set_option(ReusePort(true));
+    a->acceptor.bind(ep);
+    a->acceptor.listen(1024);
+    acceptors_.push_back(std::move(a));
+  }
+}
+
+void Worker::Start() {
+  for (size_t i = 0; i < acceptors_.size(); ++i) Accept(i);
+  Tick();
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker {}: unexpected exception: {}", index_, e.what());
+      std::abort();
+    }
+  });
+}
+
+void Worker::Accept(size_t i) {
+  Acceptor& a = *acceptors_[i];
+  a.acceptor.async_accept([this, i](const boost::system::error_code& ec, tcp::socket sock) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) return;
+      spdlog::warn("worker {}: accept failed: {}", index_, ec.message());
+      return Accept(i);
+    }
+    if (!server_.TryAddClient()) {
+      std::string e = "-";
+      e.append(protocol::errors::kMaxClients);
+      e.append("\r\n");
+      boost::system::error_code ignored;
+      asio::write(sock, asio::buffer(e), ignored);
+      sock.close(ignored);
+      return Accept(i);
+    }
+    auto s = std::make_unique<ClientSession>(*this, std::move(sock), acceptors_[i]->listener,
+                                             NextClientId());
+    ClientSession* raw = s.get();
+    sessions_.push_back(std::move(s));
+    sessions_count_.fetch_add(1, std::memory_order_relaxed);
+    raw->Start();
+    FlushDirty();
+    Accept(i);
+  });
+}
+
+uint64_t Worker::NextClientId() { return next_client_id_++; }
+
+void Worker::SessionClosed(ClientSession* s) {
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    if (it->get() == s) {
+      graveyard_.push_back(std::move(*it));
+      sessions_.erase(it);
+      break;
+    }
+  }
+  sessions_count_.fetch_sub(1, std::memory_order_relaxed);
+  server_.RemoveClient();
+  asio::post(io_, [this] { graveyard_.clear(); });
+}
+
+BackendConn& Worker::Shared(int proto, uint64_t hint) {
+  auto& v = shared_[proto == 3 ? 1 : 0];
+  size_t n = std::max<uint32_t>(1, snapshot_->backend.connections_per_node);
+  if (v.size() != n) v.resize(n);
+  auto& c = v[hint % n];
+  if (!c) c = std::make_unique<BackendConn>(*this, snapshot_->backend.nodes[0], proto, false);
+  return *c;
+}
+
+std::unique_ptr<BackendConn> Worker::TakeDedicated(int proto) {
+  auto& idle = idle_dedicated_[proto == 3 ? 1 : 0];
+  while (!idle.empty()) {
+    auto c = std::move(idle.back());
+    idle.pop_back();
+    if (c->connected()) return c;
+  }
+  return std::make_unique<BackendConn>(*this, snapshot_->backend.nodes[0], proto, true);
+}
+
+void Worker::ReturnDedicated(std::unique_ptr<BackendConn> conn) {
+  auto& idle = idle_dedicated_[conn->proto() == 3 ? 1 : 0];
+  if (!conn->connected() || conn->pending() > 0 || idle.size() >= kMaxIdleDedicated ||
+      conn->endpoint().ToString() != snapshot_->backend.nodes[0].ToString()) {
+    BackendConn* c = conn.release();
+    asio::post(io_, [c] { delete c; });  // may be inside its own read handler
+    return;
+  }
+  idle.push_back(std::move(conn));
+}
+
+void Worker::MarkDirty(ClientSession* s) {
+  if (s->dirty_) return;
+  s->dirty_ = true;
+  dirty_sessions_.push_back(s);
+}
+
+void Worker::MarkDirty(BackendConn* c) {
+  if (c->dirty_) return;
+  c->dirty_ = true;
+  dirty_backends_.push_back(c);
+}
+
+void Worker::FlushDirty() {
+  // Backends first: requests reach Redis before we wait on client writes.
+  while (!dirty_backends_.empty() || !dirty_sessions_.empty()) {
+    for (size_t i = 0; i < dirty_backends_.size(); ++i) {
+      dirty_backends_[i]->dirty_ = false;
+      dirty_backends_[i]->Flush();
+    }
+    dirty_backends_.clear();
+    for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
+      ClientSession* s = dirty_sessions_[i];
+      s->dirty_ = false;
+      s->Flush();
+    }
+    dirty_sessions_.clear();
+  }
+}
+
+void Worker::Tick() {
+  tick_.expires_after(kTickInterval);
+  tick_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    if (snapshot_) {
+      uint64_t timeout = uint64_t{snapshot_->backend.request_timeout_ms} * 1000000;
+      uint64_t now = NowNs();
+      for (auto& v : shared_) {
+        for (auto& c : v) {
+          if (c) c->CheckTimeout(now, timeout);
+        }
+      }
+      FlushDirty();
+    }
+    Tick();
+  });
+}
+
+void Worker::StopAccepting() {
+  asio::post(io_, [this] {
+    for (auto& a : acceptors_) {
+      boost::system::error_code ec;
+      a->acceptor.close(ec);
+    }
+  });
+}
+
+void Worker::Stop() {
+  asio::post(io_, [this] {
+    stopping_ = true;
+    tick_.cancel();
+    for (auto& a : acceptors_) {
+      boost::system::error_code ec;
+      a->acceptor.close(ec);
+    }
+    std::vector<ClientSession*> all;
+    for (auto& s : sessions_) all.push_back(s.get());
+    for (ClientSession* s : all) s->Close();
+    for (auto& v : shared_) v.clear();
+    for (auto& v : idle_dedicated_) v.clear();
+    work_.reset();
+    io_.stop();
+  });
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+  graveyard_.clear();
+  sessions_.clear();
+}
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,102 @@
+// A worker: one thread, one io_context, its own acceptors (SO_REUSEPORT), its
+// client sessions and its backend connections. Nothing here is shared with
+// other workers except the immutable config snapshot (posted in) and the
+// metrics, which the scraper reads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
+#include <boost/asio.hpp>
+
+#include "config/config.h"
+#include "proxy/backend_conn.h"
+#include "proxy/metrics.h"
+
+namespace keyfence::proxy {
+
+class ClientSession;
+class Server;
+
+class Worker {
+ public:
+  Worker(int index, Server& server, WorkerMetrics& metrics);
+  ~Worker();
+
+  boost::asio::io_context& io() { return io_; }
+  int index() const { return index_; }
+  Server& server() { return server_; }
+  WorkerMetrics& metrics() { return metrics_; }
+
+  // Thread-safe: posts the snapshot to the worker thread.
+  void PublishSnapshot(config::SnapshotPtr snap);
+  const config::SnapshotPtr& snapshot() const { return snapshot_; }
+  uint64_t snapshot_version() const { return snapshot_version_; }
+
+  // Opens the acceptors (on the calling thread, before Start()). Throws on error.
+  void Listen(const std::vector<config::Listener>& listeners);
+  void Start();                 // runs the thread
+  void StopAccepting();         // thread-safe
+  void Stop();                  // thread-safe: closes everything, ends the loop
+  void Join();
+  size_t sessions() const { return sessions_count_.load(std::memory_order_relaxed); }
+
+  // The shared, multiplexed connection for a protocol version (and spread
+  // over connections_per_node by `hint`).
+  BackendConn& Shared(int proto, uint64_t hint);
+  // A dedicated connection (transactions, blocking commands, subscribers).
+  std::unique_ptr<BackendConn> TakeDedicated(int proto);
+  // Returns a clean dedicated connection for reuse (or closes it).
+  void ReturnDedicated(std::unique_ptr<BackendConn> conn);
+
+  void MarkDirty(ClientSession* s);
+  void MarkDirty(BackendConn* c);
+  // Flushes every socket written to during this loop turn: one write each.
+  void FlushDirty();
+
+  void SessionClosed(ClientSession* s);
+  uint64_t NextClientId();
+  static uint64_t NowNs() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+
+ private:
+  void Accept(size_t i);
+  void Tick();
+  void ApplySnapshot(config::SnapshotPtr snap);
+
+  int index_;
+  Server& server_;
+  WorkerMetrics& metrics_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  struct Acceptor {
+    boost::asio::ip::tcp::acceptor acceptor;
+    config::Listener listener;
+  };
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  config::SnapshotPtr snapshot_;
+  uint64_t snapshot_version_ = 0;
+  std::list<std::unique_ptr<ClientSession>> sessions_;
+  std::atomic<size_t> sessions_count_{0};
+  std::vector<std::unique_ptr<BackendConn>> shared_[2];  // [proto 2, proto 3]
+  std::vector<std::unique_ptr<BackendConn>> idle_dedicated_[2];
+  std::vector<ClientSession*> dirty_sessions_;
+  std::vector<BackendConn*> dirty_backends_;
+  std::vector<std::unique_ptr<ClientSession>> graveyard_;
+  boost::asio::steady_timer tick_;
+  uint64_t next_client_id_;
+  bool stopping_ = false;
+};
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,37 @@
+// Tenant namespaces (DESIGN.md "Namespaces"): the backend name of a client key
+// K is P+K, where P = "cluster@app:"; if K has a hash tag (text between its
+// first '{' and the next '}', when not empty) P is also inserted right after
+// that '{', so the slot is CRC16(P + hashpart(K)). Stripping is the exact
+// inverse. Pure functions; no allocation beyond growing `out`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace keyfence::tenancy {
+
+// Position just after the first '{' of key if key has a non-empty hash tag,
+// else std::string_view::npos.
+size_t HashTagInsertPos(std::string_view key);
+
+// Length of the backend name of key.
+inline size_t BackendKeyLength(std::string_view prefix, std::string_view key) {
+  return key.size() + prefix.size() * (HashTagInsertPos(key) == std::string_view::npos ? 1 : 2);
+}
+
+// Appends the backend name of key (P+K with the hash-tag rule) to out.
+void AppendBackendKey(std::string& out, std::string_view prefix, std::string_view key);
+
+// Inverse of AppendBackendKey: if backend is in the namespace, appends the
+// client key to out and returns true; otherwise appends nothing, returns false.
+bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view backend);
+
+// Backend name of a pub/sub channel (classic channels have no slots: plain P+C).
+inline void AppendBackendChannel(std::string& out, std::string_view prefix,
+                                 std::string_view channel) {
+  out.append(prefix);
+  out.append(channel);
+}
+bool AppendClientChannel(std::string& out, std::string_view prefix, std::string_view backend);
+
+}  // namespace keyfence::tenancy

@@ -1,0 +1,96 @@
+// ioredis 6 with DEFAULT options (protocol 3: HELLO 3 on connect) against keyfence.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import Redis from 'ioredis';
+import { HOST, ports, uniq, backendCommand, eventually } from './common.mjs';
+
+const clients = [];
+function client(opts = {}) {
+  const c = new Redis({ host: HOST, port: ports.orders, connectTimeout: 5000,
+    maxRetriesPerRequest: 1, ...opts });
+  c.on('error', () => {});
+  clients.push(c);
+  return c;
+}
+after(() => { for (const c of clients) c.disconnect(); });
+
+test('ioredis defaults to RESP3 and connects through the sidecar', async () => {
+  const r = client();
+  assert.equal(r.options.protocol, 3);
+  assert.equal(await r.ping(), 'PONG');
+  const k = uniq('io:set');
+  assert.equal(await r.set(k, 'v1'), 'OK');
+  assert.equal(await r.get(k), 'v1');
+  assert.equal(await backendCommand('GET', `shop@orders:${k}`), 'v1');
+  assert.equal(await backendCommand('EXISTS', k), 0);
+});
+
+test('ioredis pipeline', async () => {
+  const r = client();
+  const k = uniq('io:pipe');
+  const p = r.pipeline();
+  for (let i = 0; i < 100; i++) p.incr(k);
+  p.get(k);
+  const res = await p.exec();
+  assert.equal(res.length, 101);
+  res.slice(0, 100).forEach(([err, v], i) => { assert.equal(err, null); assert.equal(v, i + 1); });
+  assert.deepEqual(res[100], [null, '100']);
+});
+
+test('ioredis MULTI/EXEC', async () => {
+  const r = client();
+  const k = uniq('io:tx');
+  const res = await r.multi().set(k, '1').incr(k).get(k).exec();
+  assert.deepEqual(res, [[null, 'OK'], [null, 2], [null, '2']]);
+  assert.equal(await backendCommand('GET', `shop@orders:${k}`), '2');
+});
+
+test('ioredis HGETALL returns an object', async () => {
+  const r = client();
+  const k = uniq('io:h');
+  await r.hset(k, { a: '1', b: '2' });
+  assert.deepEqual(await r.hgetall(k), { a: '1', b: '2' });
+});
+
+test('ioredis pub/sub sees unprefixed channel names', async () => {
+  const sub = client();
+  const pub = client();
+  const ch = uniq('io:news');
+  const got = [];
+  sub.on('message', (channel, message) => got.push([channel, message]));
+  sub.on('pmessage', (pattern, channel, message) => got.push([pattern, channel, message]));
+  assert.equal(await sub.subscribe(ch), 1);
+  await sub.psubscribe('io:news:*');
+  const n = await pub.publish(ch, 'hello');
+  assert.equal(n, 2);
+  await eventually(() => got.length >= 2, 3000, 'messages');
+  assert.deepEqual(got.find((m) => m.length === 2), [ch, 'hello']);
+  assert.deepEqual(got.find((m) => m.length === 3), ['io:news:*', ch, 'hello']);
+  const chans = await backendCommand('PUBSUB', 'CHANNELS', '*io:news*');
+  assert.deepEqual(chans, [`shop@orders:${ch}`]);
+  assert.deepEqual(await pub.pubsub('CHANNELS', 'io:news:*'), [ch]);
+  await sub.unsubscribe(ch);
+  await sub.punsubscribe();
+});
+
+test('ioredis through the gateway with username/password', async () => {
+  const g = client({ port: ports.gateway, username: 'billing', password: 'billing-secret' });
+  const k = uniq('io:gw');
+  assert.equal(await g.set(k, 'gw'), 'OK');
+  assert.equal(await backendCommand('GET', `shop@orders:${k}`), 'gw');
+  const p = client({ port: ports.gateway, username: 'payments', password: 'payments-secret' });
+  assert.equal(await p.get(k), null);
+});
+
+test('ioredis gateway with a wrong password fails', async () => {
+  const bad = new Redis({ host: HOST, port: ports.gateway, username: 'orders', password: 'nope',
+    lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  const errors = [];
+  bad.on('error', (e) => errors.push(String(e)));
+  let rejection = null;
+  await bad.connect().catch((e) => { rejection = String(e); });
+  assert.ok(rejection, 'connect() with a wrong password succeeded');
+  const all = [rejection, ...errors].join(' | ');
+  assert.match(all, /WRONGPASS|invalid username-password/);
+  bad.disconnect();
+});

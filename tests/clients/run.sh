@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Real-client tests: starts redis-server and keyfence (through the Python harness, on free
+# loopback ports) and runs the node tests against them. Needs node_modules (npm ci here).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ ! -d "$here/node_modules/ioredis" || ! -d "$here/node_modules/redis" ]]; then
+  echo "tests/clients/node_modules is missing: run 'npm ci' in tests/clients" >&2
+  exit 1
+fi
+export KEYFENCE_BIN="${KEYFENCE_BIN:-$here/../../build/keyfence}"
+cd "$here"
+exec /usr/bin/python3 "$here/../integration/harness.py" run -- \
+  node --test --test-reporter=spec --test-timeout=60000 ioredis.test.mjs node-redis.test.mjs
