@@ -187,17 +187,31 @@ Step ReadBlob(const char* data, size_t len, size_t after, int64_t blen, const Re
   return Step::kOk;
 }
 
-// Reads the element starting at data[pos]. *scan is where the search for the
-// element's CR resumes (no CR in data[pos+1 .. *scan)); it is updated on
-// kNeedMore so that a byte-at-a-time feed stays linear.
-Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const ReplyLimits& limits,
-                 Element* e, ReplyError* err, size_t* hint) {
-  if (pos >= len) return Step::kNeedMore;
-  *e = Element{};
-  if (!TypeFromByte(data[pos], &e->type)) {
-    *err = ReplyError::kBadType;
-    return Step::kError;
+// Fast path for a complete line "<digits>\r\n" whose digits start at
+// data[from]: 1 to 18 digits without a leading zero (or exactly "0"). Returns
+// the offset of the CR and the value, or 0 when the line is anything else:
+// the general path then decides.
+inline size_t FastDigits(const char* data, size_t from, size_t len, uint64_t* out) {
+  const size_t limit = len - from > 18 ? from + 18 : len;
+  size_t i = from;
+  uint64_t v = 0;
+  while (i < limit) {
+    const unsigned d = static_cast<unsigned char>(data[i]) - unsigned{'0'};
+    if (d > 9) break;
+    v = v * 10 + d;
+    ++i;
   }
+  if (i == from || i + 1 >= len || data[i] != '\r' || data[i + 1] != '\n') return 0;
+  if (data[from] == '0' && i - from > 1) return 0;
+  *out = v;
+  return i;
+}
+
+// Finds the CR that ends the line of the element at data[pos] and checks the
+// LF after it. *scan: no CR in data[pos+1 .. *scan), updated on kNeedMore so
+// that a byte-at-a-time feed stays linear.
+Step FindLine(const char* data, size_t len, size_t pos, size_t* scan, const ReplyLimits& limits,
+              size_t* cr_at, ReplyError* err) {
   const size_t from = std::max(*scan, pos + 1);
   const char* cr =
       from < len ? static_cast<const char*>(std::memchr(data + from, '\r', len - from)) : nullptr;
@@ -226,15 +240,41 @@ Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const R
     *err = ReplyError::kMissingCrlf;
     return Step::kError;
   }
+  *cr_at = r;
+  return Step::kOk;
+}
+
+// Types whose line is a length or count (and ':'), tried on the fast path.
+inline bool NumericLine(ReplyType t) {
+  return t != ReplyType::kSimpleString && t != ReplyType::kError && t != ReplyType::kNull &&
+         t != ReplyType::kDouble && t != ReplyType::kBoolean && t != ReplyType::kBigNumber;
+}
+
+// Reads the element starting at data[pos] (see FindLine for *scan).
+Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const ReplyLimits& limits,
+                 Element* e, ReplyError* err, size_t* hint) {
+  if (pos >= len) return Step::kNeedMore;
+  *e = Element{};
+  if (!TypeFromByte(data[pos], &e->type)) {
+    *err = ReplyError::kBadType;
+    return Step::kError;
+  }
+  uint64_t fast = 0;
+  size_t r = NumericLine(e->type) ? FastDigits(data, pos + 1, len, &fast) : 0;
+  const bool is_fast = r != 0;
+  if (!is_fast) {
+    const Step s = FindLine(data, len, pos, scan, limits, &r, err);
+    if (s != Step::kOk) return s;
+  }
   const char* line = data + pos + 1;
   const size_t n = r - pos - 1;
   const size_t after = r + 2;
-  int64_t count = 0;
+  int64_t count = static_cast<int64_t>(fast);
   switch (e->type) {
     case ReplyType::kBulk:
     case ReplyType::kBlobError:
     case ReplyType::kVerbatim: {
-      if (!ParseLength(line, n, &count)) {
+      if (!is_fast && !ParseLength(line, n, &count)) {
         *err = ReplyError::kBadLength;
         return Step::kError;
       }
@@ -247,7 +287,7 @@ Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const R
     case ReplyType::kSet:
     case ReplyType::kAttribute:
     case ReplyType::kPush: {
-      if (!ParseLength(line, n, &count)) {
+      if (!is_fast && !ParseLength(line, n, &count)) {
         *err = ReplyError::kBadLength;
         return Step::kError;
       }
@@ -270,7 +310,9 @@ Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const R
       return Step::kOk;
     }
     default:
-      if (!ReadLineValue(line, n, e)) {
+      if (is_fast) {  // kInteger
+        e->integer = count;
+      } else if (!ReadLineValue(line, n, e)) {
         *err = ReplyError::kBadValue;
         return Step::kError;
       }

@@ -86,6 +86,26 @@ inline bool ParseBulkLen(const char* p, size_t n, uint64_t* out) {
   return true;
 }
 
+// Fast path for a complete header line "<digits>\r\n" whose digits start at
+// data[from]: 1 to 18 digits without a leading zero (or exactly "0"). Returns
+// the offset of the CR and the value, or 0 when the line is anything else
+// (incomplete, signed, long, malformed): the general path then decides.
+inline size_t FastHeaderNumber(const char* data, size_t from, size_t len, uint64_t* out) {
+  const size_t limit = len - from > 18 ? from + 18 : len;
+  size_t i = from;
+  uint64_t v = 0;
+  while (i < limit) {
+    const unsigned d = static_cast<unsigned char>(data[i]) - unsigned{'0'};
+    if (d > 9) break;
+    v = v * 10 + d;
+    ++i;
+  }
+  if (i == from || i + 1 >= len || data[i] != '\r' || data[i + 1] != '\n') return 0;
+  if (data[from] == '0' && i - from > 1) return 0;
+  *out = v;
+  return i;
+}
+
 // isspace() in the C locale.
 inline bool IsSpace(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
@@ -172,22 +192,29 @@ ParseStatus RequestParser::ParseMultibulk(const char* data, size_t len, size_t* 
 // Reads the "*N\r\n" header. On success either sets want_args_ / pos_ for
 // ParseArgs(), or, for N <= 0, completes an empty request.
 ParseStatus RequestParser::ParseCount(const char* data, size_t len, size_t* consumed) {
-  const char* cr = Find(data, std::max<size_t>(scan_, 1), len, '\r');
-  if (cr == nullptr) {
-    if (len > limits_.max_inline_len) return Fail(RequestError::kTooBigMbulkCount);
-    scan_ = len;
-    return ParseStatus::kNeedMore;
+  uint64_t fast = 0;
+  size_t r = FastHeaderNumber(data, 1, len, &fast);
+  int64_t n = static_cast<int64_t>(fast);
+  if (r == 0) {
+    const char* cr = Find(data, std::max<size_t>(scan_, 1), len, '\r');
+    if (cr == nullptr) {
+      if (len > limits_.max_inline_len) return Fail(RequestError::kTooBigMbulkCount);
+      scan_ = len;
+      return ParseStatus::kNeedMore;
+    }
+    r = static_cast<size_t>(cr - data);
+    // Same verdict as when the bytes before the CR arrived on their own.
+    if (r > limits_.max_inline_len) return Fail(RequestError::kTooBigMbulkCount);
+    if (r + 1 >= len) {
+      scan_ = r;
+      return ParseStatus::kNeedMore;
+    }
+    if (data[r + 1] != '\n') return Fail(RequestError::kMissingCrlf);
+    if (!ParseLL(data + 1, r - 1, &n)) return Fail(RequestError::kInvalidMultibulkLength);
+  } else if (r > limits_.max_inline_len) {
+    return Fail(RequestError::kTooBigMbulkCount);
   }
-  const size_t r = static_cast<size_t>(cr - data);
-  // Same verdict as when the bytes before the CR arrived on their own.
-  if (r > limits_.max_inline_len) return Fail(RequestError::kTooBigMbulkCount);
-  if (r + 1 >= len) {
-    scan_ = r;
-    return ParseStatus::kNeedMore;
-  }
-  if (data[r + 1] != '\n') return Fail(RequestError::kMissingCrlf);
-  int64_t n = 0;
-  if (!ParseLL(data + 1, r - 1, &n) || (n > 0 && static_cast<uint64_t>(n) > limits_.max_args)) {
+  if (n > 0 && static_cast<uint64_t>(n) > limits_.max_args) {
     return Fail(RequestError::kInvalidMultibulkLength);
   }
   if (n <= 0) {  // "*0", "*-1": an empty request the caller skips
@@ -223,23 +250,29 @@ ParseStatus RequestParser::ParseArgs(const char* data, size_t len, size_t* consu
         bad_byte_ = data[pos];
         return Fail(RequestError::kExpectedDollar);
       }
-      const char* cr = Find(data, std::max(scan, pos + 1), len, '\r');
-      if (cr == nullptr) {
-        if (len - pos > max_line) return Fail(RequestError::kTooBigBulkCount);
-        scan = len;
-        break;
-      }
-      const size_t r = static_cast<size_t>(cr - data);
-      if (r - pos > max_line) return Fail(RequestError::kTooBigBulkCount);
-      if (r + 1 >= len) {
-        scan = r;
-        break;
-      }
-      if (data[r + 1] != '\n') return Fail(RequestError::kMissingCrlf);
       uint64_t n = 0;
-      if (!ParseBulkLen(data + pos + 1, r - pos - 1, &n) || n > max_bulk) {
-        return Fail(RequestError::kInvalidBulkLength);
+      size_t r = FastHeaderNumber(data, pos + 1, len, &n);
+      if (r == 0) {
+        const char* cr = Find(data, std::max(scan, pos + 1), len, '\r');
+        if (cr == nullptr) {
+          if (len - pos > max_line) return Fail(RequestError::kTooBigBulkCount);
+          scan = len;
+          break;
+        }
+        r = static_cast<size_t>(cr - data);
+        if (r - pos > max_line) return Fail(RequestError::kTooBigBulkCount);
+        if (r + 1 >= len) {
+          scan = r;
+          break;
+        }
+        if (data[r + 1] != '\n') return Fail(RequestError::kMissingCrlf);
+        if (!ParseBulkLen(data + pos + 1, r - pos - 1, &n)) {
+          return Fail(RequestError::kInvalidBulkLength);
+        }
+      } else if (r - pos > max_line) {
+        return Fail(RequestError::kTooBigBulkCount);
       }
+      if (n > max_bulk) return Fail(RequestError::kInvalidBulkLength);
       bulk = static_cast<int64_t>(n);
       pos = r + 2;
       scan = pos;
