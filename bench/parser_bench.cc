@@ -15,8 +15,8 @@ namespace {
 constexpr int kBatch = 16;
 
 benchmark::Counter PerItem(int items) {
-  return benchmark::Counter(items, benchmark::Counter::kIsIterationInvariantRate |
-                                       benchmark::Counter::kInvert);
+  return benchmark::Counter(
+      items, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 std::string Repeat(const std::string& s, int n) {
@@ -47,9 +47,8 @@ BENCHMARK(BM_ParsePipelinedGet);
 
 // The same batch with SET and a 100-byte value.
 void BM_ParsePipelinedSet100(benchmark::State& state) {
-  const std::string batch =
-      Repeat("*3\r\n$3\r\nSET\r\n$10\r\nkey:000123\r\n$100\r\n" + std::string(100, 'v') + "\r\n",
-             kBatch);
+  const std::string batch = Repeat(
+      "*3\r\n$3\r\nSET\r\n$10\r\nkey:000123\r\n$100\r\n" + std::string(100, 'v') + "\r\n", kBatch);
   RequestParser parser;
   for (auto _ : state) {
     const char* p = batch.data();

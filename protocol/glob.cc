@@ -65,8 +65,8 @@ bool MatchClass(const char*& p, size_t& plen, char c, bool nocase) {
   return negate ? !match : match;
 }
 
-bool Match(const char* p, size_t plen, const char* s, size_t slen, bool nocase,
-           bool* skip_longer, int nesting) {
+bool Match(const char* p, size_t plen, const char* s, size_t slen, bool nocase, bool* skip_longer,
+           int nesting) {
   if (nesting > kMaxNesting) return false;  // protection against abusive patterns
   while (plen > 0 && slen > 0) {
     switch (p[0]) {
@@ -126,9 +126,7 @@ bool Match(const char* p, size_t plen, const char* s, size_t slen, bool nocase,
   return plen == 0 && slen == 0;
 }
 
-bool IsGlobSpecial(char c) {
-  return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\';
-}
+bool IsGlobSpecial(char c) { return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\'; }
 
 }  // namespace
 

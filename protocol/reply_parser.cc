@@ -41,22 +41,53 @@ bool IsAggregate(ReplyType t) {
 
 bool TypeFromByte(char c, ReplyType* t) {
   switch (c) {
-    case '+': *t = ReplyType::kSimpleString; return true;
-    case '-': *t = ReplyType::kError; return true;
-    case ':': *t = ReplyType::kInteger; return true;
-    case '$': *t = ReplyType::kBulk; return true;
-    case '*': *t = ReplyType::kArray; return true;
-    case '_': *t = ReplyType::kNull; return true;
-    case ',': *t = ReplyType::kDouble; return true;
-    case '#': *t = ReplyType::kBoolean; return true;
-    case '!': *t = ReplyType::kBlobError; return true;
-    case '=': *t = ReplyType::kVerbatim; return true;
-    case '(': *t = ReplyType::kBigNumber; return true;
-    case '%': *t = ReplyType::kMap; return true;
-    case '~': *t = ReplyType::kSet; return true;
-    case '|': *t = ReplyType::kAttribute; return true;
-    case '>': *t = ReplyType::kPush; return true;
-    default: return false;
+    case '+':
+      *t = ReplyType::kSimpleString;
+      return true;
+    case '-':
+      *t = ReplyType::kError;
+      return true;
+    case ':':
+      *t = ReplyType::kInteger;
+      return true;
+    case '$':
+      *t = ReplyType::kBulk;
+      return true;
+    case '*':
+      *t = ReplyType::kArray;
+      return true;
+    case '_':
+      *t = ReplyType::kNull;
+      return true;
+    case ',':
+      *t = ReplyType::kDouble;
+      return true;
+    case '#':
+      *t = ReplyType::kBoolean;
+      return true;
+    case '!':
+      *t = ReplyType::kBlobError;
+      return true;
+    case '=':
+      *t = ReplyType::kVerbatim;
+      return true;
+    case '(':
+      *t = ReplyType::kBigNumber;
+      return true;
+    case '%':
+      *t = ReplyType::kMap;
+      return true;
+    case '~':
+      *t = ReplyType::kSet;
+      return true;
+    case '|':
+      *t = ReplyType::kAttribute;
+      return true;
+    case '>':
+      *t = ReplyType::kPush;
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -90,8 +90,8 @@ class ReplyFramer {
   bool CompleteValue();
 
   ReplyLimits limits_;
-  size_t pos_ = 0;   // offset of the next unparsed element
-  size_t scan_ = 0;  // the current element's line holds no CR before this
+  size_t pos_ = 0;            // offset of the next unparsed element
+  size_t scan_ = 0;           // the current element's line holds no CR before this
   int64_t stack_[kMaxStack];  // remaining elements per open aggregate
   bool is_attr_[kMaxStack];   // the open aggregate is an attribute
   int depth_ = 0;
@@ -104,17 +104,17 @@ class ReplyFramer {
 // One node of a flattened reply, in pre-order.
 struct ReplyNode {
   ReplyType type;
-  bool is_null = false;   // "$-1", "*-1", "_"
-  int64_t count = 0;      // aggregates: number of direct children (maps and
-                          // attributes: pairs*2); an attribute inside an
-                          // aggregate is not counted, its annotated value is
-  int64_t integer = 0;    // kInteger, kBoolean (0/1)
-  std::string_view str;   // payload: bulk/verbatim content (without "txt:"),
-                          // simple string / error / double / big number text,
-                          // integer / boolean line text; empty for aggregates
+  bool is_null = false;     // "$-1", "*-1", "_"
+  int64_t count = 0;        // aggregates: number of direct children (maps and
+                            // attributes: pairs*2); an attribute inside an
+                            // aggregate is not counted, its annotated value is
+  int64_t integer = 0;      // kInteger, kBoolean (0/1)
+  std::string_view str;     // payload: bulk/verbatim content (without "txt:"),
+                            // simple string / error / double / big number text,
+                            // integer / boolean line text; empty for aggregates
   std::string_view format;  // kVerbatim only: the 3-byte format, e.g. "txt"
-  std::string_view raw;   // the node's own bytes (header+payload, not children)
-  bool attribute = false;  // this node is an attribute (skipped by most users)
+  std::string_view raw;     // the node's own bytes (header+payload, not children)
+  bool attribute = false;   // this node is an attribute (skipped by most users)
 };
 
 // Parses one complete, already framed reply into nodes (pre-order, which is

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <string>
 
 namespace keyfence::protocol {
 namespace {
@@ -133,6 +134,81 @@ inline const char* Find(const char* data, size_t from, size_t len, char c) {
   }
   if (quick_end == len) return nullptr;
   return static_cast<const char*>(std::memchr(data + quick_end, c, len - quick_end));
+}
+
+// The byte a "\\c" escape inside double quotes stands for.
+inline char Unescape(unsigned char c) {
+  switch (c) {
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    case 'b':
+      return '\b';
+    case 'a':
+      return '\a';
+    default:
+      return static_cast<char>(c);
+  }
+}
+
+// The token loop of sdssplitargs(): reads one token of line[0..n) starting at
+// the non-blank byte line[*i], appends its unescaped bytes to *out and leaves
+// *i past it. False on unbalanced quotes (or a closing quote followed by
+// something other than a blank).
+bool ReadInlineToken(const char* line, size_t n, size_t* pos, std::string* out) {
+  auto at = [line, n](size_t k) -> unsigned char {
+    return k < n ? static_cast<unsigned char>(line[k]) : 0;
+  };
+  size_t i = *pos;
+  bool in_dq = false;
+  bool in_sq = false;
+  bool done = false;
+  while (!done) {
+    const unsigned char c = at(i);
+    if (in_dq) {
+      if (c == '\\' && at(i + 1) == 'x' && IsHex(at(i + 2)) && IsHex(at(i + 3))) {
+        out->push_back(static_cast<char>(HexValue(at(i + 2)) * 16 + HexValue(at(i + 3))));
+        i += 3;
+      } else if (c == '\\' && at(i + 1) != 0) {
+        ++i;
+        out->push_back(Unescape(at(i)));
+      } else if (c == '"') {
+        // The closing quote must be followed by a space or nothing at all.
+        if (at(i + 1) != 0 && !IsSpace(at(i + 1))) return false;
+        done = true;
+      } else if (c == 0) {
+        return false;  // unterminated quotes
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+    } else if (in_sq) {
+      if (c == '\\' && at(i + 1) == '\'') {
+        ++i;
+        out->push_back('\'');
+      } else if (c == '\'') {
+        if (at(i + 1) != 0 && !IsSpace(at(i + 1))) return false;
+        done = true;
+      } else if (c == 0) {
+        return false;
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0) {
+      done = true;
+    } else if (c == '"') {
+      in_dq = true;
+    } else if (c == '\'') {
+      in_sq = true;
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+    if (at(i) != 0) ++i;
+  }
+  *pos = i;
+  return true;
 }
 
 }  // namespace
@@ -334,72 +410,16 @@ bool RequestParser::SplitInline(const char* line, size_t n) {
   if (const void* nul = std::memchr(line, '\0', n)) {
     n = static_cast<size_t>(static_cast<const char*>(nul) - line);
   }
-  auto at = [line, n](size_t k) -> unsigned char {
-    return k < n ? static_cast<unsigned char>(line[k]) : 0;
-  };
   if (spans_.capacity() > kKeptArgCapacity) std::vector<Span>().swap(spans_);
   spans_.clear();
   inline_buf_.clear();
   inline_buf_.reserve(n);
   size_t i = 0;
   for (;;) {
-    while (i < n && IsSpace(at(i))) ++i;
+    while (i < n && IsSpace(static_cast<unsigned char>(line[i]))) ++i;
     if (i >= n) return true;
     const size_t start = inline_buf_.size();
-    bool in_dq = false;
-    bool in_sq = false;
-    bool done = false;
-    while (!done) {
-      const unsigned char c = at(i);
-      if (in_dq) {
-        if (c == '\\' && at(i + 1) == 'x' && IsHex(at(i + 2)) && IsHex(at(i + 3))) {
-          inline_buf_.push_back(static_cast<char>(HexValue(at(i + 2)) * 16 + HexValue(at(i + 3))));
-          i += 3;
-        } else if (c == '\\' && at(i + 1) != 0) {
-          ++i;
-          char e;
-          switch (at(i)) {
-            case 'n': e = '\n'; break;
-            case 'r': e = '\r'; break;
-            case 't': e = '\t'; break;
-            case 'b': e = '\b'; break;
-            case 'a': e = '\a'; break;
-            default: e = static_cast<char>(at(i)); break;
-          }
-          inline_buf_.push_back(e);
-        } else if (c == '"') {
-          // The closing quote must be followed by a space or nothing at all.
-          if (at(i + 1) != 0 && !IsSpace(at(i + 1))) return false;
-          done = true;
-        } else if (c == 0) {
-          return false;  // unterminated quotes
-        } else {
-          inline_buf_.push_back(static_cast<char>(c));
-        }
-      } else if (in_sq) {
-        if (c == '\\' && at(i + 1) == '\'') {
-          ++i;
-          inline_buf_.push_back('\'');
-        } else if (c == '\'') {
-          if (at(i + 1) != 0 && !IsSpace(at(i + 1))) return false;
-          done = true;
-        } else if (c == 0) {
-          return false;
-        } else {
-          inline_buf_.push_back(static_cast<char>(c));
-        }
-      } else {
-        switch (c) {
-          case ' ': case '\n': case '\r': case '\t': case '\0':
-            done = true;
-            break;
-          case '"': in_dq = true; break;
-          case '\'': in_sq = true; break;
-          default: inline_buf_.push_back(static_cast<char>(c)); break;
-        }
-      }
-      if (at(i) != 0) ++i;
-    }
+    if (!ReadInlineToken(line, n, &i, &inline_buf_)) return false;
     spans_.push_back(Span{start, inline_buf_.size() - start});
   }
 }

@@ -52,7 +52,6 @@ enum class RequestError : uint8_t {
 // Useful for numeric arguments (numkeys, counts) that Redis parses the same way.
 bool StringToInt64(std::string_view s, int64_t* out);
 
-
 class RequestParser {
  public:
   explicit RequestParser(const RequestLimits& limits = {}) : limits_(limits) {}
@@ -99,10 +98,10 @@ class RequestParser {
 
   RequestLimits limits_;
   // Resume state for a partially received request (offsets into data).
-  size_t pos_ = 0;          // offset of the next unparsed element
-  size_t scan_ = 0;         // the current line holds no CR / LF before this
-  int64_t want_args_ = -1;  // from the "*N" header, -1 until read
-  int64_t bulk_len_ = -1;   // from the current "$len" header, -1 until read
+  size_t pos_ = 0;              // offset of the next unparsed element
+  size_t scan_ = 0;             // the current line holds no CR / LF before this
+  int64_t want_args_ = -1;      // from the "*N" header, -1 until read
+  int64_t bulk_len_ = -1;       // from the current "$len" header, -1 until read
   std::vector<Span> spans_;     // args: offsets into base_ or inline_buf_
   const char* base_ = nullptr;  // data of the last kOk (multibulk)
   size_t argc_ = 0;

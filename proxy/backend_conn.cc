@@ -96,6 +96,7 @@ void BackendConn::OnConnected(const boost::system::error_code& ec) {
   if (ec) return Fail(ec.message());
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);
   state_ = State::kReady;
   backoff_ms_ = 0;
   StartRead();
@@ -131,29 +132,59 @@ void BackendConn::OnWrite(const boost::system::error_code& ec, size_t) {
   if (!out_.empty()) Flush();
 }
 
+// Same read discipline as ClientSession::StartRead: wait for readiness only
+// when the socket is drained, so no read returns EAGAIN in steady state.
 void BackendConn::StartRead() {
   if (read_in_flight_ || state_ != State::kReady) return;
   read_in_flight_ = true;
-  char* p = in_.Prepare(kReadChunk);
-  size_t room = in_.Writable();
   auto alive = alive_;
-  socket_.async_read_some(asio::buffer(p, room),
-                          [this, alive](const boost::system::error_code& ec, size_t n) {
-                            if (!*alive) return;
-                            OnRead(ec, n);
-                          });
+  socket_.async_wait(asio::socket_base::wait_read,
+                     [this, alive](const boost::system::error_code& ec) {
+                       if (!*alive) return;
+                       read_in_flight_ = false;
+                       if (ec) {
+                         if (ec != asio::error::operation_aborted) Fail(ec.message());
+                         return;
+                       }
+                       ReadReady();
+                     });
 }
 
-void BackendConn::OnRead(const boost::system::error_code& ec, size_t n) {
-  read_in_flight_ = false;
-  if (ec) return Fail(ec == asio::error::eof ? "connection closed by backend" : ec.message());
-  in_.Commit(n);
+void BackendConn::ReadReady() {
+  auto alive = alive_;
+  for (;;) {
+    char* p = in_.Prepare(kReadChunk);
+    size_t room = in_.Writable();
+    boost::system::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(p, room), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) return Fail(ec == asio::error::eof ? "connection closed by backend" : ec.message());
+    in_.Commit(n);
+    if (!DeliverFrames()) return;
+    if (!*alive || state_ != State::kReady) return;
+    if (n < room) break;
+  }
+  worker_.ScheduleFlush();
+  in_.ShrinkIfIdle(256 * 1024);
+  StartRead();
+}
+
+// Matches complete replies to waiting sinks. False if this connection failed
+// or was destroyed meanwhile.
+bool BackendConn::DeliverFrames() {
   auto alive = alive_;
   while (!in_.Empty()) {
     size_t consumed = 0;
     protocol::ParseStatus st = framer_.Frame(in_.Data(), in_.Size(), &consumed);
-    if (st == protocol::ParseStatus::kNeedMore) break;
-    if (st == protocol::ParseStatus::kError) return Fail("protocol error in backend reply");
+    if (st == protocol::ParseStatus::kNeedMore) {
+      size_t want = framer_.hint_total();
+      if (want > in_.Size()) in_.Prepare(want - in_.Size());
+      break;
+    }
+    if (st == protocol::ParseStatus::kError) {
+      Fail("protocol error in backend reply");
+      return false;
+    }
     std::string_view frame(in_.Data(), consumed);
     if (handshake_replies_ > 0) {
       --handshake_replies_;
@@ -161,22 +192,21 @@ void BackendConn::OnRead(const boost::system::error_code& ec, size_t n) {
       if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
         spdlog::error("backend {} rejected the handshake: {}", endpoint_.ToString(),
                       std::string(frame.substr(0, frame.find('\r'))));
-        return Fail("backend handshake failed");
+        Fail("backend handshake failed");
+        return false;
       }
     } else if (pending_.empty() || framer_.is_push()) {
       if (unsolicited_ != nullptr) unsolicited_->OnUnsolicited(frame);
+      if (!*alive) return false;
     } else {
       Pending p = pending_.front();
       pending_.pop_front();
       if (p.sink != nullptr) p.sink->OnReply(p.tag, frame);
-      if (!*alive) return;
+      if (!*alive) return false;
     }
     in_.Consume(consumed);
   }
-  worker_.FlushDirty();
-  if (!*alive) return;
-  in_.ShrinkIfIdle(256 * 1024);
-  StartRead();
+  return true;
 }
 
 void BackendConn::Forget(ReplySink* sink) {

@@ -88,7 +88,8 @@ class BackendConn {
   void Connect();
   void OnConnected(const boost::system::error_code& ec);
   void StartRead();
-  void OnRead(const boost::system::error_code& ec, size_t n);
+  void ReadReady();
+  bool DeliverFrames();
   void OnWrite(const boost::system::error_code& ec, size_t n);
   void Fail(std::string_view why);
   void FailPending(std::string_view error_line);

@@ -63,7 +63,9 @@ void ClientSession::Start() {
     }
   }
   ApplyLimits();
-  StartRead();
+  socket_.non_blocking(true, ec);
+  if (!worker_.mux().Add(socket_.native_handle(), this)) return Close();
+  reading_enabled_ = true;
 }
 
 void ClientSession::RefreshSnapshot() {
@@ -101,33 +103,47 @@ void ClientSession::ApplyLimits() {
   parser_.set_limits(l);
 }
 
+// Reads are driven by the worker's level-triggered ReadMux: OnReadable() is
+// called when the socket has data; one read per wake-up unless the buffer
+// filled up. While paused (backpressure) the socket is taken out of the set.
 void ClientSession::StartRead() {
-  if (read_in_flight_ || closed_ || read_paused_ || close_after_flush_) return;
-  read_in_flight_ = true;
-  char* p = in_.Prepare(kReadChunk);
-  auto alive = alive_;
-  socket_.async_read_some(asio::buffer(p, in_.Writable()),
-                          [this, alive](const boost::system::error_code& ec, size_t n) {
-                            if (!*alive) return;
-                            OnRead(ec, n);
-                          });
+  if (closed_ || close_after_flush_) return;
+  bool want = !read_paused_;
+  if (want != reading_enabled_) {
+    reading_enabled_ = want;
+    worker_.mux().Enable(socket_.native_handle(), this, want);
+  }
 }
 
-void ClientSession::OnRead(const boost::system::error_code& ec, size_t n) {
-  read_in_flight_ = false;
-  if (ec) return Close();
-  in_.Commit(n);
-  ProcessInput();
-  worker_.FlushDirty();
-  if (!closed_) StartRead();
+void ClientSession::OnReadable() {
+  if (closed_) return;
+  ReadReady();
+}
+
+void ClientSession::ReadReady() {
+  for (;;) {
+    if (read_paused_ || close_after_flush_) break;
+    char* p = in_.Prepare(kReadChunk);
+    size_t room = in_.Writable();
+    boost::system::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(p, room), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) return Close();
+    in_.Commit(n);
+    ProcessInput();
+    if (closed_) return;
+    if (n < room) break;
+  }
+  worker_.ScheduleFlush();
+  StartRead();
 }
 
 void ClientSession::Resume() {
   if (closed_ || !read_paused_) return;
   read_paused_ = false;
   ProcessInput();
-  worker_.FlushDirty();
-  if (!closed_) StartRead();
+  worker_.ScheduleFlush();
+  StartRead();
 }
 
 void ClientSession::ProcessInput() {
@@ -558,6 +574,7 @@ void ClientSession::Close() {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ec;
+  worker_.mux().Remove(socket_.native_handle());
   socket_.close(ec);
   for (int p = 2; p <= 3; ++p) worker_.Shared(p, id_).Forget(this);
   jobs_.clear();

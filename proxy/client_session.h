@@ -28,6 +28,7 @@
 #include "proxy/backend_conn.h"
 #include "proxy/buffer.h"
 #include "proxy/metrics.h"
+#include "proxy/read_mux.h"
 #include "proxy/ring.h"
 #include "tenancy/command_rules.h"
 #include "tenancy/key_finder.h"
@@ -37,7 +38,7 @@ namespace keyfence::proxy {
 class Worker;
 class ScanJob;
 
-class ClientSession : public ReplySink, public UnsolicitedSink {
+class ClientSession : public ReplySink, public UnsolicitedSink, public Readable {
  public:
   ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket, config::Listener listener,
                 uint64_t id);
@@ -55,6 +56,8 @@ class ClientSession : public ReplySink, public UnsolicitedSink {
   // UnsolicitedSink: pub/sub frames on the subscriber connection.
   void OnUnsolicited(std::string_view frame) override;
   void OnBackendClosed() override;
+  // Readable: the socket has data (level-triggered, from the worker's ReadMux).
+  void OnReadable() override;
 
   // For emulations (ScanJob): complete slot `seq` with a finished reply.
   void CompleteSlot(uint64_t seq, std::string_view reply);
@@ -83,7 +86,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink {
   enum class Mode : uint8_t { kNormal, kDedicated, kPubSub };
 
   void StartRead();
-  void OnRead(const boost::system::error_code& ec, size_t n);
+  void ReadReady();
   // Parses and handles complete requests; stops early when paused.
   void ProcessInput();
   // Handles one request in args_. Returns false to stop processing (pause).
@@ -140,7 +143,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink {
   std::string out_;
   std::string writing_;
   bool write_in_flight_ = false;
-  bool read_in_flight_ = false;
+  bool reading_enabled_ = false;
   bool read_paused_ = false;
   bool processing_ = false;
   bool close_after_flush_ = false;

@@ -24,6 +24,7 @@ Worker::Worker(int index, Server& server, WorkerMetrics& metrics)
       io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       work_(asio::make_work_guard(io_)),
       tick_(io_),
+      mux_(io_),
       // Client ids are unique across workers: the worker index in the top bits.
       next_client_id_((static_cast<uint64_t>(index) << 40) + 1) {}
 
@@ -87,6 +88,7 @@ void Worker::Listen(const std::vector<config::Listener>& listeners) {
 void Worker::Start() {
   for (size_t i = 0; i < acceptors_.size(); ++i) Accept(i);
   Tick();
+  mux_.Start();
   thread_ = std::thread([this] {
     try {
       io_.run();
@@ -182,6 +184,15 @@ void Worker::MarkDirty(BackendConn* c) {
   dirty_backends_.push_back(c);
 }
 
+void Worker::ScheduleFlush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this] {
+    flush_posted_ = false;
+    FlushDirty();
+  });
+}
+
 void Worker::FlushDirty() {
   // Backends first: requests reach Redis before we wait on client writes.
   while (!dirty_backends_.empty() || !dirty_sessions_.empty()) {
@@ -230,6 +241,7 @@ void Worker::Stop() {
   asio::post(io_, [this] {
     stopping_ = true;
     tick_.cancel();
+    mux_.Stop();
     for (auto& a : acceptors_) {
       boost::system::error_code ec;
       a->acceptor.close(ec);

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "proxy/backend_conn.h"
 #include "proxy/metrics.h"
+#include "proxy/read_mux.h"
 
 namespace keyfence::proxy {
 
@@ -34,6 +35,7 @@ class Worker {
   int index() const { return index_; }
   Server& server() { return server_; }
   WorkerMetrics& metrics() { return metrics_; }
+  ReadMux& mux() { return mux_; }
 
   // Thread-safe: posts the snapshot to the worker thread.
   void PublishSnapshot(config::SnapshotPtr snap);
@@ -60,6 +62,10 @@ class Worker {
   void MarkDirty(BackendConn* c);
   // Flushes every socket written to during this loop turn: one write each.
   void FlushDirty();
+  // Schedules FlushDirty() after the handlers that are already ready to run,
+  // so that requests from many clients read in one loop turn share one
+  // backend write.
+  void ScheduleFlush();
 
   void SessionClosed(ClientSession* s);
   uint64_t NextClientId();
@@ -95,8 +101,10 @@ class Worker {
   std::vector<BackendConn*> dirty_backends_;
   std::vector<std::unique_ptr<ClientSession>> graveyard_;
   boost::asio::steady_timer tick_;
+  ReadMux mux_;
   uint64_t next_client_id_;
   bool stopping_ = false;
+  bool flush_posted_ = false;
 };
 
 }  // namespace keyfence::proxy

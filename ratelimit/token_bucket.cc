@@ -1,11 +1,13 @@
 #include "ratelimit/token_bucket.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace keyfence::ratelimit {
 
 void TokenBucket::Reconfigure(const BucketParams& p, uint64_t now_ns) {
-  bool first = capacity_ == 0 && last_ns_ == 0;
+  // A bucket that had no limit (or none yet) starts full under a new limit.
+  bool first = capacity_ == 0 || unlimited();
   if (!first) Refill(now_ns);
   params_ = p;
   capacity_ = p.burst > 0 ? p.burst : p.rate_per_sec;
@@ -32,7 +34,10 @@ uint64_t TokenBucket::WaitNs(double n, uint64_t now_ns) {
   if (unlimited()) return 0;
   Refill(now_ns);
   if (tokens_ >= n) return 0;
-  return static_cast<uint64_t>((n - tokens_) / params_.rate_per_sec * 1e9);
+  // Rounded up (and at least 1 ns), so that waiting WaitNs() and then taking
+  // succeeds.
+  double ns = std::ceil((n - tokens_) / params_.rate_per_sec * 1e9);
+  return std::max<uint64_t>(1, static_cast<uint64_t>(ns));
 }
 
 }  // namespace keyfence::ratelimit

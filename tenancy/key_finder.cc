@@ -35,11 +35,36 @@ int64_t BeginOf(const KeySpec& ks, std::span<const std::string_view> args) {
   return 0;
 }
 
-// One key spec, Redis getKeysUsingKeySpecs semantics.
+// One key spec, Redis getKeysUsingKeySpecs semantics, starting at `first`.
+FindStatus AddSpecKeysFrom(const KeySpec& ks, std::span<const std::string_view> args,
+                           int64_t first, NameRefs* out);
+
+// One key spec. Redis looks only at the first occurrence of a spec's keyword,
+// but commands such as GEORADIUS ... STORE a STORE b write to the LAST one:
+// for keyword specs that name a fixed number of keys, every occurrence of the
+// keyword is treated as introducing keys, so no occurrence escapes the
+// namespace.
 FindStatus AddSpecKeys(const KeySpec& ks, std::span<const std::string_view> args, NameRefs* out) {
-  const int64_t argc = static_cast<int64_t>(args.size());
   int64_t first = BeginOf(ks, args);
-  if (first == 0) return FindStatus::kOk;  // keyword not present: no keys from this spec
+  if (first == 0) return FindStatus::kOk;
+  FindStatus st = AddSpecKeysFrom(ks, args, first, out);
+  if (st != FindStatus::kOk || ks.begin != KeySpec::Begin::kKeyword ||
+      ks.find != KeySpec::Find::kRange || ks.lastkey < 0) {
+    return st;
+  }
+  const int64_t argc = static_cast<int64_t>(args.size());
+  bool forward = ks.startfrom > 0;
+  for (int64_t i = forward ? first : first - 2; i >= 1 && i < argc; i += forward ? 1 : -1) {
+    if (!EqualsNoCase(args[i], ks.keyword)) continue;
+    st = AddSpecKeysFrom(ks, args, i + 1, out);
+    if (st != FindStatus::kOk) return st;
+  }
+  return FindStatus::kOk;
+}
+
+FindStatus AddSpecKeysFrom(const KeySpec& ks, std::span<const std::string_view> args,
+                           int64_t first, NameRefs* out) {
+  const int64_t argc = static_cast<int64_t>(args.size());
   int64_t last, step;
   if (ks.find == KeySpec::Find::kRange) {
     step = ks.keystep;

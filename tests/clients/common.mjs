@@ -22,6 +22,9 @@ export function uniq(tag) {
   return `${tag}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 }
 
+// Per-test options: bounded, so a proxy that never answers fails the test, not the run.
+export const T = { timeout: 15000 };
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Minimal RESP2 client to read the BACKEND directly (to check the namespace prefix).

@@ -2,19 +2,19 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { HOST, ports, uniq, backendCommand, eventually } from './common.mjs';
+import { HOST, ports, uniq, backendCommand, eventually, T } from './common.mjs';
 
 const clients = [];
 function client(opts = {}) {
   const c = new Redis({ host: HOST, port: ports.orders, connectTimeout: 5000,
-    maxRetriesPerRequest: 1, ...opts });
+    commandTimeout: 5000, maxRetriesPerRequest: 1, ...opts });
   c.on('error', () => {});
   clients.push(c);
   return c;
 }
 after(() => { for (const c of clients) c.disconnect(); });
 
-test('ioredis defaults to RESP3 and connects through the sidecar', async () => {
+test('ioredis defaults to RESP3 and connects through the sidecar', T, async () => {
   const r = client();
   assert.equal(r.options.protocol, 3);
   assert.equal(await r.ping(), 'PONG');
@@ -25,7 +25,7 @@ test('ioredis defaults to RESP3 and connects through the sidecar', async () => {
   assert.equal(await backendCommand('EXISTS', k), 0);
 });
 
-test('ioredis pipeline', async () => {
+test('ioredis pipeline', T, async () => {
   const r = client();
   const k = uniq('io:pipe');
   const p = r.pipeline();
@@ -37,7 +37,7 @@ test('ioredis pipeline', async () => {
   assert.deepEqual(res[100], [null, '100']);
 });
 
-test('ioredis MULTI/EXEC', async () => {
+test('ioredis MULTI/EXEC', T, async () => {
   const r = client();
   const k = uniq('io:tx');
   const res = await r.multi().set(k, '1').incr(k).get(k).exec();
@@ -45,14 +45,14 @@ test('ioredis MULTI/EXEC', async () => {
   assert.equal(await backendCommand('GET', `shop@orders:${k}`), '2');
 });
 
-test('ioredis HGETALL returns an object', async () => {
+test('ioredis HGETALL returns an object', T, async () => {
   const r = client();
   const k = uniq('io:h');
   await r.hset(k, { a: '1', b: '2' });
   assert.deepEqual(await r.hgetall(k), { a: '1', b: '2' });
 });
 
-test('ioredis pub/sub sees unprefixed channel names', async () => {
+test('ioredis pub/sub sees unprefixed channel names', T, async () => {
   const sub = client();
   const pub = client();
   const ch = uniq('io:news');
@@ -73,7 +73,7 @@ test('ioredis pub/sub sees unprefixed channel names', async () => {
   await sub.punsubscribe();
 });
 
-test('ioredis through the gateway with username/password', async () => {
+test('ioredis through the gateway with username/password', T, async () => {
   const g = client({ port: ports.gateway, username: 'billing', password: 'billing-secret' });
   const k = uniq('io:gw');
   assert.equal(await g.set(k, 'gw'), 'OK');
@@ -82,7 +82,7 @@ test('ioredis through the gateway with username/password', async () => {
   assert.equal(await p.get(k), null);
 });
 
-test('ioredis gateway with a wrong password fails', async () => {
+test('ioredis gateway with a wrong password fails', T, async () => {
   const bad = new Redis({ host: HOST, port: ports.gateway, username: 'orders', password: 'nope',
     lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   const errors = [];

@@ -2,7 +2,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from 'redis';
-import { HOST, ports, uniq, backendCommand, eventually } from './common.mjs';
+import { HOST, ports, uniq, backendCommand, eventually, T } from './common.mjs';
 
 const clients = [];
 async function client(opts = {}, port = ports.orders) {
@@ -15,7 +15,7 @@ async function client(opts = {}, port = ports.orders) {
 }
 after(() => { for (const c of clients) { try { c.destroy(); } catch { /* closed */ } } });
 
-test('node-redis connects with RESP3 through the sidecar', async () => {
+test('node-redis connects with RESP3 through the sidecar', T, async () => {
   const c = await client();
   assert.equal(await c.ping(), 'PONG');
   const k = uniq('nr:set');
@@ -24,7 +24,7 @@ test('node-redis connects with RESP3 through the sidecar', async () => {
   assert.equal(await backendCommand('GET', `shop@orders:${k}`), 'v1');
 });
 
-test('node-redis pipeline (execAsPipeline and auto-pipelining)', async () => {
+test('node-redis pipeline (execAsPipeline and auto-pipelining)', T, async () => {
   const c = await client();
   const k = uniq('nr:pipe');
   const m = c.multi();
@@ -37,7 +37,7 @@ test('node-redis pipeline (execAsPipeline and auto-pipelining)', async () => {
   assert.deepEqual(vals, Array.from({ length: 200 }, (_, i) => String(i)));
 });
 
-test('node-redis MULTI/EXEC', async () => {
+test('node-redis MULTI/EXEC', T, async () => {
   const c = await client();
   const k = uniq('nr:tx');
   const res = await c.multi().set(k, '1').incr(k).get(k).exec();
@@ -45,7 +45,7 @@ test('node-redis MULTI/EXEC', async () => {
   assert.equal(await backendCommand('GET', `shop@orders:${k}`), '2');
 });
 
-test('node-redis HGETALL returns an object', async () => {
+test('node-redis HGETALL returns an object', T, async () => {
   const c = await client();
   const k = uniq('nr:h');
   await c.hSet(k, { a: '1', b: '2' });
@@ -54,7 +54,7 @@ test('node-redis HGETALL returns an object', async () => {
   assert.deepEqual({ ...h }, { a: '1', b: '2' });
 });
 
-test('node-redis pub/sub sees unprefixed channel names', async () => {
+test('node-redis pub/sub sees unprefixed channel names', T, async () => {
   const c = await client();
   const sub = c.duplicate();
   sub.on('error', () => {});
@@ -74,7 +74,7 @@ test('node-redis pub/sub sees unprefixed channel names', async () => {
   await sub.pUnsubscribe();
 });
 
-test('node-redis through the gateway with username/password (HELLO 3 AUTH)', async () => {
+test('node-redis through the gateway with username/password (HELLO 3 AUTH)', T, async () => {
   const g = await client({ username: 'orders', password: 'orders-secret' }, ports.gateway);
   const k = uniq('nr:gw');
   assert.equal(await g.set(k, 'gw'), 'OK');
@@ -85,7 +85,7 @@ test('node-redis through the gateway with username/password (HELLO 3 AUTH)', asy
   assert.equal(await backendCommand('GET', `shop@payments:${k}`), 'pay');
 });
 
-test('node-redis gateway with a wrong password fails to connect', async () => {
+test('node-redis gateway with a wrong password fails to connect', T, async () => {
   const bad = createClient({ socket: { host: HOST, port: ports.gateway, reconnectStrategy: false,
     connectTimeout: 3000 }, username: 'orders', password: 'nope' });
   bad.on('error', () => {});

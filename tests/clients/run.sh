@@ -10,4 +10,4 @@ fi
 export KEYFENCE_BIN="${KEYFENCE_BIN:-$here/../../build/keyfence}"
 cd "$here"
 exec /usr/bin/python3 "$here/../integration/harness.py" run -- \
-  node --test --test-reporter=spec --test-timeout=60000 ioredis.test.mjs node-redis.test.mjs
+  node --test --test-reporter=spec --test-timeout=20000 ioredis.test.mjs node-redis.test.mjs

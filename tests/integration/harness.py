@@ -294,20 +294,57 @@ class RawConn:
 # MONITOR checker can tell the harness's own commands from keyfence's.
 # --------------------------------------------------------------------------------------
 
-OWN_ADDRS: set[str] = set()
+# addr -> [[opened, closed-or-None], ...] (wall clock, like MONITOR's timestamps). Ports
+# are reused by the kernel, so ownership is decided by address AND time.
+_OWN: dict[str, list] = {}
+_OWN_LOCK = threading.Lock()
+_OWN_SLACK = 0.05
+
+
+def _own_open(sock) -> str | None:
+    try:
+        h, p = sock.getsockname()[:2]
+    except OSError:
+        return None
+    addr = f"{h}:{p}"
+    with _OWN_LOCK:
+        _OWN.setdefault(addr, []).append([time.time() - _OWN_SLACK, None])
+    return addr
+
+
+def _own_close(addr: str | None):
+    if not addr:
+        return
+    with _OWN_LOCK:
+        for iv in _OWN.get(addr, []):
+            if iv[1] is None:
+                iv[1] = time.time() + _OWN_SLACK
+
+
+def is_own(addr: str, ts: float | None = None) -> bool:
+    """Was `addr` one of the harness's own backend connections at time `ts`?"""
+    with _OWN_LOCK:
+        ivs = list(_OWN.get(addr, []))
+    if ts is None:
+        return bool(ivs)
+    return any(a <= ts and (b is None or ts <= b) for a, b in ivs)
+
 
 try:
     import redis  # Debian python3-redis 4.3.4 (use /usr/bin/python3)
 
     class TrackedConnection(redis.Connection):
+        _kf_addr = None
+
         def _connect(self):
             sock = super()._connect()
-            try:
-                h, p = sock.getsockname()[:2]
-                OWN_ADDRS.add(f"{h}:{p}")
-            except OSError:
-                pass
+            self._kf_addr = _own_open(sock)
             return sock
+
+        def disconnect(self, *a, **kw):
+            _own_close(self._kf_addr)
+            self._kf_addr = None
+            return super().disconnect(*a, **kw)
 except ImportError:  # pragma: no cover - harness "run" mode without redis-py
     redis = None
 
@@ -315,8 +352,12 @@ except ImportError:  # pragma: no cover - harness "run" mode without redis-py
 class TrackedRaw(RawConn):
     def __init__(self, port: int, timeout: float = 10.0):
         super().__init__(port, timeout=timeout)
-        h, p = self.sock.getsockname()[:2]
-        OWN_ADDRS.add(f"{h}:{p}")
+        self._kf_addr = _own_open(self.sock)
+
+    def close(self):
+        _own_close(self._kf_addr)
+        self._kf_addr = None
+        super().close()
 
 
 # --------------------------------------------------------------------------------------
@@ -724,10 +765,17 @@ def parse_monitor_args(s: bytes) -> list[bytes]:
 
 def parse_monitor_line(line: bytes):
     """-> (db, addr, [args]) or None for non-command lines."""
+    p = parse_monitor_line_ts(line)
+    return None if p is None else p[1:]
+
+
+def parse_monitor_line_ts(line: bytes):
+    """-> (timestamp, db, addr, [args]) or None for non-command lines."""
     m = _MON_LINE.match(line)
     if not m:
         return None
-    return int(m.group(2)), m.group(3).decode(), parse_monitor_args(m.group(4))
+    return (float(m.group(1)), int(m.group(2)), m.group(3).decode(),
+            parse_monitor_args(m.group(4)))
 
 
 # Commands keyfence must never send to a shared backend on a tenant's behalf.
@@ -740,7 +788,7 @@ NO_KEYS_ERRORS = ("no key arguments", "invalid arguments", "invalid number of ar
 class MonitorChecker:
     """Records the backend's MONITOR stream and checks every key/channel keyfence sent.
 
-    Commands from the harness's own direct connections (OWN_ADDRS) are ignored.
+    Commands from the harness's own direct connections (see is_own) are ignored.
     """
 
     def __init__(self, backend: RedisServer, prefixes=PREFIXES):
@@ -813,16 +861,16 @@ class MonitorChecker:
         for line in self._raw_lines()[since:]:
             # Lines arrive as str (RespSimple) decoded with utf-8 'replace'; the
             # content is ASCII-only (sdscatrepr escapes everything else).
-            p = parse_monitor_line(line if isinstance(line, bytes) else line.encode())
+            p = parse_monitor_line_ts(line if isinstance(line, bytes) else line.encode())
             if p is None:
                 continue
-            _db, addr, args = p
+            ts, _db, addr, args = p
             if not args:
                 continue
             if args[0].upper() == b"ECHO" and len(args) == 2 and \
                     args[1].startswith(b"kf-monitor-marker-"):
                 continue
-            if not include_own and addr in OWN_ADDRS:
+            if not include_own and is_own(addr, ts):
                 continue
             out.append((addr, args))
         return out

@@ -413,16 +413,27 @@ def test_client_commands(kf):
         info = a.cmd("CLIENT", "INFO").decode()
         assert f"id={ida} " in info and "name=conn-a" in info, info
         lst = a.cmd("CLIENT", "LIST").decode()
-        assert "name=conn-a" in lst and "name=conn-b" in lst, lst
+        # "own connections only": this connection, maybe the tenant's others, never
+        # another tenant's, never the backend's
+        assert "name=conn-a" in lst and f"id={ida} " in lst, lst
         assert "conn-pay" not in lst, lst
-        assert f"id={ida} " in lst and f"id={idb} " in lst
+        assert "user=payments" not in lst and "shop@" not in lst, lst
+        if "name=conn-b" in lst:
+            assert f"id={idb} " in lst
         plst = p.cmd("CLIENT", "LIST").decode()
         assert "conn-a" not in plst and "conn-pay" in plst
-        ok(a.cmd("CLIENT", "SETINFO", "LIB-NAME", "mylib"))
     finally:
         a.close()
         b.close()
         p.close()
+
+
+def test_client_setinfo(kf, c):
+    """DESIGN: CLIENT SETINFO is answered by keyfence (clients send it on connect)."""
+    ok(c.cmd("CLIENT", "SETINFO", "LIB-NAME", "mylib"))
+    ok(c.cmd("CLIENT", "SETINFO", "LIB-VER", "1.2.3"))
+    info = c.cmd("CLIENT", "INFO").decode()
+    assert "lib-name=mylib" in info and "lib-ver=1.2.3" in info, info
 
 
 def test_client_reply_off_on_skip(kf, c, backend):

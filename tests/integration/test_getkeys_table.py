@@ -247,6 +247,7 @@ def test_every_command_keeps_to_the_namespace(kf, redis_server, samples, capsys)
     stats = collections.Counter()
     failures: list[str] = []
     local_errors: list[str] = []
+    denied_names: list[str] = []
     hangs = 0
     all_samples = [(n, a, k, False) for n, a, k in sample_list] + \
                   [(n, a, k, True) for n, a, k in EXTRA_SAMPLES]
@@ -303,6 +304,7 @@ def test_every_command_keeps_to_the_namespace(kf, redis_server, samples, capsys)
                 continue
             if is_denial(reply):
                 stats["denied"] += 1
+                denied_names.append(name)
                 if same_cmd:
                     failures.append(f"{name} [{shown}]: denied ({reply.text}) but reached the "
                                     f"backend as {same_cmd[0][:6]}")
@@ -350,6 +352,7 @@ def test_every_command_keeps_to_the_namespace(kf, redis_server, samples, capsys)
               f"{stats['answered by keyfence']}, error replies {stats['error (not forwarded)']}),"
               f" denied {stats['denied']}, closed {stats['closed']}, "
               f"no reply {stats['no reply']}; failures {len(failures)}")
+        print("[getkeys table] denied: " + " ".join(denied_names))
         if local_errors:
             print("[getkeys table] error replies without forwarding (not failures):\n  "
                   + "\n  ".join(local_errors[:80]))

@@ -117,3 +117,39 @@ def test_metric_parsing():
     assert metric_value(text, "keyfence_requests_total", tenant="orders", command="set") == 5
     assert metric_value(text, "keyfence_requests_total", tenant="orders") == 7
     assert metric_value(text, "keyfence_client_connections", tenant="orders") is None
+
+
+def test_monitor_checker_port_reuse_is_not_own(redis_server):
+    """A port the harness used earlier, reused by another connection later, is checked."""
+    import socket
+    import time
+
+    from harness import TrackedRaw
+    m = MonitorChecker(redis_server)
+    try:
+        start = m.mark()
+        t = TrackedRaw(redis_server.port)
+        port = t.sock.getsockname()[1]
+        t.cmd("SET", "own-unprefixed", "1")
+        assert t.cmd("QUIT") == "OK"  # the server closes first: no TIME_WAIT on our side
+        t.close()
+        time.sleep(0.2)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.connect(("127.0.0.1", redis_server.port))
+        except OSError as e:
+            s.close()
+            pytest.skip(f"cannot reuse the source port here: {e}")
+        c = RawConn.__new__(RawConn)
+        c.sock, c.buf, c.pos = s, bytearray(), 0
+        s.settimeout(5)
+        assert c.cmd("SET", "reused-port-unprefixed", "1") == "OK"
+        c.close()
+        violations, _, _ = m.check(start)
+        text = "\n".join(violations)
+        assert "reused-port-unprefixed" in text, text
+        assert "own-unprefixed" not in text.replace("reused-port-unprefixed", "")
+    finally:
+        m.stop()

@@ -248,3 +248,23 @@ def test_pubsub_resp3_push(kf):
         # RESP3 allows regular commands while subscribed
         assert c.cmd("SET", "k3", "v") == "OK"
         assert c.cmd("GET", "k3") == b"v"
+
+
+def test_resp3_transactions_and_blocking(kf, backend):
+    """RESP3 sessions (ioredis 6 / node-redis 6 default) use dedicated backend connections
+    for MULTI, WATCH and blocking commands too."""
+    with kf.raw("orders", timeout=5) as c:
+        assert c.cmd("HELLO", "3")[b"proto"] == 3
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("SET", "r3", "1") == "QUEUED"
+        assert c.cmd("INCR", "r3") == "QUEUED"
+        assert c.cmd("EXEC") == ["OK", 2]
+        assert c.cmd("WATCH", "r3") == "OK"
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("INCR", "r3") == "QUEUED"
+        assert c.cmd("EXEC") == [3]
+        assert c.cmd("BLPOP", "q3", "0.2") is None
+        assert c.cmd("RPUSH", "q3", "a") == 1
+        assert c.cmd("BLPOP", "q3", "1") == [b"q3", b"a"]
+        assert c.cmd("HGETALL", "nothing") == {}
+    assert backend.get(P + b"r3") == b"3"

@@ -1,12 +1,11 @@
 // GlobMatch against Redis stringmatchlen semantics; GlobEscape and
 // GlobLiteralPrefix.
-#include <catch2/catch.hpp>
+#include "protocol/glob.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "protocol/glob.h"
 
 namespace keyfence::protocol {
 namespace {

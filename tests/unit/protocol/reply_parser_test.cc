@@ -1,14 +1,13 @@
 // ReplyFramer and ParseReplyTree: every RESP2/RESP3 type, resumption at every
 // split point, errors and limits.
-#include <catch2/catch.hpp>
+#include "protocol/reply_parser.h"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "protocol/reply_parser.h"
 
 namespace keyfence::protocol {
 namespace {
@@ -24,8 +23,8 @@ struct FrameResult {
 };
 
 std::ostream& operator<<(std::ostream& os, const FrameResult& r) {
-  return os << "{status=" << int(r.status) << " consumed=" << r.consumed
-            << " type=" << int(r.type) << " error=" << int(r.error) << "}";
+  return os << "{status=" << int(r.status) << " consumed=" << r.consumed << " type=" << int(r.type)
+            << " error=" << int(r.error) << "}";
 }
 
 FrameResult Capture(const ReplyFramer& f, ParseStatus st, size_t consumed) {
@@ -103,9 +102,7 @@ FrameResult Ok(ReplyType type, size_t consumed) {
   return FrameResult{ParseStatus::kOk, consumed, type, ReplyError::kNone};
 }
 
-FrameResult Err(ReplyError e) {
-  return FrameResult{ParseStatus::kError, 0, ReplyType::kNull, e};
-}
+FrameResult Err(ReplyError e) { return FrameResult{ParseStatus::kError, 0, ReplyType::kNull, e}; }
 
 std::string Nested(int depth, const std::string& leaf) {
   std::string s;
@@ -334,8 +331,7 @@ TEST_CASE("framer: limits are enforced before the data arrives") {
     REQUIRE(FrameOnce("*2\r\n$1\r\na\r\n$11\r\n", limits).error == ReplyError::kBadLength);
     REQUIRE(FrameOnce("!11\r\n", limits).error == ReplyError::kBadLength);
     REQUIRE(FrameOnce("=11\r\n", limits).error == ReplyError::kBadLength);
-    REQUIRE(CheckAllSplits("$10\r\n0123456789\r\n", limits) ==
-            Ok(ReplyType::kBulk, 17));
+    REQUIRE(CheckAllSplits("$10\r\n0123456789\r\n", limits) == Ok(ReplyType::kBulk, 17));
   }
   SECTION("element count") {
     ReplyLimits limits;
@@ -358,13 +354,11 @@ TEST_CASE("framer: limits are enforced before the data arrives") {
     limits.max_depth = 2;
     REQUIRE(CheckAllSplits("*1\r\n%1\r\n+a\r\n+b\r\n", limits).status == ParseStatus::kOk);
     REQUIRE(CheckAllSplits("*1\r\n%1\r\n+a\r\n*0\r\n", limits) == Err(ReplyError::kTooDeep));
-    REQUIRE(CheckAllSplits("*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", limits).status ==
-            ParseStatus::kOk);
+    REQUIRE(CheckAllSplits("*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", limits).status == ParseStatus::kOk);
     REQUIRE(CheckAllSplits("*1\r\n:1\r\n", ReplyLimits{10, 0, 10}) == Err(ReplyError::kTooDeep));
     // The stack is capped at kMaxStack whatever the configured depth.
     const ReplyLimits deep{1 << 20, 1000, 1 << 20};
-    REQUIRE(FrameOnce(Nested(ReplyFramer::kMaxStack, ":1\r\n"), deep).status ==
-            ParseStatus::kOk);
+    REQUIRE(FrameOnce(Nested(ReplyFramer::kMaxStack, ":1\r\n"), deep).status == ParseStatus::kOk);
     REQUIRE(FrameOnce(Nested(ReplyFramer::kMaxStack + 1, ":1\r\n"), deep).error ==
             ReplyError::kTooDeep);
   }
@@ -429,8 +423,7 @@ TEST_CASE("tree: scalar values") {
   REQUIRE(ParseReplyTree("!3\r\nERR\r\n", &n));
   REQUIRE((n[0].type == ReplyType::kBlobError && n[0].str == "ERR"));
   REQUIRE(ParseReplyTree("=15\r\ntxt:Some string\r\n", &n));
-  REQUIRE((n[0].type == ReplyType::kVerbatim && n[0].str == "Some string" &&
-           n[0].format == "txt"));
+  REQUIRE((n[0].type == ReplyType::kVerbatim && n[0].str == "Some string" && n[0].format == "txt"));
   REQUIRE(ParseReplyTree("(-12345678901234567890\r\n", &n));
   REQUIRE((n[0].type == ReplyType::kBigNumber && n[0].str == "-12345678901234567890"));
 }
@@ -504,9 +497,15 @@ TEST_CASE("framer: random mutations agree across feeds and with the tree parser"
       const size_t at = rng() % (in.size() + 1);
       const char c = alphabet[rng() % (sizeof(alphabet) - 1)];
       switch (rng() % 3) {
-        case 0: in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        case 1: if (at < in.size()) in.erase(at, 1); break;
-        default: if (at < in.size()) in[at] = c; break;
+        case 0:
+          in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        case 1:
+          if (at < in.size()) in.erase(at, 1);
+          break;
+        default:
+          if (at < in.size()) in[at] = c;
+          break;
       }
     }
     CAPTURE(in);

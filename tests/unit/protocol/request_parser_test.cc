@@ -1,13 +1,12 @@
 // RequestParser: framing, resumption at every split point, errors, limits.
-#include <catch2/catch.hpp>
+#include "protocol/request_parser.h"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "protocol/request_parser.h"
 
 namespace keyfence::protocol {
 namespace {
@@ -291,9 +290,9 @@ TEST_CASE("parser: invalid multibulk length") {
 }
 
 TEST_CASE("parser: invalid bulk length") {
-  for (std::string in : {"*1\r\n$abc\r\n", "*1\r\n$-1\r\n", "*1\r\n$-0\r\n", "*1\r\n$\r\n",
-                         "*1\r\n$+3\r\n", "*1\r\n$03\r\n", "*1\r\n$3 \r\n",
-                         "*1\r\n$99999999999999999999\r\n"}) {
+  for (std::string in :
+       {"*1\r\n$abc\r\n", "*1\r\n$-1\r\n", "*1\r\n$-0\r\n", "*1\r\n$\r\n", "*1\r\n$+3\r\n",
+        "*1\r\n$03\r\n", "*1\r\n$3 \r\n", "*1\r\n$99999999999999999999\r\n"}) {
     CAPTURE(in);
     REQUIRE(CheckAllSplits(in) == Err(RequestError::kInvalidBulkLength));
   }
@@ -325,8 +324,8 @@ TEST_CASE("parser: expected dollar names the byte") {
 }
 
 TEST_CASE("parser: payload and header lines need CRLF") {
-  for (std::string in : {"*1\r\n$3\r\nfooXY", "*1\r\n$3\r\nfoo\rX", "*1\r\n$3\r\nfoo\n\r",
-                         "*1\rX", "*1\r\n$3\rX"}) {
+  for (std::string in :
+       {"*1\r\n$3\r\nfooXY", "*1\r\n$3\r\nfoo\rX", "*1\r\n$3\r\nfoo\n\r", "*1\rX", "*1\r\n$3\rX"}) {
     CAPTURE(in);
     REQUIRE(CheckAllSplits(in) == Err(RequestError::kMissingCrlf));
   }
@@ -487,9 +486,12 @@ TEST_CASE("parser: StringToInt64 follows Redis string2ll") {
 
 TEST_CASE("parser: random mutations agree across feeds and never crash") {
   std::mt19937 rng(12345);
-  const std::vector<std::string> seeds = {
-      Multibulk({"SET", "key", "value"}), Multibulk({"GET", "k"}), "SET \"a b\" 'c'\r\n",
-      "*0\r\n", Multibulk({"ECHO", ""}), "PING\n"};
+  const std::vector<std::string> seeds = {Multibulk({"SET", "key", "value"}),
+                                          Multibulk({"GET", "k"}),
+                                          "SET \"a b\" 'c'\r\n",
+                                          "*0\r\n",
+                                          Multibulk({"ECHO", ""}),
+                                          "PING\n"};
   const char alphabet[] = "*$\r\n0123-'\"\\x a";
   RequestLimits limits;
   limits.max_inline_len = 40;
@@ -502,9 +504,15 @@ TEST_CASE("parser: random mutations agree across feeds and never crash") {
       const size_t at = rng() % (in.size() + 1);
       const char c = alphabet[rng() % (sizeof(alphabet) - 1)];
       switch (rng() % 3) {
-        case 0: in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        case 1: if (at < in.size()) in.erase(at, 1); break;
-        default: if (at < in.size()) in[at] = c; break;
+        case 0:
+          in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        case 1:
+          if (at < in.size()) in.erase(at, 1);
+          break;
+        default:
+          if (at < in.size()) in[at] = c;
+          break;
       }
     }
     CAPTURE(in);

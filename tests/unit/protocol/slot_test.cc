@@ -1,9 +1,8 @@
 // CRC16 (XMODEM) and Redis Cluster key slots with hash tags.
-#include <catch2/catch.hpp>
-
-#include <string>
-
 #include "protocol/slot.h"
+
+#include <catch2/catch.hpp>
+#include <string>
 
 namespace keyfence::protocol {
 namespace {

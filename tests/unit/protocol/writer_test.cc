@@ -1,7 +1,8 @@
 // RESP writers: exact bytes, RESP2/RESP3 variants, and round trips through the
 // reply parser.
-#include <catch2/catch.hpp>
+#include "protocol/writer.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,7 +11,6 @@
 
 #include "protocol/reply_parser.h"
 #include "protocol/request_parser.h"
-#include "protocol/writer.h"
 
 namespace keyfence::protocol {
 namespace {
@@ -76,17 +76,15 @@ TEST_CASE("writer: protocol-dependent encodings") {
       {[](std::string& o, int p) { AppendDouble(o, 3.14, p); }, "$18\r\n3.1400000000000001\r\n",
        ",3.1400000000000001\r\n"},
       {[](std::string& o, int p) { AppendDouble(o, -0.0, p); }, "$2\r\n-0\r\n", ",-0\r\n"},
-      {[](std::string& o, int p) { AppendDouble(o, 1e22, p); }, "$5\r\n1e+22\r\n",
-       ",1e+22\r\n"},
+      {[](std::string& o, int p) { AppendDouble(o, 1e22, p); }, "$5\r\n1e+22\r\n", ",1e+22\r\n"},
       {[](std::string& o, int p) { AppendDouble(o, HUGE_VAL, p); }, "$3\r\ninf\r\n", ",inf\r\n"},
-      {[](std::string& o, int p) { AppendDouble(o, -HUGE_VAL, p); }, "$4\r\n-inf\r\n",
-       ",-inf\r\n"},
+      {[](std::string& o, int p) { AppendDouble(o, -HUGE_VAL, p); }, "$4\r\n-inf\r\n", ",-inf\r\n"},
       {[](std::string& o, int p) { AppendDouble(o, std::nan(""), p); }, "$3\r\nnan\r\n",
        ",nan\r\n"},
       {[](std::string& o, int p) { AppendDouble(o, -std::nan(""), p); }, "$3\r\nnan\r\n",
        ",nan\r\n"},
-      {[](std::string& o, int p) { AppendVerbatim(o, "Some string", p); },
-       "$11\r\nSome string\r\n", "=15\r\ntxt:Some string\r\n"},
+      {[](std::string& o, int p) { AppendVerbatim(o, "Some string", p); }, "$11\r\nSome string\r\n",
+       "=15\r\ntxt:Some string\r\n"},
       {[](std::string& o, int p) { AppendVerbatim(o, "", p); }, "$0\r\n\r\n", "=4\r\ntxt:\r\n"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
