@@ -187,8 +187,7 @@ bool BackendConn::DeliverFrames() {
     }
     std::string_view frame(in_.Data(), consumed);
     if (handshake_replies_ > 0) {
-      --handshake_replies_;
-      if (!pending_.empty()) pending_.pop_front();
+      --handshake_replies_;  // internal: no Pending entry
       if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
         spdlog::error("backend {} rejected the handshake: {}", endpoint_.ToString(),
                       std::string(frame.substr(0, frame.find('\r'))));
@@ -216,7 +215,7 @@ void BackendConn::Forget(ReplySink* sink) {
 }
 
 bool BackendConn::CheckTimeout(uint64_t now_ns, uint64_t timeout_ns) {
-  if (pending_.empty() || handshake_replies_ > 0) return false;
+  if (pending_.empty()) return false;
   if (now_ns - pending_.front().sent_ns < timeout_ns) return false;
   spdlog::warn("backend {}: request timed out, closing the connection", endpoint_.ToString());
   worker_.metrics().CountBackendError(endpoint_.ToString(), "timeout");
@@ -229,9 +228,7 @@ void BackendConn::FailPending(std::string_view error_line) {
   std::string frame;
   protocol::AppendError(frame, error_line);
   auto alive = alive_;
-  // Handshake entries are internal.
-  for (size_t i = 0; i < handshake_replies_ && !pending_.empty(); ++i) pending_.pop_front();
-  handshake_replies_ = 0;
+  handshake_replies_ = 0;  // internal: no Pending entries
   while (!pending_.empty()) {
     Pending p = pending_.front();
     pending_.pop_front();

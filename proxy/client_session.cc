@@ -156,14 +156,26 @@ void ClientSession::ProcessInput() {
     }
     size_t consumed = 0;
     protocol::ParseStatus st = parser_.Parse(in_.Data(), in_.Size(), &consumed);
+    const uint64_t max_request =
+        tenant_ != nullptr ? tenant_->limits.max_request_bytes : kPreAuthMaxBulk * 4;
     if (st == protocol::ParseStatus::kNeedMore) {
       size_t want = parser_.hint_total();
+      if (want > max_request || in_.Size() > max_request) {
+        if (counters_ != nullptr) counters_->CountRejected(RejectReason::kTooLarge);
+        CloseWithError("ERR Protocol error: request larger than max_request_bytes");
+        break;
+      }
       if (want > in_.Size()) in_.Prepare(want - in_.Size());
       break;
     }
     if (st == protocol::ParseStatus::kError) {
       if (counters_ != nullptr) counters_->CountRejected(RejectReason::kProtocol);
-      CloseWithError(parser_.error_text());
+      CloseWithError("ERR " + parser_.error_text());
+      break;
+    }
+    if (consumed > max_request) {
+      if (counters_ != nullptr) counters_->CountRejected(RejectReason::kTooLarge);
+      CloseWithError("ERR Protocol error: request larger than max_request_bytes");
       break;
     }
     args_.clear();
@@ -201,13 +213,22 @@ bool ClientSession::Dispatch() {
     Reject(RejectReason::kDenied, e);
     return true;
   }
-  if (!cmd->subcommands.empty()) {
+  if (!cmd->subcommands.empty() && args_.size() == 1 &&
+      tenancy::CommandRules::Get().For(cmd->id).handling == Handling::kLocal) {
+    // e.g. bare COMMAND: the parent itself is answered locally.
+  } else if (!cmd->subcommands.empty()) {
     if (args_.size() < 2) {
       Reject(RejectReason::kDenied,
              "ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
       return true;
     }
     const CommandInfo* sub = table.FindSub(*cmd, args_[1]);
+    if (sub == nullptr && cmd->name == "client" && Authenticated() &&
+        (EqNoCase(args_[1], "setinfo") || EqNoCase(args_[1], "no-touch"))) {
+      // Redis 7.2 handshake commands that clients send to any server.
+      HandleClientExtension();
+      return true;
+    }
     if (sub == nullptr) {
       std::string upper(cmd->name);
       for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -230,7 +251,8 @@ bool ClientSession::Dispatch() {
     Reject(RejectReason::kAuth, protocol::errors::kNoAuth);
     return true;
   }
-  if (mode_ == Mode::kPubSub && rule.route != Route::kPubSub && rule.local != Local::kPing &&
+  if (mode_ == Mode::kPubSub && proto_ == 2 && rule.route != Route::kPubSub &&
+      rule.local != Local::kPing &&
       rule.local != Local::kQuit && rule.local != Local::kReset) {
     ReplyError("ERR Can't execute '" + std::string(cmd->name) +
                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
@@ -294,7 +316,9 @@ bool ClientSession::DispatchForward(const CommandInfo& cmd, const Rule& rule) {
       if (EqNoCase(args_[i], "block")) route = Route::kBlocking;
     }
   }
-  if (mode_ == Mode::kPubSub) route = Route::kPubSub;
+  // RESP3 clients may run any command while subscribed: on the subscriber
+  // connection, in order with their replies (pushes are told apart by type).
+  if (mode_ == Mode::kPubSub && route != Route::kPubSub) route = Route::kShared;
   const std::string_view name = cmd.name;
   BackendConn* conn = nullptr;
   switch (route) {
@@ -350,6 +374,19 @@ bool ClientSession::DispatchForward(const CommandInfo& cmd, const Rule& rule) {
     }
     return true;
   }
+  if (name == "exec" && multi_error_) {
+    // A queued command failed here (denied, unknown, arity): like Redis, the
+    // transaction is discarded.
+    protocol::AppendCommand(conn->out(), {"DISCARD"});
+    conn->MarkDirty();
+    in_multi_ = watching_ = multi_error_ = false;
+    multi_rules_.clear();
+    Slot& slot = NewSlot(ReplyRule::kNone);
+    slot.replace = true;
+    slot.pattern = "EXECABORT Transaction discarded because of previous errors.";
+    conn->Push(this, slot.seq);
+    return true;
+  }
   tenancy::WriteRequest(args_, refs_, tenant_->prefix, conn->out());
   conn->MarkDirty();
   if (route == Route::kPubSub) return true;  // replies arrive as unsolicited frames
@@ -396,6 +433,10 @@ void ClientSession::WriteReply(Slot& slot, std::string_view frame, std::string& 
   if (slot.discard) return;
   if (slot.replace) {
     protocol::AppendError(out, slot.pattern);
+    return;
+  }
+  if (!frame.empty() && (frame[0] == '-' || frame[0] == '!') && tenant_ != nullptr) {
+    tenancy::AppendErrorStripped(frame, tenant_->prefix, out);
     return;
   }
   if (!slot.exec_rules.empty()) {
@@ -521,11 +562,11 @@ void ClientSession::OnUnsolicited(std::string_view frame) {
   tenancy::RewriteReply(ReplyRule::kPubSub, frame, ctx, out_);
   worker_.MarkDirty(this);
   if (mode_ == Mode::kPubSub && classic_subs_ == 0 && shard_subs_ == 0) {
-    // Unsubscribed from everything: the subscriber connection is not reused.
-    mode_ = Mode::kNormal;
-    BackendConn* c = dedicated_.release();
-    c->set_unsolicited(nullptr);
-    asio::post(worker_.io(), [c] { delete c; });
+    // Unsubscribed from everything: the connection is clean again and goes
+    // back to the pool once its other requests (RESP3) are answered.
+    mode_ = Mode::kDedicated;
+    dedicated_->set_unsolicited(nullptr);
+    MaybeReleaseDedicated();
   }
 }
 
@@ -537,7 +578,7 @@ void ClientSession::OnBackendClosed() {
 void ClientSession::Flush() {
   if (closed_ || write_in_flight_) return;
   if (out_.empty()) {
-    if (close_after_flush_) Close();
+    if (close_after_flush_ && slots_.empty()) Close();
     return;
   }
   uint64_t limit = tenant_ != nullptr ? tenant_->limits.client_output_buffer_bytes : 0;
@@ -564,8 +605,9 @@ void ClientSession::Flush() {
 }
 
 void ClientSession::CloseWithError(std::string_view error) {
-  if (closed_) return;
-  protocol::AppendError(out_, error);
+  if (closed_ || close_after_flush_) return;
+  discard_this_ = false;
+  ReplyError(error);  // after the replies to the requests before it
   close_after_flush_ = true;
   worker_.MarkDirty(this);
 }

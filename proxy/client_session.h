@@ -132,6 +132,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   void Resume();
   void TrackSubscriptions(std::string_view frame);
   std::string ClientInfoLine() const;
+  void HandleClientExtension();  // CLIENT SETINFO / NO-TOUCH (Redis 7.2)
   void ApplyLimits();
 
   Worker& worker_;

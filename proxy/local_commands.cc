@@ -25,7 +25,9 @@ using tenancy::ReplyRule;
 namespace {
 constexpr std::string_view kRedisVersion = "7.0.15";
 
-bool Eq(std::string_view a, std::string_view b) {
+bool EqNoCaseLocal(std::string_view a, std::string_view b);
+bool Eq(std::string_view a, std::string_view b) { return EqNoCaseLocal(a, b); }
+bool EqNoCaseLocal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(a[i])) !=
@@ -61,7 +63,7 @@ std::string BackendPattern(std::string_view prefix, std::string_view client_patt
 bool ClientSession::HandleLocal(const CommandInfo& cmd, const tenancy::Rule& rule) {
   switch (rule.local) {
     case Local::kPing:
-      if (mode_ == Mode::kPubSub) {
+      if (mode_ == Mode::kPubSub && proto_ == 2) {
         // Subscribed clients get the pub/sub form of PONG from the backend.
         tenancy::NameRefs none;
         tenancy::WriteRequest(args_, none, tenant_->prefix, dedicated_->out());
@@ -333,6 +335,32 @@ bool ClientSession::LocalClient(const CommandInfo& cmd, Local what) {
   }
   ReplyError(tenancy::NoPermCommand(cmd));
   return true;
+}
+
+void ClientSession::HandleClientExtension() {
+  if (EqNoCaseLocal(args_[1], "no-touch")) {
+    if (args_.size() == 3 && (EqNoCaseLocal(args_[2], "on") || EqNoCaseLocal(args_[2], "off"))) {
+      return ReplySimple("OK");
+    }
+    return ReplyError("ERR syntax error");
+  }
+  if (args_.size() != 4) {
+    return ReplyError("ERR wrong number of arguments for 'client|setinfo' command");
+  }
+  for (char c : args_[3]) {
+    if (c < '!' || c > '~') {
+      return ReplyError("ERR lib-name and lib-ver cannot contain spaces, newlines or special "
+                        "characters.");
+    }
+  }
+  if (EqNoCaseLocal(args_[2], "lib-name")) {
+    lib_name_.assign(args_[3]);
+  } else if (EqNoCaseLocal(args_[2], "lib-ver")) {
+    lib_ver_.assign(args_[3]);
+  } else {
+    return ReplyError("ERR Unrecognized option '" + std::string(args_[2].substr(0, 64)) + "'");
+  }
+  ReplySimple("OK");
 }
 
 void ClientSession::LocalInfo() {

@@ -299,6 +299,38 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
 
 namespace keyfence::tenancy {
 
+void AppendErrorStripped(std::string_view frame, std::string_view prefix, std::string& out) {
+  if (prefix.empty() || frame.find(prefix) == std::string_view::npos) {
+    out.append(frame);
+    return;
+  }
+  if (frame[0] == '!') {  // blob error: the length changes
+    size_t hdr = frame.find("\r\n");
+    std::string_view body = frame.substr(hdr + 2, frame.size() - hdr - 4);
+    std::string b;
+    for (size_t i = 0; i < body.size();) {
+      if (body.compare(i, prefix.size(), prefix) == 0) {
+        i += prefix.size();
+      } else {
+        b.push_back(body[i++]);
+      }
+    }
+    out.push_back('!');
+    out.append(std::to_string(b.size()));
+    out.append("\r\n");
+    out.append(b);
+    out.append("\r\n");
+    return;
+  }
+  for (size_t i = 0; i < frame.size();) {
+    if (frame.compare(i, prefix.size(), prefix) == 0) {
+      i += prefix.size();
+    } else {
+      out.push_back(frame[i++]);
+    }
+  }
+}
+
 void RewriteExec(std::string_view frame,
                  std::span<const std::pair<ReplyRule, std::string>> rules,
                  const ReplyContext& ctx, std::string& out) {

@@ -33,6 +33,10 @@ struct ReplyContext {
 void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ctx,
                   std::string& out);
 
+// Error replies may quote a key (e.g. NOGROUP No such key 'P k'): every
+// occurrence of the prefix is removed so the client never sees it.
+void AppendErrorStripped(std::string_view frame, std::string_view prefix, std::string& out);
+
 // EXEC: each element of the array is rewritten by the rule of the command
 // queued at its position (with that command's pattern).
 void RewriteExec(std::string_view frame,
