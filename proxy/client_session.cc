@@ -27,6 +27,7 @@ constexpr size_t kOutputPause = 4 * 1024 * 1024;  // stop reading above this bac
 // Before AUTH on a gateway listener (like Redis processMultibulkBuffer).
 constexpr size_t kPreAuthMaxArgs = 10;
 constexpr size_t kPreAuthMaxBulk = 16 * 1024;
+constexpr uint32_t kHotSample = 8;  // power of two
 
 bool EqNoCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -58,9 +59,9 @@ void ClientSession::Start() {
   RefreshSnapshot();
   if (closed_) return;
   if (!listener_.tenant.empty()) {
-    if (!SetTenant(snapshot_->FindTenant(listener_.tenant))) {
-      return CloseWithError("ERR keyfence: this listener's tenant is not configured");
-    }
+    const config::Tenant* t = snapshot_->FindTenant(listener_.tenant);
+    if (t == nullptr) return CloseWithError("ERR keyfence: this listener's tenant is not configured");
+    if (!SetTenant(t)) return CloseWithError(protocol::errors::kMaxClients);
   }
   ApplyLimits();
   socket_.non_blocking(true, ec);
@@ -82,13 +83,66 @@ void ClientSession::RefreshSnapshot() {
 bool ClientSession::SetTenant(const config::Tenant* t) {
   if (t == nullptr) return false;
   if (tenant_ == t) return true;
-  if (counters_ != nullptr) counters_->AddConnection(-1);
+  TenantLocal& local = worker_.Tenant(t->app);
+  if (tenant_ == nullptr || tenant_->app != t->app) {
+    // max_connections per tenant, counted across workers (connect/auth time only).
+    int64_t n = local.shared->connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (t->limits.max_connections > 0 && n > static_cast<int64_t>(t->limits.max_connections)) {
+      local.shared->connections.fetch_sub(1, std::memory_order_relaxed);
+      local.counters->CountRejected(RejectReason::kRateLimit);
+      return false;
+    }
+    LeaveTenant();
+    counted_connection_ = true;
+    local.counters->AddConnection(1);
+  }
   tenant_ = t;
   tenant_name_ = t->app;
-  counters_ = &worker_.metrics().ForTenant(t->app);
-  counters_->AddConnection(1);
+  local_ = &local;
+  counters_ = local.counters;
   ApplyLimits();
   return true;
+}
+
+void ClientSession::LeaveTenant() {
+  if (counted_connection_ && local_ != nullptr) {
+    local_->shared->connections.fetch_sub(1, std::memory_order_relaxed);
+    local_->counters->AddConnection(-1);
+  }
+  counted_connection_ = false;
+  tenant_ = nullptr;
+  local_ = nullptr;
+  counters_ = nullptr;
+}
+
+ClientSession::Admit ClientSession::AdmitRequest() {
+  if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
+  uint64_t now = Worker::NowNs();
+  if (local_->ops.TryTake(1, now)) {
+    delay_deadline_ns_ = 0;
+    return Admit::kGo;
+  }
+  if (tenant_->limits.on_limit == config::OnLimit::kDelay) {
+    if (delay_deadline_ns_ == 0) {
+      delay_deadline_ns_ = now + uint64_t{tenant_->limits.max_delay_ms} * 1000000;
+    }
+    if (now < delay_deadline_ns_) {
+      uint64_t wait = std::min(std::max<uint64_t>(local_->ops.WaitNs(1), 200000),
+                               delay_deadline_ns_ - now);
+      if (!delay_timer_) delay_timer_ = std::make_unique<asio::steady_timer>(worker_.io());
+      delay_timer_->expires_after(std::chrono::nanoseconds(wait));
+      auto alive = alive_;
+      delay_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
+        if (!ec && *alive) Resume();
+      });
+      return Admit::kWait;
+    }
+  }
+  delay_deadline_ns_ = 0;
+  Reject(RejectReason::kRateLimit, "RATELIMIT tenant '" + tenant_->app +
+                                       "' is over its limit of " +
+                                       std::to_string(tenant_->limits.ops_per_sec) + " ops/s");
+  return Admit::kRejected;
 }
 
 void ClientSession::ApplyLimits() {
@@ -178,6 +232,15 @@ void ClientSession::ProcessInput() {
       CloseWithError("ERR Protocol error: request larger than max_request_bytes");
       break;
     }
+    if (local_ != nullptr && !local_->bytes.unlimited() &&
+        !local_->bytes.TryTake(static_cast<double>(consumed), Worker::NowNs())) {
+      args_.clear();
+      Reject(RejectReason::kRateLimit,
+             "RATELIMIT tenant '" + tenant_->app + "' is over its limit of " +
+                 std::to_string(tenant_->limits.bytes_per_sec) + " bytes/s");
+      in_.Consume(consumed);
+      continue;
+    }
     args_.clear();
     for (size_t i = 0; i < parser_.argc(); ++i) args_.push_back(parser_.arg(i));
     if (!args_.empty() && !Dispatch()) {
@@ -266,6 +329,11 @@ bool ClientSession::Dispatch() {
     Reject(RejectReason::kDenied, tenancy::NoPermCommand(*cmd));
     return true;
   }
+  if (rule.local != Local::kQuit && rule.local != Local::kReset) {
+    Admit a = AdmitRequest();
+    if (a == Admit::kWait) return false;
+    if (a == Admit::kRejected) return true;
+  }
   ++commands_;
   last_cmd_ns_ = Worker::NowNs();
   if (counters_ != nullptr) counters_->CountRequest(cmd->id);
@@ -308,6 +376,11 @@ bool ClientSession::DispatchForward(const CommandInfo& cmd, const Rule& rule) {
   if (tenancy::CheckKeys(*tenant_, cmd, args_, refs_) != tenancy::Verdict::kAllow) {
     Reject(RejectReason::kKeyRule, protocol::errors::kNoPermKey);
     return true;
+  }
+  // Hot keys: one request in kHotSample, weighted back up.
+  if (!refs_.empty() && refs_[0].kind == tenancy::RefKind::kKey &&
+      (++local_->sample & (kHotSample - 1)) == 0) {
+    local_->hot.Record(args_[refs_[0].pos], kHotSample);
   }
   Route route = rule.route;
   if ((cmd.name == "xread" || cmd.name == "xreadgroup") && !in_multi_) {
@@ -459,7 +532,11 @@ void ClientSession::OnReply(uint64_t tag, std::string_view frame) {
   size_t idx = static_cast<size_t>(tag - head_seq_);
   if (idx >= slots_.size()) return;
   Slot& slot = slots_.at(idx);
-  if (counters_ != nullptr) counters_->ObserveLatencyNs(Worker::NowNs() - slot.start_ns);
+  uint64_t now = Worker::NowNs();
+  if (local_ != nullptr) {
+    local_->counters->ObserveLatencyNs(now - slot.start_ns);
+    if (!local_->bytes.unlimited()) local_->bytes.Charge(static_cast<double>(frame.size()), now);
+  }
   if (idx == 0) {
     WriteReply(slot, frame, out_);
     slots_.pop_front();
@@ -626,8 +703,8 @@ void ClientSession::Close() {
     BackendConn* c = dedicated_.release();
     asio::post(worker_.io(), [c] { delete c; });
   }
-  if (counters_ != nullptr) counters_->AddConnection(-1);
-  counters_ = nullptr;
+  LeaveTenant();
+  if (delay_timer_) delay_timer_->cancel();
   worker_.SessionClosed(this);
 }
 

@@ -30,6 +30,7 @@
 #include "proxy/metrics.h"
 #include "proxy/read_mux.h"
 #include "proxy/ring.h"
+#include "proxy/tenant_state.h"
 #include "tenancy/command_rules.h"
 #include "tenancy/key_finder.h"
 
@@ -95,6 +96,10 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   bool HandleLocal(const protocol::CommandInfo& cmd, const tenancy::Rule& rule);
   bool Authenticated() const { return tenant_ != nullptr; }
   bool SetTenant(const config::Tenant* t);
+  void LeaveTenant();
+  // Rate limits: true to go on; false to pause (delay) — a reply was queued if rejected.
+  enum class Admit : uint8_t { kGo, kRejected, kWait };
+  Admit AdmitRequest();
   void Reject(RejectReason reason, std::string_view error);
 
   // Replies produced locally, in order.
@@ -162,6 +167,10 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   const config::Tenant* tenant_ = nullptr;
   std::string tenant_name_;
   TenantCounters* counters_ = nullptr;
+  TenantLocal* local_ = nullptr;  // this worker's state of the tenant
+  bool counted_connection_ = false;  // in local_->shared->connections
+  uint64_t delay_deadline_ns_ = 0;   // on_limit: delay, while waiting for a token
+  std::unique_ptr<boost::asio::steady_timer> delay_timer_;
   int proto_ = 2;
   std::string name_;
   std::string lib_name_, lib_ver_;

@@ -98,10 +98,8 @@ bool ClientSession::HandleLocal(const CommandInfo& cmd, const tenancy::Rule& rul
       proto_ = 2;
       name_.clear();
       reply_mode_ = ReplyMode::kOn;
-      if (listener_.tenant.empty() && counters_ != nullptr) {
-        counters_->AddConnection(-1);
-        counters_ = nullptr;
-        tenant_ = nullptr;
+      if (listener_.tenant.empty()) {
+        LeaveTenant();
         ApplyLimits();
       }
       ReplySimple("RESET");
@@ -222,7 +220,10 @@ bool ClientSession::LocalHello() {
       Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
       return true;
     }
-    SetTenant(auth);
+    if (!SetTenant(auth)) {
+      ReplyError(protocol::errors::kMaxClients);
+      return true;
+    }
   }
   if (!Authenticated()) {
     Reject(RejectReason::kAuth,
@@ -267,7 +268,10 @@ bool ClientSession::LocalAuth() {
     Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
     return true;
   }
-  SetTenant(t);
+  if (!SetTenant(t)) {
+    ReplyError(protocol::errors::kMaxClients);
+    return true;
+  }
   ReplySimple("OK");
   return true;
 }
@@ -512,7 +516,9 @@ bool ClientSession::LocalPubsubChannels() {
   std::string pattern = args_.size() > 2 ? std::string(args_[2]) : "";
   std::string bytes;
   protocol::AppendCommand(bytes, {args_[0], args_[1], protocol::GlobEscape(tenant_->prefix) + "*"});
-  SendBuilt(*conn, bytes, ReplyRule::kChannelList, pattern == "*" ? "" : pattern);
+  // Shard channels carry the hash-tag rule, like keys.
+  ReplyRule rule = Eq(args_[1], "shardchannels") ? ReplyRule::kKeyList : ReplyRule::kChannelList;
+  SendBuilt(*conn, bytes, rule, pattern == "*" ? "" : pattern);
   return true;
 }
 

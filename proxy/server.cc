@@ -1,5 +1,7 @@
 #include "proxy/server.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -46,6 +48,7 @@ void Server::Publish(config::SnapshotPtr snap) {
     snapshot_ = snap;
   }
   metrics_->SetConfigVersion(snap->version);
+  tenants_.Apply(*snap, Worker::NowNs());
   if (admin_) admin_->SetToken(snap->admin.token);
   for (auto& w : workers_) w->PublishSnapshot(snap);
 }
@@ -140,9 +143,54 @@ void Server::WaitSignal() {
   });
 }
 
+namespace {
+std::string JsonString(std::string_view s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o.push_back('\\');
+      o.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o.append(buf);
+    } else {
+      o.push_back(static_cast<char>(c));
+    }
+  }
+  return o + "\"";
+}
+}  // namespace
+
+std::pair<int, std::string> Server::HotKeysJson(std::string_view tenant) {
+  std::string name(tenant);
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    if (snapshot_->FindTenant(name) == nullptr) {
+      return {404, "{\"error\":\"unknown tenant\"}"};
+    }
+  }
+  absl::flat_hash_map<std::string, uint64_t> sum;
+  for (auto& w : workers_) {
+    for (auto& [k, c] : w->HotKeysOf(name)) sum[k] += c;
+  }
+  std::vector<std::pair<std::string, uint64_t>> v(sum.begin(), sum.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (v.size() > 20) v.resize(20);
+  std::string j = "{\"tenant\":" + JsonString(name) + ",\"keys\":[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    j += (i ? "," : "") + std::string("{\"key\":") + JsonString(v[i].first) +
+         ",\"count\":" + std::to_string(v[i].second) + "}";
+  }
+  return {200, j + "]}"};
+}
+
 int Server::Run() {
   unsigned n = snapshot_->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  tenants_.Apply(*snapshot_, Worker::NowNs());
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), *this, metrics_->AddWorker()));
   }
@@ -167,9 +215,7 @@ int Server::Run() {
     return std::make_pair(ok ? 200 : 400, body);
   };
   h.tenants_json = [this] { return TenantsJson(); };
-  h.hotkeys_json = [](std::string_view) {
-    return std::make_pair(501, std::string("{\"error\":\"hot keys are not tracked yet\"}"));
-  };
+  h.hotkeys_json = [this](std::string_view tenant) { return HotKeysJson(tenant); };
   admin_ = std::make_unique<AdminServer>(control_, snapshot_->admin.bind.host,
                                          snapshot_->admin.bind.port, std::move(h),
                                          snapshot_->admin.token);

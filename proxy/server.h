@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "proxy/admin_server.h"
 #include "proxy/metrics.h"
+#include "proxy/tenant_state.h"
 
 namespace keyfence::proxy {
 
@@ -35,12 +36,14 @@ class Server {
 
   // Reloads the config file: (true, json with the version) or (false, errors).
   std::pair<bool, std::string> Reload();
+  TenantRegistry& tenants() { return tenants_; }
 
  private:
   void Publish(config::SnapshotPtr snap);
   void ProbeBackend();
   void WaitSignal();
   std::string TenantsJson() const;
+  std::pair<int, std::string> HotKeysJson(std::string_view tenant);
 
   std::string config_path_;
   config::SnapshotPtr snapshot_;  // control thread only
@@ -50,6 +53,7 @@ class Server {
   boost::asio::steady_timer probe_timer_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<MetricsRegistry> metrics_;
+  TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<int64_t> clients_{0};
   std::atomic<bool> backend_ok_{false};

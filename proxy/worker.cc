@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include <future>
+
 #include <spdlog/spdlog.h>
 
 #include "protocol/error_replies.h"
@@ -129,6 +131,30 @@ void Worker::Accept(size_t i) {
 
 uint64_t Worker::NextClientId() { return next_client_id_++; }
 
+TenantLocal& Worker::Tenant(const std::string& name) {
+  auto& p = tenants_[name];
+  if (!p) {
+    p = std::make_unique<TenantLocal>();
+    p->shared = &server_.tenants().Get(name);
+    p->counters = &metrics_.ForTenant(name);
+    p->ops.set_shared(&p->shared->ops);
+    p->bytes.set_shared(&p->shared->bytes);
+  }
+  return *p;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Worker::HotKeysOf(const std::string& tenant) {
+  auto promise = std::make_shared<std::promise<std::vector<std::pair<std::string, uint64_t>>>>();
+  auto future = promise->get_future();
+  asio::post(io_, [this, tenant, promise] {
+    auto it = tenants_.find(tenant);
+    promise->set_value(it == tenants_.end() ? std::vector<std::pair<std::string, uint64_t>>{}
+                                            : it->second->hot.Top(64));
+  });
+  if (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) return {};
+  return future.get();
+}
+
 void Worker::SessionClosed(ClientSession* s) {
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
     if (it->get() == s) {
@@ -214,6 +240,9 @@ void Worker::Tick() {
   tick_.expires_after(kTickInterval);
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
+    if (++ticks_ % 50 == 0) {  // every 5 s: hot-key counts halve (a decaying window)
+      for (auto& [name, t] : tenants_) t->hot.Decay();
+    }
     if (snapshot_) {
       uint64_t timeout = uint64_t{snapshot_->backend.request_timeout_ms} * 1000000;
       uint64_t now = NowNs();

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
 #include <boost/asio.hpp>
 
@@ -20,6 +22,7 @@
 #include "proxy/backend_conn.h"
 #include "proxy/metrics.h"
 #include "proxy/read_mux.h"
+#include "proxy/tenant_state.h"
 
 namespace keyfence::proxy {
 
@@ -68,6 +71,10 @@ class Worker {
   void ScheduleFlush();
 
   void SessionClosed(ClientSession* s);
+  // This worker's state for a tenant (created on first use).
+  TenantLocal& Tenant(const std::string& name);
+  // Thread-safe: the tenant's hot keys on this worker (waits for the worker).
+  std::vector<std::pair<std::string, uint64_t>> HotKeysOf(const std::string& tenant);
   uint64_t NextClientId();
   static uint64_t NowNs() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -105,6 +112,8 @@ class Worker {
   uint64_t next_client_id_;
   bool stopping_ = false;
   bool flush_posted_ = false;
+  absl::flat_hash_map<std::string, std::unique_ptr<TenantLocal>> tenants_;
+  uint64_t ticks_ = 0;
 };
 
 }  // namespace keyfence::proxy

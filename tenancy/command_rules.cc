@@ -77,7 +77,7 @@ constexpr Special kSpecial[] = {
     {"publish", ArgRule::kFirstChannel, ReplyRule::kNone, Route::kShared},
     {"spublish", ArgRule::kFirstShardChannel, ReplyRule::kNone, Route::kShared},
     {"pubsub|numsub", ArgRule::kNumsub, ReplyRule::kNumsub, Route::kShared},
-    {"pubsub|shardnumsub", ArgRule::kShardNumsub, ReplyRule::kNumsub, Route::kShared},
+    {"pubsub|shardnumsub", ArgRule::kShardNumsub, ReplyRule::kShardNumsub, Route::kShared},
     {"multi", ArgRule::kNone, ReplyRule::kNone, Route::kTransaction},
     {"exec", ArgRule::kNone, ReplyRule::kNone, Route::kTransaction},
     {"discard", ArgRule::kNone, ReplyRule::kNone, Route::kTransaction},

@@ -44,7 +44,8 @@ enum class ReplyRule : uint8_t {
   kFirstIsKey,   // BLPOP, BZPOPMIN, LMPOP, BLMPOP, ZMPOP, BZMPOP: element 0 is a key
   kStreams,      // XREAD/XREADGROUP: [[key, entries] ...] or {key: entries}
   kChannelList,  // PUBSUB CHANNELS/SHARDCHANNELS: names, filtered by pattern
-  kNumsub,       // PUBSUB NUMSUB/SHARDNUMSUB: [ch, n, ...] or {ch: n}
+  kNumsub,       // PUBSUB NUMSUB: [ch, n, ...] or {ch: n}
+  kShardNumsub,  // PUBSUB SHARDNUMSUB: the same with shard channels (hash-tag rule)
   kPubSub,       // (un)subscribe acks and message/pmessage/smessage frames
   kSingleKey,    // a single bulk key name (RANDOMKEY)
   kConfigGet,    // CONFIG GET: only allow-listed parameters

@@ -182,14 +182,14 @@ void Streams(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ct
 }
 
 // PUBSUB NUMSUB: [ch, n, ...] (RESP2) or {ch: n} (RESP3).
-void Numsub(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ctx,
+void Numsub(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ctx, bool key,
             std::string& out) {
   std::string scratch, body;
   size_t i = top + 1;
   for (int64_t k = 0; k + 1 < n[top].count; k += 2) {
     size_t ch = Value(n, i);
     if (ch >= n.size() || !IsString(n[ch])) return Unexpected(out);
-    if (!AppendStripped(body, ctx.prefix, n[ch].str, false, scratch)) return Unexpected(out);
+    if (!AppendStripped(body, ctx.prefix, n[ch].str, key, scratch)) return Unexpected(out);
     size_t val = Skip(n, i);
     size_t after = Skip(n, val);
     body.append(Bytes(n, val, after));
@@ -279,7 +279,9 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
     case ReplyRule::kStreams:
       return agg ? Streams(n, top, ctx, out) : Unexpected(out);
     case ReplyRule::kNumsub:
-      return agg ? Numsub(n, top, ctx, out) : Unexpected(out);
+      return agg ? Numsub(n, top, ctx, false, out) : Unexpected(out);
+    case ReplyRule::kShardNumsub:
+      return agg ? Numsub(n, top, ctx, true, out) : Unexpected(out);
     case ReplyRule::kPubSub:
       if (!agg) return out.append(frame), void();  // e.g. +OK, +PONG
       return PubSub(n, top, ctx, out);

@@ -426,6 +426,105 @@ class RedisServer:
         return TrackedRaw(self.port, timeout=timeout)
 
 
+def free_cluster_port() -> int:
+    """A free port P whose cluster bus port P+10000 is free too."""
+    for _ in range(200):
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisClusterNodes:
+    """N masters (no replicas) with cluster mode on, slots spread by redis-cli."""
+
+    def __init__(self, n: int = 3):
+        self.nodes = [RedisServer(free_cluster_port(), ["--cluster-enabled", "yes",
+                                                        "--cluster-config-file", "nodes.conf",
+                                                        "--cluster-node-timeout", "5000"])
+                      for _ in range(n)]
+
+    def start(self, timeout: float = 30.0):
+        for n in self.nodes:
+            n.start()
+        addrs = [f"{HOST}:{n.port}" for n in self.nodes]
+        r = subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0",
+                            "--cluster-yes"], capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"cluster create failed: {r.stdout.decode()} {r.stderr.decode()}")
+
+        def ok():
+            for n in self.nodes:
+                with RawConn(n.port, timeout=2) as c:
+                    info = c.cmd("CLUSTER", "INFO")
+                    if b"cluster_state:ok" not in info:
+                        return False
+                    if len(c.cmd("CLUSTER", "SLOTS")) < len(self.nodes):
+                        return False
+            return True
+        wait_until(ok, timeout, 0.2, "cluster_state:ok on every node")
+        return self
+
+    @property
+    def ports(self) -> list[int]:
+        return [n.port for n in self.nodes]
+
+    def node_for_slot(self, slot: int) -> "RedisServer":
+        with RawConn(self.nodes[0].port) as c:
+            for start, end, master, *_ in c.cmd("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = master[1]
+                    return next(n for n in self.nodes if n.port == port)
+        raise KeyError(slot)
+
+    def node_id(self, node: "RedisServer") -> bytes:
+        with RawConn(node.port) as c:
+            return c.cmd("CLUSTER", "MYID")
+
+    def all_keys(self) -> list[bytes]:
+        keys = []
+        for n in self.nodes:
+            with n.raw() as c:
+                keys.extend(c.cmd("KEYS", "*"))
+        return keys
+
+    def flushall(self):
+        for n in self.nodes:
+            with n.raw() as c:
+                c.cmd("FLUSHALL")
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.cleanup()
+
+
+def crc16(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: bytes) -> int:
+    i = key.find(b"{")
+    if i >= 0:
+        j = key.find(b"}", i + 1)
+        if j > i + 1:
+            key = key[i + 1:j]
+    return crc16(key) % 16384
+
+
 # --------------------------------------------------------------------------------------
 # YAML emitter (tiny, enough for keyfence configs; avoids a PyYAML dependency)
 # --------------------------------------------------------------------------------------
@@ -851,6 +950,10 @@ class MonitorChecker:
         except TimeoutError:
             pass
         self._stop.set()
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader at once
+        except OSError:
+            pass
         self.thread.join(timeout=5)
         self.conn.close()
         self.stopped = True

@@ -3,10 +3,19 @@ pre-AUTH limits; sidecars need no AUTH."""
 
 import redis
 
+import pytest
+
 from harness import ConnectionClosed, RespError, RespMap
 
 NOAUTH = "NOAUTH Authentication required."
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+@pytest.fixture(autouse=True)
+def _namespace_guard(monitor):
+    """Every test here: whatever keyfence sent to the backend stays in a namespace."""
+    yield
+    monitor.assert_clean()
 
 
 def test_commands_before_auth_are_refused(kf, backend):
@@ -130,3 +139,38 @@ def test_pre_auth_limits(kf):
         except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
             r = None
         assert r is None or isinstance(r, RespError), f"16 args before AUTH: {r!r}"
+
+
+def test_reauth_switches_tenant_without_leaking(kf, backend):
+    with kf.raw("gateway") as c:
+        assert c.cmd("AUTH", "orders", "orders-secret") == "OK"
+        assert c.cmd("SET", "mine", "orders-value") == "OK"
+        r = c.cmd("AUTH", "payments", "payments-secret")
+        if r == "OK":  # Redis semantics: the connection is now payments
+            assert c.cmd("GET", "mine") is None
+            assert c.cmd("SET", "mine", "payments-value") == "OK"
+            assert c.cmd("KEYS", "*") == [b"mine"]
+        else:
+            assert isinstance(r, RespError), r
+            assert c.cmd("GET", "mine") == b"orders-value"
+        # a failed re-AUTH does not log the connection out of its tenant (as in Redis)
+        assert c.cmd("AUTH", "orders", "wrong") == RespError(WRONGPASS)
+        assert c.cmd("PING") == "PONG"
+    assert backend.get(b"shop@orders:mine") == b"orders-value"
+    assert backend.get(b"shop@payments:mine") in (None, b"payments-value")
+    assert set(backend.keys("*")) <= {b"shop@orders:mine", b"shop@payments:mine"}
+
+
+def test_reauth_drops_subscriptions_and_watch(kf, backend):
+    """State bound to the old tenant must not survive a switch to another tenant."""
+    with kf.raw("gateway") as c, kf.raw("payments") as pay:
+        assert c.cmd("AUTH", "orders", "orders-secret") == "OK"
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("SET", "tx", "1") == "QUEUED"
+        r = c.cmd("AUTH", "payments", "payments-secret")
+        if r != "OK":
+            return  # re-AUTH refused: nothing can carry over
+        r = c.cmd("EXEC")
+        # whatever EXEC answers, the queued SET must not land in the wrong namespace
+        assert backend.get(b"shop@payments:tx") is None or r == ["OK"], r
+        assert pay.cmd("GET", "tx") in (None, b"1")

@@ -3,9 +3,18 @@ the backend directly for the namespace prefix and the hash-tag rule."""
 
 import subprocess
 
+import pytest
+
 from harness import HOST, RespMap
 
 P = b"shop@orders:"
+
+
+@pytest.fixture(autouse=True)
+def _namespace_guard(monitor):
+    """Every test here: whatever keyfence sent to the backend stays in a namespace."""
+    yield
+    monitor.assert_clean()
 
 
 def cli(kf, *args, listener="orders", stdin=None):

@@ -13,6 +13,13 @@ P = b"shop@orders:"
 PP = b"shop@payments:"
 
 
+@pytest.fixture(autouse=True)
+def _namespace_guard(monitor):
+    """Every test here: whatever keyfence sent to the backend stays in a namespace."""
+    yield
+    monitor.assert_clean()
+
+
 @pytest.fixture
 def c(kf):
     conn = kf.raw("orders")

@@ -198,3 +198,39 @@ def test_keyspace_notification_subscriptions_denied(kf, backend, cmd, arg):
     chans = backend.pubsub_channels()
     assert not any(b"__key" in ch for ch in chans), chans
     assert backend.execute_command("PUBSUB", "NUMPAT") == 0
+
+
+def test_wildcard_pattern_subscription_stays_in_namespace(kf, backend, monitor):
+    with kf.raw("orders") as so, kf.raw("payments") as pub_p, kf.raw("orders") as pub_o:
+        assert so.cmd("PSUBSCRIBE", "*") == [b"psubscribe", b"*", 1]
+        assert pub_p.cmd("PUBLISH", "anything", "secret") == 0
+        assert pub_p.cmd("PUBLISH", "shop@orders:anything", "forged") == 0
+        so.settimeout(0.5)
+        try:
+            leaked = so.read()
+        except OSError:
+            leaked = None
+        assert leaked is None, f"orders' PSUBSCRIBE * received {leaked!r}"
+        so.settimeout(5)
+        assert pub_o.cmd("PUBLISH", "mine", "m") == 1
+        assert so.read() == [b"pmessage", b"*", b"mine", b"m"]
+    monitor.assert_clean()
+
+
+def test_sharded_pubsub_with_hash_tags(kf, backend, monitor):
+    with kf.raw("orders") as sub, kf.raw("payments") as psub, kf.raw("orders") as pub:
+        assert sub.cmd("SSUBSCRIBE", "ch{x}") == [b"ssubscribe", b"ch{x}", 1]
+        assert psub.cmd("SSUBSCRIBE", "ch{x}") == [b"ssubscribe", b"ch{x}", 1]
+        chans = set(backend.execute_command("PUBSUB", "SHARDCHANNELS"))
+        assert chans == {b"shop@orders:ch{shop@orders:x}", b"shop@payments:ch{shop@payments:x}"}
+        assert pub.cmd("SPUBLISH", "ch{x}", "hi") == 1
+        assert sub.read() == [b"smessage", b"ch{x}", b"hi"]
+        psub.settimeout(0.5)
+        try:
+            leaked = psub.read()
+        except OSError:
+            leaked = None
+        assert leaked is None, leaked
+        assert pub.cmd("PUBSUB", "SHARDCHANNELS") == [b"ch{x}"]
+        assert pub.cmd("PUBSUB", "SHARDNUMSUB", "ch{x}") == [b"ch{x}", 1]
+    monitor.assert_clean()

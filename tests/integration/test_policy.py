@@ -1,6 +1,7 @@
 """Policy from the config: global and per-tenant deny_commands, key_rules (per-key bans
 and read_only), per-tenant rate limits (-RATELIMIT) and max_connections."""
 
+import hashlib
 import time
 
 import pytest
@@ -23,7 +24,7 @@ def keyfence_overrides():
                 ],
                 "limits": {"max_connections": 4},
             },
-            "payments": {"limits": {"ops_per_sec": 50, "burst": 50}},
+            "payments": {"limits": {"ops_per_sec": 50, "burst": 50, "allow_scripts": True}},
         },
     }
 
@@ -127,3 +128,19 @@ def test_max_connections_per_tenant(kf):
     finally:
         for c in conns:
             c.close()
+
+
+def test_scripts_only_where_allowed(kf, backend, monitor):
+    # payments has allow_scripts (see the overrides); orders does not
+    with kf.raw("payments") as p, kf.raw("orders") as o:
+        assert p.cmd("SET", "k", "pv") == "OK"
+        assert p.cmd("EVAL", "return redis.call('GET', KEYS[1])", "1", "k") == b"pv"
+        script = "return KEYS[1]"
+        sha = hashlib.sha1(script.encode()).hexdigest()
+        assert p.cmd("EVAL", script, "1", "user:{7}") == b"shop@payments:user:{shop@payments:7}"
+        r = p.cmd("EVALSHA", sha, "1", "user:{7}")
+        # KEYS[1] as the script sees it is the rewritten key
+        assert r == b"shop@payments:user:{shop@payments:7}", r
+        r = o.cmd("EVAL", "return 1", "0")
+        assert isinstance(r, RespError) and r.code == "NOPERM", r
+    monitor.assert_clean()

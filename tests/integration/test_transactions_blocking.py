@@ -4,9 +4,18 @@ clients, and redis-py PubSub."""
 import threading
 import time
 
+import pytest
+
 from harness import RespError
 
 P = b"shop@orders:"
+
+
+@pytest.fixture(autouse=True)
+def _namespace_guard(monitor):
+    """Every test here: whatever keyfence sent to the backend stays in a namespace."""
+    yield
+    monitor.assert_clean()
 
 
 def test_multi_exec(kf, backend):

@@ -1,0 +1,175 @@
+"""Process lifecycle and CLI: --version, --check (exit 0, or exit 1 with FILE:LINE:COL for
+every error), SIGTERM draining in-flight requests then exit 0, SIGINT, reload through a
+Kubernetes-style ConfigMap symlink swap, and the example config."""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import start_keyfence
+from harness import REPO, Keyfence, RawConn, RespError, keyfence_bin, to_yaml, wait_until
+
+
+def run_bin(*args, timeout=10):
+    if not os.path.exists(keyfence_bin()):
+        pytest.fail(f"keyfence binary not found at {keyfence_bin()}")
+    return subprocess.run([keyfence_bin(), *args], capture_output=True, timeout=timeout)
+
+
+def test_version():
+    r = run_bin("--version")
+    assert r.returncode == 0
+    assert re.search(rb"\d+\.\d+\.\d+", r.stdout + r.stderr), r.stdout
+
+
+def test_check_valid_config(tmp_path, redis_server):
+    kf = Keyfence(redis_server.port)
+    cfg = kf.build_config()
+    path = tmp_path / "ok.yaml"
+    path.write_text(to_yaml(cfg) + "\n")
+    r = run_bin("--check", "--config", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    kf.cleanup()
+
+
+def test_check_example_config():
+    path = os.path.join(REPO, "deploy", "examples", "keyfence.yaml")
+    if not os.path.exists(path):
+        pytest.fail("deploy/examples/keyfence.yaml is missing")
+    r = run_bin("--check", "--config", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+BROKEN = """cluster_name: shop
+workers: 2
+listeners:
+  - bind: 127.0.0.1:1
+    tenant: nosuchtenant
+no_such_field: 1
+tenants:
+  orders:
+    users:
+      - name: orders
+        password: x
+    deny_commands: [NOTACOMMAND]
+  "bad:name":
+    users: []
+"""
+
+
+def test_check_reports_every_error_with_position(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    r = run_bin("--check", "--config", str(path))
+    out = (r.stdout + r.stderr).decode()
+    assert r.returncode == 1, out
+    positions = re.findall(rf"^{re.escape(str(path))}:(\d+):(\d+): .+$", out, re.M)
+    lines = {int(line) for line, _col in positions}
+    # unknown field (line 6), unknown command (line 12), bad app name (line 13),
+    # listener for an undefined tenant (line 5)
+    for want in (5, 6, 12, 13):
+        assert want in lines, f"no error reported for line {want}:\n{out}"
+
+
+def test_check_reports_yaml_syntax_error(tmp_path):
+    path = tmp_path / "syntax.yaml"
+    path.write_text("cluster_name: shop\nlisteners: [\n  - bind: x\n")
+    r = run_bin("--check", "--config", str(path))
+    out = (r.stdout + r.stderr).decode()
+    assert r.returncode == 1, out
+    assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: ", out, re.M), out
+
+
+def test_sigterm_drains_in_flight_then_exits_0(redis_server):
+    kf = start_keyfence(redis_server.port)
+    try:
+        c = kf.raw("orders", timeout=10)
+        assert c.cmd("SET", "k", "v") == "OK"
+        res = {}
+
+        def blocked():
+            try:
+                res["r"] = c.cmd("BLPOP", "q", "1")
+            except Exception as e:
+                res["r"] = e
+        t = threading.Thread(target=blocked)
+        t.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        kf.proc.send_signal(signal.SIGTERM)
+        # new connections are no longer accepted (soon)
+        wait_until(lambda: not _accepts(kf.port("orders")), 3, 0.05,
+                   "the listener to close after SIGTERM")
+        t.join(5)
+        assert res.get("r") is None, f"the in-flight BLPOP got {res.get('r')!r}, not its nil"
+        rc = kf.proc.wait(timeout=10)
+        assert rc == 0, kf.log_tail()
+        assert time.monotonic() - t0 < 2000 / 1000 + 3
+        c.close()
+    finally:
+        kf.cleanup()
+
+
+def _accepts(port):
+    try:
+        with RawConn(port, timeout=0.5) as c:
+            return c.cmd("PING") == "PONG"
+    except OSError:
+        return False
+
+
+def test_sigint_exits_0(redis_server):
+    kf = start_keyfence(redis_server.port)
+    try:
+        with kf.raw("orders") as c:
+            assert c.cmd("PING") == "PONG"
+        kf.proc.send_signal(signal.SIGINT)
+        assert kf.proc.wait(timeout=10) == 0
+    finally:
+        kf.cleanup()
+
+
+def test_configmap_symlink_swap_reloads(redis_server, tmp_path):
+    """Kubernetes updates a mounted ConfigMap by swapping the `..data` symlink; keyfence
+    must pick the new file up (no SIGHUP here)."""
+    kf = Keyfence(redis_server.port)
+    cfg = kf.build_config()
+    mount = tmp_path / "mount"
+    mount.mkdir()
+
+    def publish(version, config):
+        d = mount / f"..{version}"
+        d.mkdir()
+        (d / "keyfence.yaml").write_text(to_yaml(config) + "\n")
+        tmp_link = mount / "..data_tmp"
+        os.symlink(d.name, tmp_link)
+        os.replace(tmp_link, mount / "..data")  # atomic, like kubelet's AtomicWriter
+
+    publish("v1", cfg)
+    os.symlink("..data/keyfence.yaml", mount / "keyfence.yaml")
+    kf.config_path = str(mount / "keyfence.yaml")
+    kf.config = cfg
+    kf.build_config = lambda: cfg
+    kf.write_config = lambda c=None: None
+    try:
+        kf.start()
+        with kf.raw("gateway") as g:
+            assert isinstance(g.cmd("AUTH", "newuser", "new-pw"), RespError)
+        cfg2 = {**cfg, "tenants": {**cfg["tenants"], "payments": {"users": [
+            {"name": "payments", "password": "payments-secret"},
+            {"name": "newuser", "password": "new-pw"}]}}}
+        publish("v2", cfg2)
+
+        def new_user_ok():
+            with kf.raw("gateway") as g:
+                return g.cmd("AUTH", "newuser", "new-pw") == "OK"
+        wait_until(new_user_ok, 15, 0.25, "keyfence to reload the swapped ConfigMap")
+    finally:
+        rc = kf.stop()
+        kf.cleanup()
+    assert rc == 0
