@@ -8,12 +8,14 @@ import pytest
 
 from harness import ConnectionClosed, RespError, metric_value, wait_until
 
+MAX_CLIENTS = 12
 NOPERM_KEYS = "NOPERM this user has no permissions to access one of the keys used as arguments"
 
 
 @pytest.fixture(scope="module")
 def keyfence_overrides():
     return {
+        "max_clients": MAX_CLIENTS,
         "policy": {"deny_commands": ["GETDEL"]},
         "tenants": {
             "orders": {
@@ -144,3 +146,34 @@ def test_scripts_only_where_allowed(kf, backend, monitor):
         r = o.cmd("EVAL", "return 1", "0")
         assert isinstance(r, RespError) and r.code == "NOPERM", r
     monitor.assert_clean()
+
+
+def test_max_clients_global(kf):
+    conns, refused = [], None
+    try:
+        for _ in range(MAX_CLIENTS + 3):
+            c = kf.raw("payments", timeout=5)
+            try:
+                r = c.cmd("PING")
+            except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
+                r = None
+            if r != "PONG":
+                refused = r
+                c.close()
+                break
+            conns.append(c)
+        assert len(conns) <= MAX_CLIENTS, f"{len(conns)} clients accepted, max_clients is 12"
+        assert len(conns) >= MAX_CLIENTS - 2, f"refused already at {len(conns) + 1}"
+        assert refused == RespError("ERR max number of clients reached"), refused
+        conns.pop().close()
+
+        def fresh_ok():
+            with kf.raw("payments", timeout=5) as c:
+                try:
+                    return c.cmd("PING") == "PONG"
+                except (ConnectionClosed, ConnectionResetError):
+                    return False
+        wait_until(fresh_ok, 3, 0.1, "a slot to free up after a close")
+    finally:
+        for c in conns:
+            c.close()

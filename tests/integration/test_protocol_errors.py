@@ -11,11 +11,12 @@ import pytest
 from harness import ConnectionClosed, RespError, encode_command
 
 MAX_REQ = 65536
+MAX_OUT = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def keyfence_overrides():
-    return {"limits": {"max_request_bytes": MAX_REQ}}
+    return {"limits": {"max_request_bytes": MAX_REQ, "client_output_buffer_bytes": MAX_OUT}}
 
 
 @pytest.fixture
@@ -167,3 +168,34 @@ def test_client_closing_midway_does_not_hurt(kf, bystander):
     with kf.raw("orders") as c:
         assert c.cmd("GET", "k") is None
         assert c.cmd("PING") == "PONG"
+
+
+def test_slow_reader_is_disconnected(kf, bystander):
+    """A client that lets more than client_output_buffer_bytes of replies pile up is
+    disconnected; others are unaffected."""
+    with kf.raw("orders") as c:
+        item = "i" * 1000
+        for _ in range(40):
+            assert c.cmd("RPUSH", "biglist", *([item] * 50)) >= 50
+    reply_size = 2000 * (1000 + 8)
+    n = 40  # ~80 MB of replies if nobody drops the reader
+    slow = kf.raw("orders", timeout=10)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    slow.send_raw(encode_command("LRANGE", "biglist", "0", "-1") * n)
+    time.sleep(2.0)
+    assert bystander.cmd("PING") == "PONG"
+    total, closed = 0, False
+    slow.sock.settimeout(5)
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            chunk = slow.sock.recv(1 << 20)
+            if not chunk:
+                closed = True
+                break
+            total += len(chunk)
+    except (ConnectionResetError, socket.timeout):
+        closed = True
+    slow.close()
+    assert closed, "the slow reader was never disconnected"
+    assert total < reply_size * n, f"all {total} bytes were delivered"

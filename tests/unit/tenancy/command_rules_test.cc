@@ -265,7 +265,7 @@ TEST_CASE("command_rules: replies that name keys have a reply rule") {
   CHECK(RuleOf(Named("xread")).reply == ReplyRule::kStreams);
   CHECK(RuleOf(Named("xreadgroup")).reply == ReplyRule::kStreams);
   CHECK(RuleOf(Named("pubsub|numsub")).reply == ReplyRule::kNumsub);
-  CHECK(RuleOf(Named("pubsub|shardnumsub")).reply == ReplyRule::kNumsub);
+  CHECK(RuleOf(Named("pubsub|shardnumsub")).reply == ReplyRule::kShardNumsub);
   CHECK(RuleOf(Named("get")).reply == ReplyRule::kNone);
 }
 
