@@ -94,3 +94,20 @@ test('ioredis gateway with a wrong password fails', T, async () => {
   assert.match(all, /WRONGPASS|invalid username-password/);
   bad.disconnect();
 });
+
+test('ioredis Cluster client works through the cluster emulation', T, async () => {
+  const cl = new Redis.Cluster([{ host: HOST, port: ports.orders }], {
+    redisOptions: { connectTimeout: 5000, commandTimeout: 5000 },
+    clusterRetryStrategy: () => null,
+  });
+  cl.on('error', () => {});
+  try {
+    const k = uniq('io:cl');
+    assert.equal(await cl.set(`${k}:a`, '1'), 'OK');
+    assert.equal(await cl.get(`${k}:a`), '1');
+    assert.deepEqual(await cl.mget(`{${k}}:x`, `{${k}}:y`), [null, null]);
+    assert.equal(await backendCommand('GET', `shop@orders:${k}:a`), '1');
+  } finally {
+    cl.disconnect();
+  }
+});

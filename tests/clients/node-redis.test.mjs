@@ -1,7 +1,7 @@
 // node-redis 6 with DEFAULT options (RESP 3, no fallback) against keyfence.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { HOST, ports, uniq, backendCommand, eventually, T } from './common.mjs';
 
 const clients = [];
@@ -91,4 +91,21 @@ test('node-redis gateway with a wrong password fails to connect', T, async () =>
   bad.on('error', () => {});
   await assert.rejects(bad.connect(), /WRONGPASS|invalid username-password/);
   try { bad.destroy(); } catch { /* already closed */ }
+});
+
+test('node-redis createCluster works through the cluster emulation', T, async () => {
+  const cl = createCluster({
+    rootNodes: [{ socket: { host: HOST, port: ports.orders, connectTimeout: 5000 } }],
+    defaults: { socket: { reconnectStrategy: false } },
+  });
+  cl.on('error', () => {});
+  await cl.connect();
+  try {
+    const k = uniq('nr:cl');
+    assert.equal(await cl.set(`${k}:a`, '1'), 'OK');
+    assert.equal(await cl.get(`${k}:a`), '1');
+    assert.equal(await backendCommand('GET', `shop@orders:${k}:a`), '1');
+  } finally {
+    cl.destroy();
+  }
 });

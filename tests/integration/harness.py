@@ -688,6 +688,8 @@ class Keyfence:
                 [self.bin, "--config", self.config_path, "--log-level", "info"],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True)
+        except OSError as e:  # e.g. the binary is being rewritten by a build
+            raise KeyfenceStartError(f"cannot run {self.bin}: {e}") from e
         finally:
             logf.close()
         want = list(self.ports.values()) + [self.admin_port]
@@ -1073,9 +1075,10 @@ def _main(argv: list[str]) -> int:
         print("usage: harness.py run -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     cmd = argv[argv.index("--") + 1:]
-    srv = RedisServer().start()
+    srv = RedisServer()
     kf = None
     try:
+        srv.start()
         kf = Keyfence(srv.port)
         try:
             kf.start()

@@ -397,6 +397,41 @@ def test_cluster_keyslot_uses_rewritten_key(kf, c):
     assert c.cmd("CLUSTER", "KEYSLOT", "plain") == crc16(b"shop@orders:plain") % 16384
 
 
+def test_cluster_emulation_in_standalone_mode(kf):
+    """DESIGN: in both backend modes keyfence describes itself as the single node owning
+    every slot, so cluster-mode clients work."""
+    port = kf.port("orders")
+    with kf.raw("orders") as c:
+        slots = c.cmd("CLUSTER", "SLOTS")
+        assert isinstance(slots, list) and len(slots) == 1, slots
+        assert slots[0][:2] == [0, 16383], slots
+        assert slots[0][2][1] == port, slots
+        assert b"cluster_state:ok" in c.cmd("CLUSTER", "INFO")
+        nodes = c.cmd("CLUSTER", "NODES")
+        assert isinstance(nodes, bytes), nodes
+        lines = nodes.decode().strip().splitlines()
+        assert len(lines) == 1 and "0-16383" in lines[0] and f":{port}" in lines[0], lines
+        myid = c.cmd("CLUSTER", "MYID")
+        assert isinstance(myid, bytes) and lines[0].startswith(myid.decode())
+        shards = c.cmd("CLUSTER", "SHARDS")
+        assert isinstance(shards, list) and len(shards) == 1, shards
+
+
+def test_redis_py_cluster_client_in_standalone_mode(kf, backend):
+    # redis-py's RedisCluster first checks INFO for cluster_enabled:1, then CLUSTER SLOTS
+    # (PLATFORM.md, clients note 4)
+    import redis
+    rc = redis.RedisCluster(host="127.0.0.1", port=kf.port("orders"), socket_timeout=10)
+    try:
+        for i in range(20):
+            assert rc.set(f"rc:{i}", i) is True
+        assert rc.get("rc:7") == b"7"
+        assert rc.mget_nonatomic(["rc:1", "rc:2"]) == [b"1", b"2"]
+    finally:
+        rc.close()
+    assert backend.get(P + b"rc:7") == b"7"
+
+
 def crc16(data: bytes) -> int:
     crc = 0
     for b in data:

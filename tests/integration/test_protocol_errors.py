@@ -194,8 +194,10 @@ def test_slow_reader_is_disconnected(kf, bystander):
                 closed = True
                 break
             total += len(chunk)
-    except (ConnectionResetError, socket.timeout):
+    except ConnectionResetError:
         closed = True
+    except socket.timeout:
+        pass  # stalled but still open: not disconnected
     slow.close()
     assert closed, "the slow reader was never disconnected"
     assert total < reply_size * n, f"all {total} bytes were delivered"
