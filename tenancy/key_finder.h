@@ -1,14 +1,14 @@
 // Finds every name in a command that must be rewritten into the tenant's
 // namespace: keys (from the command's key specs, Redis getKeysUsingKeySpecs
 // semantics), SORT BY/GET patterns, and pub/sub channels and patterns.
-// Pure; no allocation for commands with up to 8 names.
+// Pure; allocation-free when `out` is reused (it keeps its capacity).
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string_view>
 
-#include <absl/container/inlined_vector.h>
+#include <vector>
 
 #include "protocol/command_table.h"
 #include "tenancy/command_rules.h"
@@ -29,7 +29,9 @@ struct NameRef {
   uint32_t key_flags = 0;  // protocol::KeySpecFlag bits for keys
 };
 
-using NameRefs = absl::InlinedVector<NameRef, 8>;
+// A std::vector, not an InlinedVector: callers keep one per connection and
+// clear() keeps its capacity, so even a 100-key MGET allocates nothing once warm.
+using NameRefs = std::vector<NameRef>;
 
 enum class FindStatus : uint8_t {
   kOk,

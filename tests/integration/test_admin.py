@@ -14,7 +14,8 @@ TOKEN = "s3cret-admin-token"
 
 @pytest.fixture(scope="module")
 def keyfence_overrides():
-    return {"admin": {"token": TOKEN}}
+    return {"admin": {"token": TOKEN},
+            "tenants": {"payments": {"limits": {"ops_per_sec": 123456}}}}
 
 
 def auth_header():
@@ -129,6 +130,9 @@ def test_tenants_endpoint(kf):
     text = json.dumps(data)
     assert "orders" in text and "payments" in text
     assert "orders-secret" not in text
+    # DESIGN: per tenant "connections, ops, rejections, current limits"
+    pay = json.dumps(data.get("payments") if isinstance(data, dict) else data)
+    assert "limit" in pay and "123456" in pay, f"/tenants shows no current limits: {pay}"
 
 
 def test_hotkeys(kf):
