@@ -397,7 +397,9 @@ void ClientSession::LocalInfo() {
     s += "# Stats\r\ntotal_commands_processed:" + std::to_string(commands_) + "\r\n\r\n";
   }
   if (want("replication")) s += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
-  if (want("cluster")) s += "# Cluster\r\ncluster_enabled:0\r\n\r\n";
+  // Cluster-aware clients (redis-py RedisCluster, ioredis Cluster) see one
+  // node that owns every slot (DESIGN.md "Handshake and introspection").
+  if (want("cluster")) s += "# Cluster\r\ncluster_enabled:1\r\n\r\n";
   if (want("keyspace")) s += "# Keyspace\r\n";
   protocol::AppendVerbatim(LocalReply(), s, proto_);
   FinishLocal();
@@ -468,6 +470,30 @@ void ClientSession::LocalCluster(const CommandInfo& cmd) {
                              "cluster_slots_ok:16384\r\ncluster_known_nodes:1\r\n"
                              "cluster_size:1\r\ncluster_current_epoch:1\r\n",
                              proto_);
+  } else if (cmd.name == "cluster|shards") {
+    protocol::AppendArrayHeader(out, 1);
+    protocol::AppendMapHeader(out, 2, proto_);
+    protocol::AppendBulk(out, "slots");
+    protocol::AppendArrayHeader(out, 2);
+    protocol::AppendInteger(out, 0);
+    protocol::AppendInteger(out, protocol::kNumSlots - 1);
+    protocol::AppendBulk(out, "nodes");
+    protocol::AppendArrayHeader(out, 1);
+    protocol::AppendMapHeader(out, 7, proto_);
+    protocol::AppendBulk(out, "id");
+    protocol::AppendBulk(out, kId);
+    protocol::AppendBulk(out, "port");
+    protocol::AppendInteger(out, local.port());
+    protocol::AppendBulk(out, "ip");
+    protocol::AppendBulk(out, host);
+    protocol::AppendBulk(out, "endpoint");
+    protocol::AppendBulk(out, host);
+    protocol::AppendBulk(out, "role");
+    protocol::AppendBulk(out, "master");
+    protocol::AppendBulk(out, "replication-offset");
+    protocol::AppendInteger(out, 0);
+    protocol::AppendBulk(out, "health");
+    protocol::AppendBulk(out, "online");
   } else {
     protocol::AppendError(out, "ERR keyfence: CLUSTER " + std::string(cmd.name.substr(8)) +
                                    " is not supported");

@@ -54,6 +54,7 @@ void Server::Publish(config::SnapshotPtr snap) {
 }
 
 std::pair<bool, std::string> Server::Reload() {
+  if (watcher_) watcher_->Remember();
   config::LoadResult r = config::LoadFile(config_path_, next_version_);
   if (!r.ok()) {
     metrics_->CountReload(false);
@@ -107,15 +108,30 @@ void Server::ProbeBackend() {
   });
 }
 
-std::string Server::TenantsJson() const {
+std::string Server::TenantsJson() {
+  config::SnapshotPtr snap;
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    snap = snapshot_;
+  }
+  absl::flat_hash_map<std::string, proxy::TenantTotals> totals;
+  for (auto& t : metrics_->TenantTotals()) totals[t.tenant] = t;
   std::string j = "{";
-  bool first = true;
-  for (const auto& t : metrics_->TenantTotals()) {
-    if (!first) j += ",";
-    first = false;
-    j += "\"" + t.tenant + "\":{\"connections\":" + std::to_string(t.connections) +
-         ",\"requests\":" + std::to_string(t.requests) +
-         ",\"rejected\":" + std::to_string(t.rejected) + "}";
+  for (size_t i = 0; i < snap->tenants.size(); ++i) {
+    const config::Tenant& t = snap->tenants[i];
+    const proxy::TenantTotals& tt = totals[t.app];
+    const config::Limits& l = t.limits;
+    j += (i ? ",\"" : "\"") + t.app + "\":{\"namespace\":\"" + t.prefix +
+         "\",\"connections\":" + std::to_string(tt.connections) +
+         ",\"ops\":" + std::to_string(tt.requests) +
+         ",\"rejected\":" + std::to_string(tt.rejected) +
+         ",\"limits\":{\"ops_per_sec\":" + std::to_string(l.ops_per_sec) +
+         ",\"burst\":" + std::to_string(l.burst) +
+         ",\"bytes_per_sec\":" + std::to_string(l.bytes_per_sec) +
+         ",\"on_limit\":\"" + (l.on_limit == config::OnLimit::kDelay ? "delay" : "reject") +
+         "\",\"max_delay_ms\":" + std::to_string(l.max_delay_ms) +
+         ",\"max_connections\":" + std::to_string(l.max_connections) +
+         ",\"max_request_bytes\":" + std::to_string(l.max_request_bytes) + "}}";
   }
   return j + "}";
 }
@@ -131,6 +147,7 @@ void Server::WaitSignal() {
     spdlog::info("signal {}: stopping (grace {} ms)", sig, snapshot_->shutdown_grace_ms);
     for (auto& w : workers_) w->StopAccepting();
     if (admin_) admin_->Stop();
+    if (watcher_) watcher_->Stop();
     probe_timer_.cancel();
     // Let requests in flight finish (bounded), then stop.
     auto deadline = std::make_shared<asio::steady_timer>(control_);
@@ -233,6 +250,8 @@ int Server::Run() {
   spdlog::info("admin on {}:{}; {} workers; backend {}", snapshot_->admin.bind.host,
                admin_->port(), workers_.size(), snapshot_->backend.nodes[0].ToString());
   ProbeBackend();
+  watcher_ = std::make_unique<ConfigWatcher>(control_, config_path_, [this] { Reload(); });
+  watcher_->Start();
   WaitSignal();
   control_.run();
   for (auto& w : workers_) w->Join();

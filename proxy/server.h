@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "proxy/admin_server.h"
+#include "proxy/config_watcher.h"
 #include "proxy/metrics.h"
 #include "proxy/tenant_state.h"
 
@@ -42,7 +43,7 @@ class Server {
   void Publish(config::SnapshotPtr snap);
   void ProbeBackend();
   void WaitSignal();
-  std::string TenantsJson() const;
+  std::string TenantsJson();
   std::pair<int, std::string> HotKeysJson(std::string_view tenant);
 
   std::string config_path_;
@@ -52,6 +53,7 @@ class Server {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer probe_timer_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<MetricsRegistry> metrics_;
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;
