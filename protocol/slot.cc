@@ -28,8 +28,9 @@ static_assert(kTable[1] == 0x1021 && kTable[2] == 0x2042 && kTable[255] == 0x1ef
 
 }  // namespace
 
-uint16_t Crc16(const char* buf, size_t len) {
-  uint16_t crc = 0;
+uint16_t Crc16(const char* buf, size_t len) { return Crc16Update(0, buf, len); }
+
+uint16_t Crc16Update(uint16_t crc, const char* buf, size_t len) {
   for (size_t i = 0; i < len; ++i) {
     const uint8_t b = static_cast<uint8_t>(buf[i]);
     crc = static_cast<uint16_t>((crc << 8) ^ kTable[((crc >> 8) ^ b) & 0xff]);

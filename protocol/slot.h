@@ -10,6 +10,8 @@ namespace keyfence::protocol {
 constexpr int kNumSlots = 16384;
 
 uint16_t Crc16(const char* buf, size_t len);
+// Continues a CRC16 over more bytes: Crc16(a+b) == Crc16Update(Crc16(a), b).
+uint16_t Crc16Update(uint16_t crc, const char* buf, size_t len);
 
 // The part of a key that is hashed: the text between the first '{' and the
 // next '}', when not empty; otherwise the whole key.

@@ -4,6 +4,7 @@
 
 #include "protocol/error_replies.h"
 #include "protocol/writer.h"
+#include "proxy/fanout.h"
 #include "proxy/scan_job.h"
 #include "proxy/worker.h"
 #include "tenancy/policy.h"
@@ -392,6 +393,7 @@ bool ClientSession::DispatchForward(const CommandInfo& cmd, const Rule& rule) {
   // RESP3 clients may run any command while subscribed: on the subscriber
   // connection, in order with their replies (pushes are told apart by type).
   if (mode_ == Mode::kPubSub && route != Route::kPubSub) route = Route::kShared;
+  if (worker_.cluster()) return DispatchCluster(cmd, rule, route);
   const std::string_view name = cmd.name;
   BackendConn* conn = nullptr;
   switch (route) {
@@ -695,7 +697,9 @@ void ClientSession::Close() {
   boost::system::error_code ec;
   worker_.mux().Remove(socket_.native_handle());
   socket_.close(ec);
-  for (int p = 2; p <= 3; ++p) worker_.Shared(p, id_).Forget(this);
+  worker_.ForgetEverywhere(this);
+  for (auto& f : fanouts_) worker_.ForgetEverywhere(f.get());
+  fanouts_.clear();
   jobs_.clear();
   if (dedicated_) {
     dedicated_->set_unsolicited(nullptr);

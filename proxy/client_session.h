@@ -38,6 +38,7 @@ namespace keyfence::proxy {
 
 class Worker;
 class ScanJob;
+class FanOut;
 
 class ClientSession : public ReplySink, public UnsolicitedSink, public Readable {
  public:
@@ -63,6 +64,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   // For emulations (ScanJob): complete slot `seq` with a finished reply.
   void CompleteSlot(uint64_t seq, std::string_view reply);
   void JobDone(ScanJob* job);
+  void FanOutDone(FanOut* f);
 
   uint64_t id() const { return id_; }
   int proto() const { return proto_; }
@@ -136,6 +138,17 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   void RefreshSnapshot();
   void Resume();
   void TrackSubscriptions(std::string_view frame);
+
+  // Cluster mode (cluster_dispatch.cc).
+  int SlotOfRefs(bool* cross) const;
+  bool DispatchCluster(const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+                       tenancy::Route route);
+  bool ClusterTransaction(std::string_view name, int slot, bool cross, const tenancy::Rule& rule);
+  bool ClusterExec();
+  void SplitBySlot(const protocol::CommandInfo& cmd, int step);
+  bool ClusterKeys(std::string_view pattern);
+  bool ClusterScan(uint64_t cursor, const std::vector<std::string>& backend_args,
+                   std::string_view pattern);
   std::string ClientInfoLine() const;
   void HandleClientExtension();  // CLIENT SETINFO / NO-TOUCH (Redis 7.2)
   void ApplyLimits();
@@ -190,6 +203,13 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   int64_t shard_subs_ = 0;
   bool discard_this_ = false;  // CLIENT REPLY OFF/SKIP applies to this request
   std::vector<std::unique_ptr<ScanJob>> jobs_;
+  std::vector<std::unique_ptr<FanOut>> fanouts_;
+  std::string scratch_;            // cluster: a rewritten request before routing
+  bool cmulti_ = false;            // cluster: MULTI answered here, commands queued
+  std::string cmulti_bytes_;
+  size_t cmulti_count_ = 0;
+  int cmulti_slot_ = -1;
+  int dedicated_slot_ = -1;
 };
 
 }  // namespace keyfence::proxy

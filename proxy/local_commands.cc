@@ -1,5 +1,6 @@
 // Commands keyfence answers itself (DESIGN.md "Handshake and introspection")
 // and the emulations that run inside the tenant's namespace.
+#include <charconv>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -508,6 +509,7 @@ bool ClientSession::LocalKeysScan(Local what) {
     return true;
   }
   std::string bytes;
+  if (what == Local::kKeys && worker_.cluster()) return ClusterKeys(args_[1]);
   if (what == Local::kKeys) {
     std::string pattern(args_[1]);
     protocol::AppendCommand(bytes, {"KEYS", BackendPattern(tenant_->prefix, pattern)});
@@ -522,6 +524,18 @@ bool ClientSession::LocalKeysScan(Local what) {
     else if (Eq(args_[i], "count")) count.assign(args_[++i]);
     else if (Eq(args_[i], "type")) type.assign(args_[++i]);
     else return ReplyError("ERR syntax error"), true;
+  }
+  if (worker_.cluster()) {
+    uint64_t cursor = 0;
+    std::string_view c = args_[1];
+    if (c.empty() || std::from_chars(c.data(), c.data() + c.size(), cursor).ptr != c.data() + c.size()) {
+      ReplyError("ERR invalid cursor");
+      return true;
+    }
+    std::vector<std::string> rest = {"MATCH", BackendPattern(tenant_->prefix, match)};
+    if (!count.empty()) rest.insert(rest.end(), {"COUNT", count});
+    if (!type.empty()) rest.insert(rest.end(), {"TYPE", type});
+    return ClusterScan(cursor, rest, match == "*" ? "" : match);
   }
   std::vector<std::string> parts = {"SCAN", std::string(args_[1]), "MATCH",
                                     BackendPattern(tenant_->prefix, match)};
@@ -562,7 +576,19 @@ bool ClientSession::StartScanJob(Local what) {
                        : what == Local::kFlushDb ? ScanJob::Kind::kFlush
                                                  : ScanJob::Kind::kRandomKey;
   Slot& s = NewSlot(ReplyRule::kNone);
-  auto job = std::make_unique<ScanJob>(*this, *conn, kind, s.seq, tenant_->prefix, proto_);
+  std::vector<config::Endpoint> nodes;
+  if (worker_.cluster()) {
+    nodes = worker_.masters();
+  } else {
+    nodes.push_back(conn->endpoint());
+  }
+  if (nodes.empty()) {
+    worker_.RequestTopologyRefresh();
+    CompleteSlot(s.seq, "-CLUSTERDOWN keyfence: the cluster topology is not known yet\r\n");
+    return true;
+  }
+  auto job = std::make_unique<ScanJob>(*this, worker_, std::move(nodes), kind, s.seq,
+                                       tenant_->prefix, proto_);
   ScanJob* raw = job.get();
   jobs_.push_back(std::move(job));
   raw->Start();

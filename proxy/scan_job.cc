@@ -7,6 +7,7 @@
 #include "protocol/writer.h"
 #include "proxy/client_session.h"
 #include "tenancy/namespace.h"
+#include "proxy/worker.h"
 
 namespace keyfence::proxy {
 
@@ -16,20 +17,22 @@ constexpr uint64_t kTagUnlink = 1;
 constexpr std::string_view kScanCount = "1000";
 }  // namespace
 
-ScanJob::ScanJob(ClientSession& session, BackendConn& conn, Kind kind, uint64_t seq,
-                 std::string prefix, int proto)
-    : session_(session), conn_(conn), kind_(kind), seq_(seq), prefix_(std::move(prefix)),
-      proto_(proto) {}
+ScanJob::ScanJob(ClientSession& session, Worker& worker, std::vector<config::Endpoint> nodes,
+                 Kind kind, uint64_t seq, std::string prefix, int proto)
+    : session_(session), worker_(worker), nodes_(std::move(nodes)), kind_(kind), seq_(seq),
+      prefix_(std::move(prefix)), proto_(proto) {}
 
-ScanJob::~ScanJob() { conn_.Forget(this); }
+ScanJob::~ScanJob() { worker_.ForgetEverywhere(this); }
+
+BackendConn& ScanJob::conn() { return worker_.NodeConn(nodes_[node_], proto_, session_.id()); }
 
 void ScanJob::Start() { SendScan(); }
 
 void ScanJob::SendScan() {
   std::string pattern = protocol::GlobEscape(prefix_) + "*";
-  protocol::AppendCommand(conn_.out(), {"SCAN", cursor_, "MATCH", pattern, "COUNT", kScanCount});
-  conn_.Push(this, kTagScan);
-  conn_.MarkDirty();
+  protocol::AppendCommand(conn().out(), {"SCAN", cursor_, "MATCH", pattern, "COUNT", kScanCount});
+  conn().Push(this, kTagScan);
+  conn().MarkDirty();
 }
 
 void ScanJob::Finish(std::string_view reply) {
@@ -59,6 +62,11 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
     if (k.substr(0, prefix_.size()) == prefix_) keys.push_back(k);
   }
   scan_done_ = cursor_ == "0";
+  if (scan_done_ && node_ + 1 < nodes_.size()) {
+    // Next master; a FLUSH's UNLINKs on this one are still counted.
+    scan_done_ = false;
+    next_node_ = true;
+  }
   std::string out;
   switch (kind_) {
     case Kind::kDbSize:
@@ -84,19 +92,34 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
       break;
     case Kind::kFlush:
       if (!keys.empty()) {
-        std::string& o = conn_.out();
-        protocol::AppendArrayHeader(o, keys.size() + 1);
-        protocol::AppendBulk(o, "UNLINK");
-        for (std::string_view k : keys) protocol::AppendBulk(o, k);
-        conn_.Push(this, kTagUnlink);
-        conn_.MarkDirty();
-        ++unlinks_in_flight_;
+        BackendConn& c = conn();
+        std::string& o = c.out();
+        if (worker_.cluster()) {
+          // One key per UNLINK: a page's keys span slots (CROSSSLOT otherwise).
+          for (std::string_view k : keys) {
+            protocol::AppendCommand(o, {"UNLINK", k});
+            c.Push(this, kTagUnlink);
+            ++unlinks_in_flight_;
+          }
+        } else {
+          protocol::AppendArrayHeader(o, keys.size() + 1);
+          protocol::AppendBulk(o, "UNLINK");
+          for (std::string_view k : keys) protocol::AppendBulk(o, k);
+          c.Push(this, kTagUnlink);
+          ++unlinks_in_flight_;
+        }
+        c.MarkDirty();
       }
       if (scan_done_) {
         if (unlinks_in_flight_ == 0) Finish("+OK\r\n");
         return;
       }
       break;
+  }
+  if (next_node_) {
+    next_node_ = false;
+    ++node_;
+    cursor_ = "0";
   }
   SendScan();
 }

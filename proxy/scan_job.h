@@ -9,17 +9,20 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.h"
 #include "proxy/backend_conn.h"
 
 namespace keyfence::proxy {
 
 class ClientSession;
+class Worker;
 
 class ScanJob : public ReplySink {
  public:
   enum class Kind : uint8_t { kDbSize, kFlush, kRandomKey };
-  ScanJob(ClientSession& session, BackendConn& conn, Kind kind, uint64_t seq,
-          std::string prefix, int proto);
+  // Walks `nodes` (the standalone server, or every master) one after another.
+  ScanJob(ClientSession& session, Worker& worker, std::vector<config::Endpoint> nodes, Kind kind,
+          uint64_t seq, std::string prefix, int proto);
   ~ScanJob() override;
   void Start();
   void OnReply(uint64_t tag, std::string_view frame) override;
@@ -27,8 +30,11 @@ class ScanJob : public ReplySink {
  private:
   void SendScan();
   void Finish(std::string_view reply);
+  BackendConn& conn();
   ClientSession& session_;
-  BackendConn& conn_;
+  Worker& worker_;
+  std::vector<config::Endpoint> nodes_;
+  size_t node_ = 0;
   Kind kind_;
   uint64_t seq_;
   std::string prefix_;
@@ -38,6 +44,7 @@ class ScanJob : public ReplySink {
   int64_t unlinks_in_flight_ = 0;
   bool scan_done_ = false;
   bool finished_ = false;
+  bool next_node_ = false;
 };
 
 }  // namespace keyfence::proxy

@@ -42,6 +42,10 @@ bool Server::TryAddClient() {
 
 void Server::RemoveClient() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
+void Server::RequestTopologyRefresh() {
+  if (topology_) topology_->RequestRefresh();
+}
+
 void Server::Publish(config::SnapshotPtr snap) {
   {
     std::lock_guard<std::mutex> l(snapshot_mu_);
@@ -51,6 +55,7 @@ void Server::Publish(config::SnapshotPtr snap) {
   tenants_.Apply(*snap, Worker::NowNs());
   if (admin_) admin_->SetToken(snap->admin.token);
   for (auto& w : workers_) w->PublishSnapshot(snap);
+  if (topology_) topology_->Reconfigure(snap->backend);
 }
 
 std::pair<bool, std::string> Server::Reload() {
@@ -222,7 +227,9 @@ int Server::Run() {
   }
   AdminHandlers h;
   h.metrics = [this] { return metrics_->SerializeText(); };
-  h.ready = [this] { return listening_.load() && backend_ok_.load(); };
+  h.ready = [this] {
+    return listening_.load() && backend_ok_.load() && (!topology_ || topology_->has_map());
+  };
   h.config_json = [this] {
     std::lock_guard<std::mutex> l(snapshot_mu_);
     return config::ToJson(*snapshot_);
@@ -242,6 +249,14 @@ int Server::Run() {
     return 1;
   }
   for (auto& w : workers_) w->Start();
+  if (snapshot_->backend.mode == config::BackendMode::kCluster) {
+    // Topology changes reach the workers as immutable slot maps.
+    topology_ = std::make_unique<Topology>(snapshot_->backend, [this](SlotMapPtr m) {
+      spdlog::info("cluster topology v{}: {} masters", m->version, m->masters.size());
+      for (auto& w : workers_) w->PublishSlotMap(m);
+    });
+    topology_->Start();
+  }
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
     spdlog::info("listening on {} ({})", l.bind.ToString(),
@@ -254,6 +269,7 @@ int Server::Run() {
   watcher_->Start();
   WaitSignal();
   control_.run();
+  if (topology_) topology_->Stop();
   for (auto& w : workers_) w->Join();
   spdlog::info("stopped");
   return 0;

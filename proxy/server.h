@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "proxy/admin_server.h"
 #include "proxy/config_watcher.h"
+#include "proxy/cluster/topology.h"
 #include "proxy/metrics.h"
 #include "proxy/tenant_state.h"
 
@@ -38,6 +39,8 @@ class Server {
   // Reloads the config file: (true, json with the version) or (false, errors).
   std::pair<bool, std::string> Reload();
   TenantRegistry& tenants() { return tenants_; }
+  // Thread-safe; no-op in standalone mode.
+  void RequestTopologyRefresh();
 
  private:
   void Publish(config::SnapshotPtr snap);
@@ -54,6 +57,7 @@ class Server {
   boost::asio::steady_timer probe_timer_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<Topology> topology_;
   std::unique_ptr<MetricsRegistry> metrics_;
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;

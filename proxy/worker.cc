@@ -36,41 +36,108 @@ void Worker::PublishSnapshot(config::SnapshotPtr snap) {
   asio::post(io_, [this, snap = std::move(snap)]() mutable { ApplySnapshot(std::move(snap)); });
 }
 
+void Worker::DrainAndDrop(std::unique_ptr<BackendConn> conn) {
+  if (!conn) return;
+  if (conn->pending() == 0) {
+    BackendConn* c = conn.release();
+    asio::post(io_, [c] { delete c; });
+    return;
+  }
+  // Requests in flight still get their replies; the connection goes when drained.
+  BackendConn* old = conn.release();
+  auto drain = std::make_shared<asio::steady_timer>(io_);
+  auto check = std::make_shared<std::function<void()>>();
+  *check = [old, drain, check]() {
+    if (old->pending() == 0) {
+      delete old;
+      *check = nullptr;
+      return;
+    }
+    drain->expires_after(std::chrono::milliseconds(50));
+    drain->async_wait([check](const boost::system::error_code&) {
+      if (*check) (*check)();
+    });
+  };
+  (*check)();
+}
+
 void Worker::ApplySnapshot(config::SnapshotPtr snap) {
-  bool backend_changed =
-      snapshot_ == nullptr || snapshot_->backend.nodes[0].ToString() != snap->backend.nodes[0].ToString() ||
-      snapshot_->backend.connections_per_node != snap->backend.connections_per_node ||
-      snapshot_->backend.password != snap->backend.password ||
-      snapshot_->backend.username != snap->backend.username;
+  bool backend_changed = snapshot_ == nullptr ||
+                         snapshot_->backend.mode != snap->backend.mode ||
+                         snapshot_->backend.nodes[0].ToString() != snap->backend.nodes[0].ToString() ||
+                         snapshot_->backend.connections_per_node != snap->backend.connections_per_node ||
+                         snapshot_->backend.password != snap->backend.password ||
+                         snapshot_->backend.username != snap->backend.username;
   snapshot_ = std::move(snap);
   snapshot_version_ = snapshot_->version;
+  cluster_ = snapshot_->backend.mode == config::BackendMode::kCluster;
+  if (!router_) router_ = std::make_unique<Router>(*this);
   if (backend_changed) {
     // New requests go to the new backend; requests in flight on the old
     // connections still get their replies (the old connections are kept
-    // until they drain, then dropped).
-    for (auto& v : shared_) {
-      for (auto& c : v) {
-        if (c && c->pending() > 0) {
-          BackendConn* old = c.release();
-          auto drain = std::make_shared<asio::steady_timer>(io_);
-          auto check = std::make_shared<std::function<void()>>();
-          *check = [old, drain, check]() {
-            if (old->pending() == 0) {
-              delete old;
-              *check = nullptr;
-              return;
-            }
-            drain->expires_after(std::chrono::milliseconds(50));
-            drain->async_wait([check](const boost::system::error_code&) {
-              if (*check) (*check)();
-            });
-          };
-          (*check)();
-        }
+    // until they drain, then dropped): the datacenter switch.
+    for (auto& [name, nc] : nodes_) {
+      for (auto& v : nc.shared) {
+        for (auto& c : v) DrainAndDrop(std::move(c));
       }
-      v.clear();
     }
-    for (auto& v : idle_dedicated_) v.clear();
+    nodes_.clear();
+    if (!cluster_) {
+      slot_map_.reset();
+      masters_.clear();
+    }
+  }
+}
+
+void Worker::PublishSlotMap(SlotMapPtr map) {
+  asio::post(io_, [this, map = std::move(map)] {
+    slot_map_ = map;
+    masters_ = map->masters;
+    owner_ = map->owner;
+  });
+}
+
+bool Worker::EndpointForSlot(int slot, config::Endpoint* ep) const {
+  if (!cluster_) {
+    *ep = snapshot_->backend.nodes[0];
+    return true;
+  }
+  if (masters_.empty()) return false;
+  int idx = slot < 0 ? 0 : owner_[slot];
+  if (idx < 0 || static_cast<size_t>(idx) >= masters_.size()) return false;
+  *ep = masters_[idx];
+  return true;
+}
+
+bool Worker::KnowsNode(const config::Endpoint& ep) const {
+  if (slot_map_ && slot_map_->Knows(ep.ToString())) return true;
+  for (const auto& m : masters_) {
+    if (m.host == ep.host && m.port == ep.port) return true;
+  }
+  return false;
+}
+
+void Worker::NoteMoved(int slot, const config::Endpoint& ep) {
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    if (masters_[i].host == ep.host && masters_[i].port == ep.port) {
+      owner_[slot] = static_cast<int16_t>(i);
+      return;
+    }
+  }
+  masters_.push_back(ep);  // a replica promoted, or a new master
+  owner_[slot] = static_cast<int16_t>(masters_.size() - 1);
+}
+
+void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
+
+void Worker::ForgetEverywhere(ReplySink* sink) {
+  if (router_) router_->Forget(sink);
+  for (auto& [name, nc] : nodes_) {
+    for (auto& v : nc.shared) {
+      for (auto& c : v) {
+        if (c) c->Forget(sink);
+      }
+    }
   }
 }
 
@@ -169,33 +236,46 @@ void Worker::SessionClosed(ClientSession* s) {
 }
 
 BackendConn& Worker::Shared(int proto, uint64_t hint) {
-  auto& v = shared_[proto == 3 ? 1 : 0];
+  config::Endpoint ep;
+  if (!EndpointForSlot(Router::kAnySlot, &ep)) ep = snapshot_->backend.nodes[0];
+  return NodeConn(ep, proto, hint);
+}
+
+BackendConn& Worker::NodeConn(const config::Endpoint& node, int proto, uint64_t hint) {
+  NodeConns& nc = nodes_[node.ToString()];
+  auto& v = nc.shared[proto == 3 ? 1 : 0];
   size_t n = std::max<uint32_t>(1, snapshot_->backend.connections_per_node);
   if (v.size() != n) v.resize(n);
   auto& c = v[hint % n];
-  if (!c) c = std::make_unique<BackendConn>(*this, snapshot_->backend.nodes[0], proto, false);
+  if (!c) c = std::make_unique<BackendConn>(*this, node, proto, false);
   return *c;
 }
 
-std::unique_ptr<BackendConn> Worker::TakeDedicated(int proto) {
-  auto& idle = idle_dedicated_[proto == 3 ? 1 : 0];
+std::unique_ptr<BackendConn> Worker::TakeDedicated(int proto, const config::Endpoint* node) {
+  config::Endpoint ep;
+  if (node != nullptr) {
+    ep = *node;
+  } else if (!EndpointForSlot(Router::kAnySlot, &ep)) {
+    ep = snapshot_->backend.nodes[0];
+  }
+  auto& idle = nodes_[ep.ToString()].idle_dedicated[proto == 3 ? 1 : 0];
   while (!idle.empty()) {
     auto c = std::move(idle.back());
     idle.pop_back();
     if (c->connected()) return c;
   }
-  return std::make_unique<BackendConn>(*this, snapshot_->backend.nodes[0], proto, true);
+  return std::make_unique<BackendConn>(*this, ep, proto, true);
 }
 
 void Worker::ReturnDedicated(std::unique_ptr<BackendConn> conn) {
-  auto& idle = idle_dedicated_[conn->proto() == 3 ? 1 : 0];
-  if (!conn->connected() || conn->pending() > 0 || idle.size() >= kMaxIdleDedicated ||
-      conn->endpoint().ToString() != snapshot_->backend.nodes[0].ToString()) {
+  auto it = nodes_.find(conn->endpoint().ToString());
+  if (it == nodes_.end() || !conn->connected() || conn->pending() > 0 ||
+      it->second.idle_dedicated[conn->proto() == 3 ? 1 : 0].size() >= kMaxIdleDedicated) {
     BackendConn* c = conn.release();
     asio::post(io_, [c] { delete c; });  // may be inside its own read handler
     return;
   }
-  idle.push_back(std::move(conn));
+  it->second.idle_dedicated[conn->proto() == 3 ? 1 : 0].push_back(std::move(conn));
 }
 
 void Worker::MarkDirty(ClientSession* s) {
@@ -246,9 +326,11 @@ void Worker::Tick() {
     if (snapshot_) {
       uint64_t timeout = uint64_t{snapshot_->backend.request_timeout_ms} * 1000000;
       uint64_t now = NowNs();
-      for (auto& v : shared_) {
-        for (auto& c : v) {
-          if (c) c->CheckTimeout(now, timeout);
+      for (auto& [name, nc] : nodes_) {
+        for (auto& v : nc.shared) {
+          for (auto& c : v) {
+            if (c) c->CheckTimeout(now, timeout);
+          }
         }
       }
       FlushDirty();
@@ -278,8 +360,8 @@ void Worker::Stop() {
     std::vector<ClientSession*> all;
     for (auto& s : sessions_) all.push_back(s.get());
     for (ClientSession* s : all) s->Close();
-    for (auto& v : shared_) v.clear();
-    for (auto& v : idle_dedicated_) v.clear();
+    router_.reset();
+    nodes_.clear();
     work_.reset();
     io_.stop();
   });

@@ -4,6 +4,7 @@
 // metrics, which the scraper reads.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +23,8 @@
 #include "proxy/backend_conn.h"
 #include "proxy/metrics.h"
 #include "proxy/read_mux.h"
+#include "proxy/router.h"
+#include "proxy/cluster/slot_map.h"
 #include "proxy/tenant_state.h"
 
 namespace keyfence::proxy {
@@ -53,11 +56,29 @@ class Worker {
   void Join();
   size_t sessions() const { return sessions_count_.load(std::memory_order_relaxed); }
 
-  // The shared, multiplexed connection for a protocol version (and spread
-  // over connections_per_node by `hint`).
+  // The shared, multiplexed connection to the standalone backend (or, in
+  // cluster mode, to the first master) for a protocol version, spread over
+  // connections_per_node by `hint`.
   BackendConn& Shared(int proto, uint64_t hint);
-  // A dedicated connection (transactions, blocking commands, subscribers).
-  std::unique_ptr<BackendConn> TakeDedicated(int proto);
+  // The shared connection to one node.
+  BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint);
+  // A dedicated connection (transactions, blocking commands, subscribers),
+  // to `node` or, by default, where Shared() goes.
+  std::unique_ptr<BackendConn> TakeDedicated(int proto, const config::Endpoint* node = nullptr);
+
+  // Cluster mode.
+  bool cluster() const { return cluster_; }
+  Router& router() { return *router_; }
+  // Thread-safe: posts a new topology to the worker thread.
+  void PublishSlotMap(SlotMapPtr map);
+  // The node for a slot (Router::kAnySlot: any master). False if unknown yet.
+  bool EndpointForSlot(int slot, config::Endpoint* ep) const;
+  bool KnowsNode(const config::Endpoint& ep) const;
+  void NoteMoved(int slot, const config::Endpoint& ep);
+  void RequestTopologyRefresh();
+  // Drops every reply still owed to `sink` (its owner is going away).
+  void ForgetEverywhere(ReplySink* sink);
+  const std::vector<config::Endpoint>& masters() const { return masters_; }
   // Returns a clean dedicated connection for reuse (or closes it).
   void ReturnDedicated(std::unique_ptr<BackendConn> conn);
 
@@ -102,8 +123,17 @@ class Worker {
   uint64_t snapshot_version_ = 0;
   std::list<std::unique_ptr<ClientSession>> sessions_;
   std::atomic<size_t> sessions_count_{0};
-  std::vector<std::unique_ptr<BackendConn>> shared_[2];  // [proto 2, proto 3]
-  std::vector<std::unique_ptr<BackendConn>> idle_dedicated_[2];
+  struct NodeConns {
+    std::vector<std::unique_ptr<BackendConn>> shared[2];  // [proto 2, proto 3]
+    std::vector<std::unique_ptr<BackendConn>> idle_dedicated[2];
+  };
+  absl::flat_hash_map<std::string, NodeConns> nodes_;  // by "host:port"
+  void DrainAndDrop(std::unique_ptr<BackendConn> conn);
+  bool cluster_ = false;
+  std::unique_ptr<Router> router_;
+  SlotMapPtr slot_map_;
+  std::vector<config::Endpoint> masters_;  // this worker's view (MOVED patches it)
+  std::array<int16_t, protocol::kNumSlots> owner_;
   std::vector<ClientSession*> dirty_sessions_;
   std::vector<BackendConn*> dirty_backends_;
   std::vector<std::unique_ptr<ClientSession>> graveyard_;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "protocol/slot.h"
+
 namespace keyfence::tenancy {
 
 size_t HashTagInsertPos(std::string_view key) {
@@ -22,6 +24,17 @@ void AppendBackendKey(std::string& out, std::string_view prefix, std::string_vie
   out.append(key.data(), pos);
   out.append(prefix);
   out.append(key.data() + pos, key.size() - pos);
+}
+
+uint16_t BackendKeySlot(std::string_view prefix, std::string_view key) {
+  size_t pos = HashTagInsertPos(key);
+  std::string_view part = key;
+  if (pos != std::string_view::npos) {
+    size_t close = key.find('}', pos);
+    part = key.substr(pos, close - pos);
+  }
+  uint16_t crc = protocol::Crc16(prefix.data(), prefix.size());
+  return protocol::Crc16Update(crc, part.data(), part.size()) & (protocol::kNumSlots - 1);
 }
 
 bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view backend) {

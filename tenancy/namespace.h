@@ -5,6 +5,7 @@
 // inverse. Pure functions; no allocation beyond growing `out`.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,10 @@ inline size_t BackendKeyLength(std::string_view prefix, std::string_view key) {
 
 // Appends the backend name of key (P+K with the hash-tag rule) to out.
 void AppendBackendKey(std::string& out, std::string_view prefix, std::string_view key);
+
+// The cluster slot of the backend name of key, without building it:
+// CRC16(P + hashpart(K)) when K has a hash tag, else CRC16(P + K).
+uint16_t BackendKeySlot(std::string_view prefix, std::string_view key);
 
 // Inverse of AppendBackendKey: if backend is in the namespace, appends the
 // client key to out and returns true; otherwise appends nothing, returns false.

@@ -190,7 +190,7 @@ def test_redis_py_cluster_client(kf):
         for i in range(50):
             assert rc.set(f"rc:{i}", i) is True
         assert [rc.get(f"rc:{i}") for i in range(50)] == [str(i).encode() for i in range(50)]
-        assert rc.mset_nonatomic({"x{t}": 1, "y{t}": 2}) is True
+        assert rc.mset_nonatomic({"x{t}": 1, "y{t}": 2}) in (True, [True])  # redis-py 4.3 returns a list
         assert rc.mget_nonatomic(["x{t}", "y{t}"]) == [b"1", b"2"]
         pipe = rc.pipeline()
         for i in range(20):

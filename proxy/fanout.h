@@ -1,0 +1,64 @@
+// Cluster fan-out: one client command split into per-slot (or per-master)
+// sub-requests sent in parallel through the Router, whose replies are merged
+// into the one reply the client expects, in the client's order:
+//   MGET   per-key values back in the client's key order
+//   DEL/UNLINK/EXISTS/TOUCH   integers summed
+//   MSET   +OK unless a part failed (then that error)
+//   KEYS   the names of every master, stripped and filtered
+//   SCAN   one master at a time: the cursor encodes the master's index
+// Owned by its ClientSession (which forgets it if it goes away first).
+// Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/backend_conn.h"
+
+namespace keyfence::proxy {
+
+class ClientSession;
+
+class FanOut : public ReplySink {
+ public:
+  enum class Kind : uint8_t { kMget, kSum, kMset, kKeys, kScan };
+  FanOut(ClientSession& session, Kind kind, uint64_t seq, size_t parts, size_t keys,
+         int proto);
+  ~FanOut() override;
+
+  // MGET: the client positions of the keys of part `part`, in the part's order.
+  void SetPositions(size_t part, std::vector<size_t> positions);
+  // KEYS/SCAN: what to strip and filter the names with.
+  void SetNames(std::string prefix, std::string pattern) {
+    prefix_ = std::move(prefix);
+    pattern_ = std::move(pattern);
+  }
+  // SCAN: this master's index and how many there are (cursor encoding).
+  void SetScan(size_t node, size_t nodes) {
+    scan_node_ = node;
+    scan_nodes_ = nodes;
+  }
+  void OnReply(uint64_t part, std::string_view frame) override;
+
+  static constexpr uint64_t kScanNodeBits = 10;  // client cursor = backend << 10 | node
+
+ private:
+  void Done();
+  ClientSession& session_;
+  Kind kind_;
+  uint64_t seq_;
+  size_t waiting_;
+  int proto_;
+  std::vector<std::vector<size_t>> positions_;
+  std::vector<std::string> values_;  // MGET: per client key; KEYS: collected names
+  int64_t sum_ = 0;
+  std::string error_;
+  std::string prefix_, pattern_;
+  size_t scan_node_ = 0, scan_nodes_ = 1;
+  std::string scan_reply_;
+  bool finished_ = false;
+};
+
+}  // namespace keyfence::proxy

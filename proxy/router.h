@@ -1,0 +1,65 @@
+// Cluster request routing for one worker: sends a request to the master that
+// owns its slot, and follows the cluster's answers so the client never sees
+// them: MOVED (patch this worker's slot table, ask for a topology refresh,
+// resend), ASK (ASKING + resend to the importing node, table untouched),
+// TRYAGAIN and CLUSTERDOWN (bounded retries with backoff). Redirects are
+// followed only to nodes of the known topology, at most kMaxRedirects times,
+// and never for scripts (a script can forge the error text).
+//
+// Each request in flight keeps a copy of its bytes for a resend; the slab of
+// entries and their strings are reused, so steady state allocates nothing.
+// Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/backend_conn.h"
+
+namespace keyfence::proxy {
+
+class Worker;
+
+class Router : public ReplySink {
+ public:
+  static constexpr int kAnySlot = -1;
+  static constexpr int kMaxRedirects = 5;
+
+  explicit Router(Worker& worker) : worker_(worker) {}
+
+  // Sends one complete RESP request for `slot`; the final reply goes to
+  // sink->OnReply(tag, frame).
+  void Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t tag, int proto,
+            bool follow_redirects);
+  void Forget(ReplySink* sink);
+  void OnReply(uint64_t rid, std::string_view frame) override;
+
+ private:
+  struct Inflight {
+    ReplySink* sink = nullptr;
+    uint64_t tag = 0;
+    int slot = kAnySlot;
+    int proto = 2;
+    int redirects = 0;
+    bool follow = true;
+    bool in_use = false;
+    bool asking = false;
+    std::string bytes;
+    config::Endpoint target;
+  };
+  void Transmit(uint32_t rid);
+  void RetryLater(uint32_t rid, int delay_ms);
+  void Finish(uint32_t rid, std::string_view frame);
+
+  Worker& worker_;
+  std::vector<Inflight> slab_;
+  std::vector<uint32_t> free_;
+};
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK ..." -> slot and endpoint.
+bool ParseRedirect(std::string_view error, int* slot, config::Endpoint* ep);
+
+}  // namespace keyfence::proxy
