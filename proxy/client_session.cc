@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/error_replies.h"
+#include "protocol/slot.h"
 #include "protocol/writer.h"
 #include "proxy/fanout.h"
 #include "proxy/scan_job.h"
@@ -99,6 +100,7 @@ bool ClientSession::SetTenant(const config::Tenant* t) {
   }
   tenant_ = t;
   tenant_name_ = t->app;
+  prefix_crc_ = protocol::Crc16(t->prefix.data(), t->prefix.size());
   local_ = &local;
   counters_ = local.counters;
   ApplyLimits();

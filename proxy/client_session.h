@@ -210,6 +210,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   size_t cmulti_count_ = 0;
   int cmulti_slot_ = -1;
   int dedicated_slot_ = -1;
+  uint16_t prefix_crc_ = 0;        // CRC16 of the tenant prefix (slot computation)
 };
 
 }  // namespace keyfence::proxy

@@ -35,7 +35,7 @@ int ClientSession::SlotOfRefs(bool* cross) const {
   int slot = Router::kAnySlot;
   for (const tenancy::NameRef& r : refs_) {
     if (r.kind != tenancy::RefKind::kKey && r.kind != tenancy::RefKind::kShardChannel) continue;
-    int s = tenancy::BackendKeySlot(tenant_->prefix, args_[r.pos]);
+    int s = tenancy::BackendKeySlot(prefix_crc_, args_[r.pos]);
     if (slot == Router::kAnySlot) {
       slot = s;
     } else if (s != slot) {
@@ -59,6 +59,14 @@ bool ClientSession::DispatchCluster(const CommandInfo& cmd, const tenancy::Rule&
     ReplyError(protocol::errors::kCrossSlot);
     return true;
   }
+  if (route == Route::kShared && !dedicated_ && !cmulti_ && name != "multi" &&
+      name != "exec" && name != "discard") {
+    // The hot path: rewritten straight into the router's buffer for this request.
+    Slot& s = NewSlot(rule.reply);
+    tenancy::WriteRequest(args_, refs_, tenant_->prefix, worker_.router().Prepare());
+    worker_.router().Commit(slot, this, s.seq, proto_, !rule.scripts);
+    return true;
+  }
   scratch_.clear();
   tenancy::WriteRequest(args_, refs_, tenant_->prefix, scratch_);
 
@@ -66,11 +74,6 @@ bool ClientSession::DispatchCluster(const CommandInfo& cmd, const tenancy::Rule&
   // that EXEC can send MULTI ... EXEC to the one node that owns their slot.
   if (cmulti_ || name == "multi" || name == "exec" || name == "discard") {
     return ClusterTransaction(name, slot, cross, rule);
-  }
-  if (route == Route::kShared && !dedicated_) {
-    Slot& s = NewSlot(rule.reply);
-    worker_.router().Send(scratch_, slot, this, s.seq, proto_, !rule.scripts);
-    return true;
   }
   // Dedicated connections (WATCH, blocking, subscribers) go to the slot's node.
   if (!dedicated_) {
@@ -229,7 +232,7 @@ void ClientSession::SplitBySlot(const CommandInfo& cmd, int step) {
   // Group the keys (and MSET values) by slot, keeping the client's order.
   std::vector<std::pair<int, std::vector<size_t>>> groups;  // slot -> arg positions
   for (size_t i = 1; i + step - 1 < args_.size(); i += step) {
-    int s = tenancy::BackendKeySlot(tenant_->prefix, args_[i]);
+    int s = tenancy::BackendKeySlot(prefix_crc_, args_[i]);
     auto it = std::find_if(groups.begin(), groups.end(),
                            [s](const auto& g) { return g.first == s; });
     if (it == groups.end()) {

@@ -40,8 +40,7 @@ bool ParseRedirect(std::string_view e, int* slot, config::Endpoint* ep) {
   return true;
 }
 
-void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t tag, int proto,
-                  bool follow) {
+uint32_t Router::Allocate() {
   uint32_t rid;
   if (!free_.empty()) {
     rid = free_.back();
@@ -50,6 +49,25 @@ void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t ta
     rid = static_cast<uint32_t>(slab_.size());
     slab_.emplace_back();
   }
+  slab_[rid].in_use = true;
+  return rid;
+}
+
+std::string& Router::Prepare() {
+  prepared_ = Allocate();
+  slab_[prepared_].bytes.clear();
+  return slab_[prepared_].bytes;
+}
+
+void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t tag, int proto,
+                  bool follow) {
+  Prepare().assign(bytes);
+  Commit(slot, sink, tag, proto, follow);
+}
+
+void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow) {
+  uint32_t rid = prepared_;
+  prepared_ = UINT32_MAX;
   Inflight& f = slab_[rid];
   f.sink = sink;
   f.tag = tag;
@@ -57,11 +75,10 @@ void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t ta
   f.proto = proto;
   f.redirects = 0;
   f.follow = follow;
-  f.in_use = true;
   f.asking = false;
-  f.bytes.assign(bytes);
-  if (!worker_.EndpointForSlot(slot, &f.target)) {
-    // No topology yet: wait for it (bounded by the redirect budget).
+  f.node = worker_.MasterForSlot(slot);
+  if (f.node < 0) {
+    // No topology yet: wait for it (bounded by the retry budget).
     worker_.RequestTopologyRefresh();
     RetryLater(rid, 100);
     return;
@@ -71,7 +88,8 @@ void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t ta
 
 void Router::Transmit(uint32_t rid) {
   Inflight& f = slab_[rid];
-  BackendConn& c = worker_.NodeConn(f.target, f.proto, f.tag);
+  BackendConn& c = worker_.MasterConn(f.node, f.proto,
+                                      reinterpret_cast<uintptr_t>(f.sink) >> 4);
   if (!c.Available()) {
     worker_.RequestTopologyRefresh();
     std::string err;
@@ -114,7 +132,8 @@ void Router::RetryLater(uint32_t rid, int delay_ms) {
       free_.push_back(rid);
       return;
     }
-    if (!worker_.EndpointForSlot(g.slot, &g.target)) return RetryLater(rid, 100);
+    if (!g.asking || g.node < 0) g.node = worker_.MasterForSlot(g.slot);
+    if (g.node < 0) return RetryLater(rid, 100);
     Transmit(rid);
     worker_.FlushDirty();
   });
@@ -131,7 +150,8 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
     if ((e.starts_with("MOVED ") || e.starts_with("ASK ")) && ParseRedirect(e, &slot, &ep)) {
       bool moved = e[0] == 'M';
       worker_.metrics().CountRedirect(moved ? RedirectType::kMoved : RedirectType::kAsk);
-      if (!worker_.KnowsNode(ep)) {
+      int node = worker_.MasterIndex(ep);
+      if (node < 0) {
         // Only nodes of the known topology: refresh first, then try again.
         worker_.RequestTopologyRefresh();
         return RetryLater(rid, 50);
@@ -140,11 +160,11 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
         return Finish(rid, "-ERR keyfence: too many cluster redirects\r\n");
       }
       if (moved) {
-        worker_.NoteMoved(slot, ep);
+        worker_.NoteMoved(slot, node);
         worker_.RequestTopologyRefresh();
       }
       f.asking = !moved;
-      f.target = ep;
+      f.node = node;
       Transmit(rid);
       return;
     }

@@ -34,6 +34,10 @@ class Router : public ReplySink {
   // sink->OnReply(tag, frame).
   void Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t tag, int proto,
             bool follow_redirects);
+  // The same without a copy: write the request into Prepare()'s buffer, then
+  // Commit() it (one Prepare/Commit pair at a time).
+  std::string& Prepare();
+  void Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow_redirects);
   void Forget(ReplySink* sink);
   void OnReply(uint64_t rid, std::string_view frame) override;
 
@@ -48,8 +52,9 @@ class Router : public ReplySink {
     bool in_use = false;
     bool asking = false;
     std::string bytes;
-    config::Endpoint target;
+    int node = -1;  // master index in the worker's table
   };
+  uint32_t Allocate();
   void Transmit(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
   void Finish(uint32_t rid, std::string_view frame);
@@ -57,6 +62,7 @@ class Router : public ReplySink {
   Worker& worker_;
   std::vector<Inflight> slab_;
   std::vector<uint32_t> free_;
+  uint32_t prepared_ = UINT32_MAX;
 };
 
 // "MOVED 3999 127.0.0.1:6381" / "ASK ..." -> slot and endpoint.

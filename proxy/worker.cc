@@ -77,15 +77,14 @@ void Worker::ApplySnapshot(config::SnapshotPtr snap) {
     // connections still get their replies (the old connections are kept
     // until they drain, then dropped): the datacenter switch.
     for (auto& [name, nc] : nodes_) {
-      for (auto& v : nc.shared) {
+      for (auto& v : nc->shared) {
         for (auto& c : v) DrainAndDrop(std::move(c));
       }
     }
     nodes_.clear();
-    if (!cluster_) {
-      slot_map_.reset();
-      masters_.clear();
-    }
+    master_nodes_.clear();
+    masters_.clear();  // the next topology (refreshed on reload) fills them again
+    slot_map_.reset();
   }
 }
 
@@ -94,6 +93,8 @@ void Worker::PublishSlotMap(SlotMapPtr map) {
     slot_map_ = map;
     masters_ = map->masters;
     owner_ = map->owner;
+    master_nodes_.clear();
+    for (const auto& m : masters_) master_nodes_.push_back(&Node(m));
   });
 }
 
@@ -117,15 +118,32 @@ bool Worker::KnowsNode(const config::Endpoint& ep) const {
   return false;
 }
 
-void Worker::NoteMoved(int slot, const config::Endpoint& ep) {
+void Worker::NoteMoved(int slot, int master) { owner_[slot] = static_cast<int16_t>(master); }
+
+int Worker::MasterIndex(const config::Endpoint& ep) {
   for (size_t i = 0; i < masters_.size(); ++i) {
-    if (masters_[i].host == ep.host && masters_[i].port == ep.port) {
-      owner_[slot] = static_cast<int16_t>(i);
-      return;
-    }
+    if (masters_[i].host == ep.host && masters_[i].port == ep.port) return static_cast<int>(i);
   }
+  if (!KnowsNode(ep)) return -1;
   masters_.push_back(ep);  // a replica promoted, or a new master
-  owner_[slot] = static_cast<int16_t>(masters_.size() - 1);
+  master_nodes_.push_back(&Node(ep));
+  return static_cast<int>(masters_.size() - 1);
+}
+
+Worker::NodeConns& Worker::Node(const config::Endpoint& ep) {
+  auto& p = nodes_[ep.ToString()];
+  if (!p) p = std::make_unique<NodeConns>();
+  return *p;
+}
+
+BackendConn& Worker::MasterConn(int master, int proto, uint64_t hint) {
+  NodeConns& nc = *master_nodes_[master];
+  auto& v = nc.shared[proto == 3 ? 1 : 0];
+  size_t n = std::max<uint32_t>(1, snapshot_->backend.connections_per_node);
+  if (v.size() != n) v.resize(n);
+  auto& c = v[hint % n];
+  if (!c) c = std::make_unique<BackendConn>(*this, masters_[master], proto, false);
+  return *c;
 }
 
 void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
@@ -133,7 +151,7 @@ void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
 void Worker::ForgetEverywhere(ReplySink* sink) {
   if (router_) router_->Forget(sink);
   for (auto& [name, nc] : nodes_) {
-    for (auto& v : nc.shared) {
+    for (auto& v : nc->shared) {
       for (auto& c : v) {
         if (c) c->Forget(sink);
       }
@@ -242,7 +260,7 @@ BackendConn& Worker::Shared(int proto, uint64_t hint) {
 }
 
 BackendConn& Worker::NodeConn(const config::Endpoint& node, int proto, uint64_t hint) {
-  NodeConns& nc = nodes_[node.ToString()];
+  NodeConns& nc = Node(node);
   auto& v = nc.shared[proto == 3 ? 1 : 0];
   size_t n = std::max<uint32_t>(1, snapshot_->backend.connections_per_node);
   if (v.size() != n) v.resize(n);
@@ -258,7 +276,7 @@ std::unique_ptr<BackendConn> Worker::TakeDedicated(int proto, const config::Endp
   } else if (!EndpointForSlot(Router::kAnySlot, &ep)) {
     ep = snapshot_->backend.nodes[0];
   }
-  auto& idle = nodes_[ep.ToString()].idle_dedicated[proto == 3 ? 1 : 0];
+  auto& idle = Node(ep).idle_dedicated[proto == 3 ? 1 : 0];
   while (!idle.empty()) {
     auto c = std::move(idle.back());
     idle.pop_back();
@@ -270,12 +288,12 @@ std::unique_ptr<BackendConn> Worker::TakeDedicated(int proto, const config::Endp
 void Worker::ReturnDedicated(std::unique_ptr<BackendConn> conn) {
   auto it = nodes_.find(conn->endpoint().ToString());
   if (it == nodes_.end() || !conn->connected() || conn->pending() > 0 ||
-      it->second.idle_dedicated[conn->proto() == 3 ? 1 : 0].size() >= kMaxIdleDedicated) {
+      it->second->idle_dedicated[conn->proto() == 3 ? 1 : 0].size() >= kMaxIdleDedicated) {
     BackendConn* c = conn.release();
     asio::post(io_, [c] { delete c; });  // may be inside its own read handler
     return;
   }
-  it->second.idle_dedicated[conn->proto() == 3 ? 1 : 0].push_back(std::move(conn));
+  it->second->idle_dedicated[conn->proto() == 3 ? 1 : 0].push_back(std::move(conn));
 }
 
 void Worker::MarkDirty(ClientSession* s) {
@@ -327,7 +345,7 @@ void Worker::Tick() {
       uint64_t timeout = uint64_t{snapshot_->backend.request_timeout_ms} * 1000000;
       uint64_t now = NowNs();
       for (auto& [name, nc] : nodes_) {
-        for (auto& v : nc.shared) {
+        for (auto& v : nc->shared) {
           for (auto& c : v) {
             if (c) c->CheckTimeout(now, timeout);
           }
@@ -361,6 +379,7 @@ void Worker::Stop() {
     for (auto& s : sessions_) all.push_back(s.get());
     for (ClientSession* s : all) s->Close();
     router_.reset();
+    master_nodes_.clear();
     nodes_.clear();
     work_.reset();
     io_.stop();

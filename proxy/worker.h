@@ -74,7 +74,18 @@ class Worker {
   // The node for a slot (Router::kAnySlot: any master). False if unknown yet.
   bool EndpointForSlot(int slot, config::Endpoint* ep) const;
   bool KnowsNode(const config::Endpoint& ep) const;
-  void NoteMoved(int slot, const config::Endpoint& ep);
+  void NoteMoved(int slot, int master);
+  // Hot path of the Router: the master index owning a slot (-1 if unknown)
+  // and its shared connection, without building endpoint strings.
+  int MasterForSlot(int slot) const {
+    if (masters_.empty()) return -1;
+    int idx = slot < 0 ? 0 : owner_[slot];
+    return idx >= 0 && static_cast<size_t>(idx) < masters_.size() ? idx : -1;
+  }
+  BackendConn& MasterConn(int master, int proto, uint64_t hint);
+  // Index of ep in masters_, adding it if the topology knows it (a promoted
+  // replica); -1 if the node is unknown.
+  int MasterIndex(const config::Endpoint& ep);
   void RequestTopologyRefresh();
   // Drops every reply still owed to `sink` (its owner is going away).
   void ForgetEverywhere(ReplySink* sink);
@@ -127,7 +138,9 @@ class Worker {
     std::vector<std::unique_ptr<BackendConn>> shared[2];  // [proto 2, proto 3]
     std::vector<std::unique_ptr<BackendConn>> idle_dedicated[2];
   };
-  absl::flat_hash_map<std::string, NodeConns> nodes_;  // by "host:port"
+  absl::flat_hash_map<std::string, std::unique_ptr<NodeConns>> nodes_;  // by "host:port"
+  NodeConns& Node(const config::Endpoint& ep);
+  std::vector<NodeConns*> master_nodes_;  // parallel to masters_
   void DrainAndDrop(std::unique_ptr<BackendConn> conn);
   bool cluster_ = false;
   std::unique_ptr<Router> router_;

@@ -27,14 +27,17 @@ void AppendBackendKey(std::string& out, std::string_view prefix, std::string_vie
 }
 
 uint16_t BackendKeySlot(std::string_view prefix, std::string_view key) {
+  return BackendKeySlot(protocol::Crc16(prefix.data(), prefix.size()), key);
+}
+
+uint16_t BackendKeySlot(uint16_t prefix_crc, std::string_view key) {
   size_t pos = HashTagInsertPos(key);
   std::string_view part = key;
   if (pos != std::string_view::npos) {
     size_t close = key.find('}', pos);
     part = key.substr(pos, close - pos);
   }
-  uint16_t crc = protocol::Crc16(prefix.data(), prefix.size());
-  return protocol::Crc16Update(crc, part.data(), part.size()) & (protocol::kNumSlots - 1);
+  return protocol::Crc16Update(prefix_crc, part.data(), part.size()) & (protocol::kNumSlots - 1);
 }
 
 bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view backend) {

@@ -26,6 +26,8 @@ void AppendBackendKey(std::string& out, std::string_view prefix, std::string_vie
 // The cluster slot of the backend name of key, without building it:
 // CRC16(P + hashpart(K)) when K has a hash tag, else CRC16(P + K).
 uint16_t BackendKeySlot(std::string_view prefix, std::string_view key);
+// The same with the prefix's CRC16 computed once (protocol::Crc16(prefix)).
+uint16_t BackendKeySlot(uint16_t prefix_crc, std::string_view key);
 
 // Inverse of AppendBackendKey: if backend is in the namespace, appends the
 // client key to out and returns true; otherwise appends nothing, returns false.
