@@ -75,6 +75,10 @@ void BackendConn::Connect() {
     protocol::AppendCommand(hs, {"HELLO", "3"});
     ++handshake_replies_;
   }
+  if (readonly_) {
+    protocol::AppendCommand(hs, {"READONLY"});
+    ++handshake_replies_;
+  }
   out_.insert(0, hs);
   socket_ = tcp::socket(worker_.io());
   auto alive = alive_;

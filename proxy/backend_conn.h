@@ -69,6 +69,8 @@ class BackendConn {
   void set_unsolicited(UnsolicitedSink* s) { unsolicited_ = s; }
   size_t pending() const { return pending_.size(); }
   int proto() const { return proto_; }
+  // A connection for replica reads: READONLY is part of its handshake.
+  void set_readonly(bool r) { readonly_ = r; }
   bool dedicated() const { return dedicated_; }
   bool connected() const { return state_ == State::kReady; }
   const config::Endpoint& endpoint() const { return endpoint_; }
@@ -98,6 +100,7 @@ class BackendConn {
   config::Endpoint endpoint_;
   int proto_;
   bool dedicated_;
+  bool readonly_ = false;
   State state_ = State::kIdle;
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;

@@ -64,7 +64,8 @@ bool ClientSession::DispatchCluster(const CommandInfo& cmd, const tenancy::Rule&
     // The hot path: rewritten straight into the router's buffer for this request.
     Slot& s = NewSlot(rule.reply);
     tenancy::WriteRequest(args_, refs_, tenant_->prefix, worker_.router().Prepare());
-    worker_.router().Commit(slot, this, s.seq, proto_, !rule.scripts);
+    worker_.router().Commit(slot, this, s.seq, proto_, !rule.scripts,
+                            (cmd.flags & protocol::kCmdReadonly) != 0);
     return true;
   }
   scratch_.clear();

@@ -65,7 +65,8 @@ void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t ta
   Commit(slot, sink, tag, proto, follow);
 }
 
-void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow) {
+void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow,
+                    bool read_only) {
   uint32_t rid = prepared_;
   prepared_ = UINT32_MAX;
   Inflight& f = slab_[rid];
@@ -76,6 +77,7 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
   f.redirects = 0;
   f.follow = follow;
   f.asking = false;
+  f.read = read_only;
   f.node = worker_.MasterForSlot(slot);
   if (f.node < 0) {
     // No topology yet: wait for it (bounded by the retry budget).
@@ -88,8 +90,11 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
 
 void Router::Transmit(uint32_t rid) {
   Inflight& f = slab_[rid];
-  BackendConn& c = worker_.MasterConn(f.node, f.proto,
-                                      reinterpret_cast<uintptr_t>(f.sink) >> 4);
+  uint64_t hint = reinterpret_cast<uintptr_t>(f.sink) >> 4;
+  BackendConn* replica = f.read && !f.asking && f.redirects == 0
+                             ? worker_.ReplicaConn(f.node, f.proto, hint)
+                             : nullptr;
+  BackendConn& c = replica != nullptr ? *replica : worker_.MasterConn(f.node, f.proto, hint);
   if (!c.Available()) {
     worker_.RequestTopologyRefresh();
     std::string err;

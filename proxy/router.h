@@ -37,7 +37,8 @@ class Router : public ReplySink {
   // The same without a copy: write the request into Prepare()'s buffer, then
   // Commit() it (one Prepare/Commit pair at a time).
   std::string& Prepare();
-  void Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow_redirects);
+  void Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow_redirects,
+              bool read_only = false);
   void Forget(ReplySink* sink);
   void OnReply(uint64_t rid, std::string_view frame) override;
 
@@ -51,6 +52,7 @@ class Router : public ReplySink {
     bool follow = true;
     bool in_use = false;
     bool asking = false;
+    bool read = false;  // may go to a replica (backend.read_from)
     std::string bytes;
     int node = -1;  // master index in the worker's table
   };

@@ -95,6 +95,8 @@ void Worker::PublishSlotMap(SlotMapPtr map) {
     owner_ = map->owner;
     master_nodes_.clear();
     for (const auto& m : masters_) master_nodes_.push_back(&Node(m));
+    replicas_ = map->replicas;
+    replicas_.resize(masters_.size());
   });
 }
 
@@ -127,7 +129,27 @@ int Worker::MasterIndex(const config::Endpoint& ep) {
   if (!KnowsNode(ep)) return -1;
   masters_.push_back(ep);  // a replica promoted, or a new master
   master_nodes_.push_back(&Node(ep));
+  replicas_.resize(masters_.size());
   return static_cast<int>(masters_.size() - 1);
+}
+
+BackendConn* Worker::ReplicaConn(int master, int proto, uint64_t hint) {
+  config::ReadFrom rf = snapshot_->backend.read_from;
+  if (rf == config::ReadFrom::kMaster || static_cast<size_t>(master) >= replicas_.size() ||
+      replicas_[master].empty()) {
+    return nullptr;
+  }
+  const auto& reps = replicas_[master];
+  const config::Endpoint& ep = reps[hint % reps.size()];
+  NodeConns& nc = Node(ep);
+  auto& v = nc.shared[proto == 3 ? 1 : 0];
+  if (v.empty()) v.resize(1);
+  if (!v[0]) {
+    v[0] = std::make_unique<BackendConn>(*this, ep, proto, false);
+    v[0]->set_readonly(true);
+  }
+  if (rf == config::ReadFrom::kPreferReplica && !v[0]->Available()) return nullptr;
+  return v[0].get();
 }
 
 Worker::NodeConns& Worker::Node(const config::Endpoint& ep) {

@@ -83,6 +83,9 @@ class Worker {
     return idx >= 0 && static_cast<size_t>(idx) < masters_.size() ? idx : -1;
   }
   BackendConn& MasterConn(int master, int proto, uint64_t hint);
+  // backend.read_from: a replica connection of `master` for a read, or null
+  // (read_from: master, no replica known, or prefer_replica with the replica down).
+  BackendConn* ReplicaConn(int master, int proto, uint64_t hint);
   // Index of ep in masters_, adding it if the topology knows it (a promoted
   // replica); -1 if the node is unknown.
   int MasterIndex(const config::Endpoint& ep);
@@ -141,6 +144,7 @@ class Worker {
   absl::flat_hash_map<std::string, std::unique_ptr<NodeConns>> nodes_;  // by "host:port"
   NodeConns& Node(const config::Endpoint& ep);
   std::vector<NodeConns*> master_nodes_;  // parallel to masters_
+  std::vector<std::vector<config::Endpoint>> replicas_;  // parallel to masters_
   void DrainAndDrop(std::unique_ptr<BackendConn> conn);
   bool cluster_ = false;
   std::unique_ptr<Router> router_;
