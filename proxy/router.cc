@@ -75,17 +75,39 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
   f.slot = slot;
   f.proto = proto;
   f.redirects = 0;
+  f.waits = 0;
   f.follow = follow;
   f.asking = false;
   f.read = read_only;
   f.node = worker_.MasterForSlot(slot);
-  if (f.node < 0) {
-    // No topology yet: wait for it (bounded by the retry budget).
-    worker_.RequestTopologyRefresh();
-    RetryLater(rid, 100);
-    return;
-  }
+  if (f.node < 0) return WaitForOwner(rid);
   Transmit(rid);
+}
+
+void Router::WaitForOwner(uint32_t rid) {
+  Inflight& f = slab_[rid];
+  worker_.RequestTopologyRefresh();
+  if (++f.waits > kMaxOwnerWaits) {
+    std::string e = "-CLUSTERDOWN keyfence: no master serves slot " + std::to_string(f.slot) +
+                    " (failover in progress?)\r\n";
+    return Finish(rid, e);
+  }
+  auto timer = std::make_shared<asio::steady_timer>(worker_.io());
+  timer->expires_after(std::chrono::milliseconds(kOwnerWaitMs));
+  timer->async_wait([this, rid, timer](const boost::system::error_code& ec) {
+    if (ec) return;
+    Inflight& g = slab_[rid];
+    if (!g.in_use) return;
+    if (g.sink == nullptr) {  // forgotten meanwhile
+      g.in_use = false;
+      free_.push_back(rid);
+      return;
+    }
+    g.node = worker_.MasterForSlot(g.slot);
+    if (g.node < 0) return WaitForOwner(rid);
+    Transmit(rid);
+    worker_.FlushDirty();
+  });
 }
 
 void Router::Transmit(uint32_t rid) {
@@ -138,7 +160,7 @@ void Router::RetryLater(uint32_t rid, int delay_ms) {
       return;
     }
     if (!g.asking || g.node < 0) g.node = worker_.MasterForSlot(g.slot);
-    if (g.node < 0) return RetryLater(rid, 100);
+    if (g.node < 0) return WaitForOwner(rid);
     Transmit(rid);
     worker_.FlushDirty();
   });

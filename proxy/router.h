@@ -27,6 +27,11 @@ class Router : public ReplySink {
  public:
   static constexpr int kAnySlot = -1;
   static constexpr int kMaxRedirects = 5;
+  // While a slot has no master (failover in progress) a request waits in
+  // steps of kOwnerWaitMs, asking for a fresh topology each time, at most
+  // kMaxOwnerWaits times, then fails with CLUSTERDOWN.
+  static constexpr int kOwnerWaitMs = 100;
+  static constexpr int kMaxOwnerWaits = 8;
 
   explicit Router(Worker& worker) : worker_(worker) {}
 
@@ -49,6 +54,7 @@ class Router : public ReplySink {
     int slot = kAnySlot;
     int proto = 2;
     int redirects = 0;
+    int waits = 0;  // retries while the slot has no known master
     bool follow = true;
     bool in_use = false;
     bool asking = false;
@@ -59,6 +65,7 @@ class Router : public ReplySink {
   uint32_t Allocate();
   void Transmit(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
+  void WaitForOwner(uint32_t rid);
   void Finish(uint32_t rid, std::string_view frame);
 
   Worker& worker_;

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -151,13 +152,15 @@ void Topology::Run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_for(l, has_map() ? kPeriodicRefresh : std::chrono::seconds(1),
+      // A map with unserved slots (failover under way) is refreshed every second.
+      cv_.wait_for(l, has_map() && full_ ? kPeriodicRefresh : std::chrono::seconds(1),
                    [this] { return refresh_ || stop_; });
       if (stop_) return;
       refresh_ = false;
     }
     SlotMapPtr m = Discover();
     if (m) {
+      full_ = std::find(m->owner.begin(), m->owner.end(), -1) == m->owner.end();
       has_map_.store(true, std::memory_order_relaxed);
       publish_(m);
     }

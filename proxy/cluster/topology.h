@@ -49,6 +49,7 @@ class Topology {
   std::thread thread_;
   std::atomic<bool> has_map_{false};
   uint64_t version_ = 0;
+  bool full_ = false;  // the last map had an owner for every slot (topology thread)
 };
 
 }  // namespace keyfence::proxy

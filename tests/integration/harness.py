@@ -444,20 +444,33 @@ def free_cluster_port() -> int:
 
 
 class RedisClusterNodes:
-    """N masters (no replicas) with cluster mode on, slots spread by redis-cli."""
+    """N cluster-mode nodes, slots spread by redis-cli.
 
-    def __init__(self, n: int = 3):
+    `replicas=0` (the default): N masters. `replicas=R`: N/(R+1) masters, each with R
+    replicas (`redis-cli --cluster create ... --cluster-replicas R`). `node_timeout` is
+    `cluster-node-timeout` in ms (small values make failover quick); `extra_args` are added
+    to every node's command line (e.g. ["--cluster-require-full-coverage", "no"]).
+    """
+
+    def __init__(self, n: int = 3, replicas: int = 0, node_timeout: int = 5000,
+                 extra_args: list[str] | None = None):
+        if replicas < 0 or n % (replicas + 1) != 0 or n // (replicas + 1) < 3:
+            raise ValueError(f"{n} nodes cannot make >= 3 masters with {replicas} replicas each")
+        self.replicas = replicas
+        self.n_masters = n // (replicas + 1)
         self.nodes = [RedisServer(free_cluster_port(), ["--cluster-enabled", "yes",
                                                         "--cluster-config-file", "nodes.conf",
-                                                        "--cluster-node-timeout", "5000"])
+                                                        "--cluster-node-timeout",
+                                                        str(node_timeout)]
+                                  + list(extra_args or []))
                       for _ in range(n)]
 
     def start(self, timeout: float = 30.0):
         for n in self.nodes:
             n.start()
         addrs = [f"{HOST}:{n.port}" for n in self.nodes]
-        r = subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0",
-                            "--cluster-yes"], capture_output=True, timeout=60)
+        r = subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas",
+                            str(self.replicas), "--cluster-yes"], capture_output=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError(f"cluster create failed: {r.stdout.decode()} {r.stderr.decode()}")
 
@@ -467,7 +480,15 @@ class RedisClusterNodes:
                     info = c.cmd("CLUSTER", "INFO")
                     if b"cluster_state:ok" not in info:
                         return False
-                    if len(c.cmd("CLUSTER", "SLOTS")) < len(self.nodes):
+                    slots = c.cmd("CLUSTER", "SLOTS")
+                    if len(slots) < self.n_masters:
+                        return False
+                    # every range lists its master and all of its replicas
+                    if any(len(s) < 3 + self.replicas for s in slots):
+                        return False
+            for n in self.replica_nodes():
+                with RawConn(n.port, timeout=2) as c:
+                    if b"master_link_status:up" not in c.cmd("INFO", "replication"):
                         return False
             return True
         wait_until(ok, timeout, 0.2, "cluster_state:ok on every node")
@@ -477,27 +498,89 @@ class RedisClusterNodes:
     def ports(self) -> list[int]:
         return [n.port for n in self.nodes]
 
+    def running_nodes(self) -> list["RedisServer"]:
+        return [n for n in self.nodes if n.running]
+
+    def _by_port(self, port: int) -> "RedisServer":
+        return next(n for n in self.nodes if n.port == port)
+
+    def _slots(self):
+        """CLUSTER SLOTS from the first running node that answers."""
+        last = None
+        for n in self.running_nodes():
+            try:
+                with RawConn(n.port, timeout=2) as c:
+                    r = c.cmd("CLUSTER", "SLOTS")
+                if isinstance(r, list):
+                    return r
+                last = r
+            except OSError as e:
+                last = e
+        raise RuntimeError(f"no node answered CLUSTER SLOTS: {last!r}")
+
     def node_for_slot(self, slot: int) -> "RedisServer":
-        with RawConn(self.nodes[0].port) as c:
-            for start, end, master, *_ in c.cmd("CLUSTER", "SLOTS"):
-                if start <= slot <= end:
-                    port = master[1]
-                    return next(n for n in self.nodes if n.port == port)
+        for start, end, master, *_ in self._slots():
+            if start <= slot <= end:
+                return self._by_port(master[1])
         raise KeyError(slot)
+
+    def role(self, node: "RedisServer") -> str:
+        """"master" or "slave" (as ROLE says), of a running node."""
+        with RawConn(node.port, timeout=2) as c:
+            return c.cmd("ROLE")[0].decode()
+
+    def master_nodes(self) -> list["RedisServer"]:
+        """Running nodes that are masters now."""
+        return [n for n in self.running_nodes() if self.role(n) == "master"]
+
+    def replica_nodes(self) -> list["RedisServer"]:
+        """Running nodes that are replicas now."""
+        return [n for n in self.running_nodes() if self.role(n) != "master"]
+
+    def replicas_of(self, master: "RedisServer") -> list["RedisServer"]:
+        """Running replicas of `master` (by its node id, from CLUSTER REPLICAS)."""
+        mid = self.node_id(master)
+        for n in self.running_nodes():
+            try:
+                with RawConn(n.port, timeout=2) as c:
+                    lines = c.cmd("CLUSTER", "REPLICAS", mid)
+            except OSError:
+                continue
+            if isinstance(lines, list):
+                out = []
+                for line in lines:
+                    addr = line.decode().split()[1].split("@")[0]
+                    port = int(addr.rsplit(":", 1)[1])
+                    node = self._by_port(port)
+                    if node.running:
+                        out.append(node)
+                return out
+        return []
+
+    def replica_of(self, master: "RedisServer") -> "RedisServer":
+        reps = self.replicas_of(master)
+        if not reps:
+            raise KeyError(f"no running replica of the master on port {master.port}")
+        return reps[0]
+
+    def kill(self, node: "RedisServer"):
+        """SIGKILL one node by PID (its data dir stays, so it could be restarted)."""
+        node.stop()
 
     def node_id(self, node: "RedisServer") -> bytes:
         with RawConn(node.port) as c:
             return c.cmd("CLUSTER", "MYID")
 
     def all_keys(self) -> list[bytes]:
+        """Every key on the running masters (replicas hold copies: not counted)."""
         keys = []
-        for n in self.nodes:
+        for n in self.master_nodes():
             with n.raw() as c:
                 keys.extend(c.cmd("KEYS", "*"))
         return keys
 
     def flushall(self):
-        for n in self.nodes:
+        for n in self.master_nodes():
             with n.raw() as c:
                 c.cmd("FLUSHALL")
 
