@@ -58,6 +58,8 @@ ClientSession::~ClientSession() { *alive_ = false; }
 void ClientSession::Start() {
   boost::system::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  auto remote = socket_.remote_endpoint(ec);
+  if (!ec) remote_ip_ = remote.address().to_string();
   RefreshSnapshot();
   if (closed_) return;
   if (!listener_.tenant.empty()) {
@@ -116,6 +118,22 @@ void ClientSession::LeaveTenant() {
   tenant_ = nullptr;
   local_ = nullptr;
   counters_ = nullptr;
+}
+
+// Big values are counted always and logged at most once a second per tenant
+// and worker, with the tenant, the connection and the key (requests) or the
+// command (replies).
+void ClientSession::NoteBig(bool reply, size_t bytes, std::string_view what) {
+  local_->counters->CountBig(reply);
+  uint64_t now = Worker::NowNs();
+  if (now - local_->big_log_ns < 1000000000ull) return;
+  local_->big_log_ns = now;
+  std::string shown(what.substr(0, 128));
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  spdlog::warn("big {}: tenant={} conn={} {}={} bytes={}", reply ? "reply" : "request",
+               tenant_->app, id_, reply ? "command" : "key", shown, bytes);
 }
 
 ClientSession::Admit ClientSession::AdmitRequest() {
@@ -246,6 +264,9 @@ void ClientSession::ProcessInput() {
     }
     args_.clear();
     for (size_t i = 0; i < parser_.argc(); ++i) args_.push_back(parser_.arg(i));
+    if (tenant_ != nullptr && consumed > tenant_->limits.big_value_bytes && args_.size() > 1) {
+      NoteBig(false, consumed, args_[1]);
+    }
     if (!args_.empty() && !Dispatch()) {
       read_paused_ = true;  // a barrier: retry this request once nothing is in flight
       break;
@@ -339,6 +360,7 @@ bool ClientSession::Dispatch() {
   }
   ++commands_;
   last_cmd_ns_ = Worker::NowNs();
+  cur_cmd_id_ = cmd->id;
   if (counters_ != nullptr) counters_->CountRequest(cmd->id);
   if (rule.handling == Handling::kLocal) return HandleLocal(*cmd, rule);
   return DispatchForward(*cmd, rule);
@@ -503,6 +525,7 @@ ClientSession::Slot& ClientSession::NewSlot(ReplyRule rule) {
   s.replace = false;
   s.exec_rules.clear();
   s.start_ns = last_cmd_ns_;
+  s.cmd_id = cur_cmd_id_;
   return s;
 }
 
@@ -540,6 +563,9 @@ void ClientSession::OnReply(uint64_t tag, std::string_view frame) {
   if (local_ != nullptr) {
     local_->counters->ObserveLatencyNs(now - slot.start_ns);
     if (!local_->bytes.unlimited()) local_->bytes.Charge(static_cast<double>(frame.size()), now);
+    if (frame.size() > tenant_->limits.big_value_bytes) {
+      NoteBig(true, frame.size(), protocol::CommandTable::Get().ById(slot.cmd_id).name);
+    }
   }
   if (idx == 0) {
     WriteReply(slot, frame, out_);

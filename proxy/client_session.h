@@ -85,6 +85,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
     bool replace = false;  // answer `pattern` as an error instead (EXECABORT)
     std::vector<std::pair<tenancy::ReplyRule, std::string>> exec_rules;  // EXEC
     uint64_t start_ns = 0;
+    uint16_t cmd_id = 0;  // for the big-reply log line
   };
   enum class Mode : uint8_t { kNormal, kDedicated, kPubSub };
 
@@ -135,7 +136,13 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   // Sends a command built by keyfence (emulations) with the reply rule given.
   void SendBuilt(BackendConn& conn, std::string_view bytes, tenancy::ReplyRule rule,
                  std::string_view pattern);
+
+ public:
+  // Picks up a new config between requests: a removed tenant's connection is
+  // closed with an error reply.
   void RefreshSnapshot();
+
+ private:
   void Resume();
   void TrackSubscriptions(std::string_view frame);
 
@@ -152,6 +159,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   std::string ClientInfoLine() const;
   void HandleClientExtension();  // CLIENT SETINFO / NO-TOUCH (Redis 7.2)
   void ApplyLimits();
+  void NoteBig(bool reply, size_t bytes, std::string_view what);
 
   Worker& worker_;
   boost::asio::ip::tcp::socket socket_;
@@ -187,10 +195,15 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   int proto_ = 2;
   std::string name_;
   std::string lib_name_, lib_ver_;
+  std::string remote_ip_;
+  // AUTH throttling: false (and a reply queued) if this address is throttled.
+  bool AuthAllowed();
+  void AuthFailedHere();
   enum class ReplyMode : uint8_t { kOn, kOff, kSkip } reply_mode_ = ReplyMode::kOn;
   uint64_t created_ns_;
   uint64_t last_cmd_ns_;
   uint64_t commands_ = 0;
+  uint16_t cur_cmd_id_ = 0;
 
   Mode mode_ = Mode::kNormal;
   std::unique_ptr<BackendConn> dedicated_;

@@ -204,6 +204,7 @@ bool ClientSession::LocalHello() {
   bool has_setname = false;
   for (; i < args_.size(); ++i) {
     if (Eq(args_[i], "auth") && i + 2 < args_.size()) {
+      if (!AuthAllowed()) return true;
       auth_given = true;
       auth = snapshot_->Authenticate(args_[i + 1], args_[i + 2]);
       i += 2;
@@ -218,6 +219,7 @@ bool ClientSession::LocalHello() {
   }
   if (auth_given) {
     if (auth == nullptr || (!listener_.tenant.empty() && auth->app != listener_.tenant)) {
+      AuthFailedHere();
       Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
       return true;
     }
@@ -255,7 +257,21 @@ bool ClientSession::LocalHello() {
   return true;
 }
 
+bool ClientSession::AuthAllowed() {
+  if (!worker_.AuthThrottled(remote_ip_, Worker::NowNs())) return true;
+  Reject(RejectReason::kAuth,
+         "ERR keyfence: too many failed AUTH attempts from this address; try again later");
+  return false;
+}
+
+void ClientSession::AuthFailedHere() {
+  worker_.AuthFailed(remote_ip_, Worker::NowNs());
+  spdlog::warn("auth failed: conn={} addr={} listener={}", id_, remote_ip_,
+               listener_.bind.ToString());
+}
+
 bool ClientSession::LocalAuth() {
+  if (!AuthAllowed()) return true;
   const config::Tenant* t = nullptr;
   if (args_.size() == 2) {
     t = snapshot_->AuthenticatePasswordOnly(args_[1]);
@@ -266,6 +282,7 @@ bool ClientSession::LocalAuth() {
     return true;
   }
   if (t == nullptr || (!listener_.tenant.empty() && t->app != listener_.tenant)) {
+    AuthFailedHere();
     Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
     return true;
   }

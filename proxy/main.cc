@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
+#include "proxy/logging.h"
 #include "proxy/server.h"
 
 namespace {
@@ -14,6 +15,7 @@ namespace {
 void Usage() {
   std::fprintf(stderr,
                "usage: keyfence --config FILE [--check] [--log-level trace|debug|info|warn|error]\n"
+               "                [--log-format text|json]\n"
                "       keyfence --version\n");
 }
 
@@ -22,6 +24,7 @@ void Usage() {
 int main(int argc, char** argv) {
   std::string config_path;
   std::string log_level = "info";
+  std::string log_format = "text";
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -34,6 +37,8 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (a == "--log-level" && i + 1 < argc) {
       log_level = argv[++i];
+    } else if (a == "--log-format" && i + 1 < argc) {
+      log_format = argv[++i];
     } else {
       Usage();
       return 2;
@@ -43,13 +48,11 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
-  auto level = spdlog::level::from_str(log_level);
-  if (level == spdlog::level::off && log_level != "off") {
-    std::fprintf(stderr, "keyfence: unknown log level '%s'\n", log_level.c_str());
+  if (!keyfence::proxy::SetUpLogging(log_level, log_format)) {
+    std::fprintf(stderr, "keyfence: unknown log level '%s' or format '%s'\n", log_level.c_str(),
+                 log_format.c_str());
     return 2;
   }
-  spdlog::set_level(level);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   keyfence::config::LoadResult r = keyfence::config::LoadFile(config_path, 1);
   if (!r.ok()) {

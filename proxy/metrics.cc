@@ -27,6 +27,7 @@ struct Folded {
   std::array<uint64_t, kNumRejectReasons> rejected{};
   std::array<uint64_t, kNumLatencyBuckets> buckets{};  // non-cumulative
   uint64_t sum_ns = 0;
+  uint64_t big_requests = 0, big_replies = 0;
   int64_t connections = 0;
 };
 
@@ -47,6 +48,8 @@ FoldedMap FoldTenants(const std::vector<std::unique_ptr<WorkerMetrics>>& workers
       }
       for (size_t i = 0; i < kNumLatencyBuckets; ++i) f.buckets[i] += c.latency_bucket(i);
       f.sum_ns += c.latency_sum_ns();
+      f.big_requests += c.big(false);
+      f.big_replies += c.big(true);
       f.connections += c.connections();
     });
   }
@@ -150,6 +153,9 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
   auto duration = Family("keyfence_request_duration_seconds",
                          "Time from receiving a request to queueing its reply, by tenant.",
                          MetricType::Histogram);
+  auto big = Family("keyfence_big_values_total",
+                    "Requests and replies larger than big_value_bytes, by tenant and direction.",
+                    MetricType::Counter);
   auto connections = Family("keyfence_client_connections",
                             "Client connections currently open, by tenant.", MetricType::Gauge);
   for (const auto& [tenant, f] : tenants) {
@@ -173,6 +179,8 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
     hist.histogram.sample_count = cumulative;
     hist.histogram.sample_sum = static_cast<double>(f.sum_ns) / 1e9;
     AddGauge(connections, {{"tenant", tenant}}, static_cast<double>(f.connections));
+    AddCounter(big, {{"tenant", tenant}, {"direction", "request"}}, f.big_requests);
+    AddCounter(big, {{"tenant", tenant}, {"direction", "reply"}}, f.big_replies);
   }
 
   auto redirects = Family("keyfence_backend_redirects_total",
@@ -197,7 +205,8 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* family :
-       {&requests, &rejected, &duration, &connections, &redirects, &errors, &reloads, &version}) {
+       {&requests, &rejected, &duration, &connections, &big, &redirects, &errors, &reloads,
+        &version}) {
     // A family without samples would print a bare HELP/TYPE header; leave it out.
     if (!family->metric.empty()) out.push_back(std::move(*family));
   }

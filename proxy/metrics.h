@@ -86,6 +86,9 @@ struct alignas(64) TenantCounters {
     latency_buckets_[i].Add();
     latency_sum_ns_.Add(ns);
   }
+  // A request (reply=false) or reply (reply=true) over big_value_bytes.
+  void CountBig(bool reply) { big_[reply ? 1 : 0].Add(); }
+  uint64_t big(bool reply) const { return big_[reply ? 1 : 0].Load(); }
   // Adjusts the client connection gauge (+1 on connect/auth, -1 on close/re-auth).
   void AddConnection(int delta) {
     connections_.store(connections_.load(std::memory_order_relaxed) + delta,
@@ -110,6 +113,7 @@ struct alignas(64) TenantCounters {
   // The sample count is the sum of the buckets, so count and +Inf always agree.
   std::array<OwnedCounter, kNumLatencyBuckets> latency_buckets_;
   OwnedCounter latency_sum_ns_;
+  std::array<OwnedCounter, 2> big_;  // [request, reply]
   std::atomic<int64_t> connections_{0};
 };
 

@@ -70,6 +70,13 @@ void Worker::ApplySnapshot(config::SnapshotPtr snap) {
                          snapshot_->backend.username != snap->backend.username;
   snapshot_ = std::move(snap);
   snapshot_version_ = snapshot_->version;
+  // Live connections pick up the new config now (a removed tenant's are closed).
+  std::vector<ClientSession*> live;
+  for (auto& s : sessions_) live.push_back(s.get());
+  for (ClientSession* s : live) {
+    if (!s->closed()) s->RefreshSnapshot();
+  }
+  FlushDirty();
   cluster_ = snapshot_->backend.mode == config::BackendMode::kCluster;
   if (!router_) router_ = std::make_unique<Router>(*this);
   if (backend_changed) {
@@ -237,6 +244,37 @@ void Worker::Accept(size_t i) {
 }
 
 uint64_t Worker::NextClientId() { return next_client_id_++; }
+
+namespace {
+constexpr uint32_t kMaxAuthFailures = 10;
+constexpr uint64_t kAuthWindowNs = 60ull * 1000000000;
+constexpr size_t kMaxAuthEntries = 10000;
+}  // namespace
+
+bool Worker::AuthThrottled(const std::string& addr, uint64_t now_ns) {
+  auto it = auth_failures_.find(addr);
+  if (it == auth_failures_.end()) return false;
+  if (now_ns - it->second.window_start_ns > kAuthWindowNs) {
+    auth_failures_.erase(it);
+    return false;
+  }
+  return it->second.count >= kMaxAuthFailures;
+}
+
+void Worker::AuthFailed(const std::string& addr, uint64_t now_ns) {
+  if (auth_failures_.size() >= kMaxAuthEntries) {
+    absl::erase_if(auth_failures_, [now_ns](const auto& kv) {
+      return now_ns - kv.second.window_start_ns > kAuthWindowNs;
+    });
+    if (auth_failures_.size() >= kMaxAuthEntries) auth_failures_.clear();
+  }
+  AuthFailures& f = auth_failures_[addr];
+  if (f.count == 0 || now_ns - f.window_start_ns > kAuthWindowNs) {
+    f.count = 0;
+    f.window_start_ns = now_ns;
+  }
+  ++f.count;
+}
 
 TenantLocal& Worker::Tenant(const std::string& name) {
   auto& p = tenants_[name];

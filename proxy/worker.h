@@ -106,6 +106,11 @@ class Worker {
   void ScheduleFlush();
 
   void SessionClosed(ClientSession* s);
+  // Failed AUTH attempts per client address (DESIGN.md: throttled per address):
+  // after kMaxAuthFailures in kAuthWindow, AUTH from that address is refused
+  // until the window ends. Per worker, bounded in size.
+  bool AuthThrottled(const std::string& addr, uint64_t now_ns);
+  void AuthFailed(const std::string& addr, uint64_t now_ns);
   // This worker's state for a tenant (created on first use).
   TenantLocal& Tenant(const std::string& name);
   // Thread-safe: the tenant's hot keys on this worker (waits for the worker).
@@ -161,6 +166,11 @@ class Worker {
   bool flush_posted_ = false;
   absl::flat_hash_map<std::string, std::unique_ptr<TenantLocal>> tenants_;
   uint64_t ticks_ = 0;
+  struct AuthFailures {
+    uint32_t count = 0;
+    uint64_t window_start_ns = 0;
+  };
+  absl::flat_hash_map<std::string, AuthFailures> auth_failures_;
 };
 
 }  // namespace keyfence::proxy
