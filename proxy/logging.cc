@@ -68,6 +68,8 @@ class JsonFormatter final : public spdlog::formatter {
 
 }  // namespace
 
+std::unique_ptr<spdlog::formatter> MakeJsonFormatter() { return std::make_unique<JsonFormatter>(); }
+
 bool SetUpLogging(const std::string& level, const std::string& format) {
   auto lv = spdlog::level::from_str(level);
   if (lv == spdlog::level::off && level != "off") return false;
