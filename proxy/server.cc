@@ -184,6 +184,51 @@ std::string JsonString(std::string_view s) {
 }
 }  // namespace
 
+std::vector<std::pair<std::string, uint64_t>> Server::HotKeys(const std::string& tenant,
+                                                              size_t n) {
+  absl::flat_hash_map<std::string, uint64_t> sum;
+  for (auto& w : workers_) {
+    for (auto& [k, c] : w->HotKeysOf(tenant)) sum[k] += c;
+  }
+  std::vector<std::pair<std::string, uint64_t>> v(sum.begin(), sum.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (v.size() > n) v.resize(n);
+  return v;
+}
+
+// keyfence_hot_key_requests{tenant,key}: the estimated recent requests of each
+// tenant's top 3 keys (client-side names; label values made printable ASCII).
+std::string Server::HotKeysMetricText() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    for (const auto& t : snapshot_->tenants) names.push_back(t.app);
+  }
+  std::string out =
+      "# HELP keyfence_hot_key_requests Estimated recent requests (decaying window) of each "
+      "tenant's hottest keys.\n# TYPE keyfence_hot_key_requests gauge\n";
+  for (const std::string& t : names) {
+    for (auto& [key, count] : HotKeys(t, 3)) {
+      std::string k;
+      for (unsigned char c : key.substr(0, 200)) {
+        if (c == '\\' || c == '"') {
+          k.push_back('\\');
+          k.push_back(static_cast<char>(c));
+        } else if (c < 0x20 || c >= 0x7f) {
+          k.push_back('?');
+        } else {
+          k.push_back(static_cast<char>(c));
+        }
+      }
+      out += "keyfence_hot_key_requests{tenant=\"" + t + "\",key=\"" + k + "\"} " +
+             std::to_string(count) + "\n";
+    }
+  }
+  return out;
+}
+
 std::pair<int, std::string> Server::HotKeysJson(std::string_view tenant) {
   std::string name(tenant);
   {
@@ -192,15 +237,7 @@ std::pair<int, std::string> Server::HotKeysJson(std::string_view tenant) {
       return {404, "{\"error\":\"unknown tenant\"}"};
     }
   }
-  absl::flat_hash_map<std::string, uint64_t> sum;
-  for (auto& w : workers_) {
-    for (auto& [k, c] : w->HotKeysOf(name)) sum[k] += c;
-  }
-  std::vector<std::pair<std::string, uint64_t>> v(sum.begin(), sum.end());
-  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
-  if (v.size() > 20) v.resize(20);
+  auto v = HotKeys(name, 20);
   std::string j = "{\"tenant\":" + JsonString(name) + ",\"keys\":[";
   for (size_t i = 0; i < v.size(); ++i) {
     j += (i ? "," : "") + std::string("{\"key\":") + JsonString(v[i].first) +
@@ -226,7 +263,7 @@ int Server::Run() {
     return 1;
   }
   AdminHandlers h;
-  h.metrics = [this] { return metrics_->SerializeText(); };
+  h.metrics = [this] { return metrics_->SerializeText() + HotKeysMetricText(); };
   h.ready = [this] {
     return listening_.load() && backend_ok_.load() && (!topology_ || topology_->has_map());
   };

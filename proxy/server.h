@@ -48,6 +48,8 @@ class Server {
   void WaitSignal();
   std::string TenantsJson();
   std::pair<int, std::string> HotKeysJson(std::string_view tenant);
+  std::vector<std::pair<std::string, uint64_t>> HotKeys(const std::string& tenant, size_t n);
+  std::string HotKeysMetricText();
 
   std::string config_path_;
   config::SnapshotPtr snapshot_;  // control thread only

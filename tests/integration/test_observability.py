@@ -73,3 +73,16 @@ def test_hotkeys_names_client_keys(keyfence):
     assert "hot:{tag}:item" in text and "shop@" not in text, text
     st, _ = kf.http("/hotkeys?tenant=nobody")[:2]
     assert st == 404
+
+
+def test_hot_keys_metric(keyfence):
+    kf = keyfence
+    with kf.raw("orders") as c:
+        for _ in range(400):
+            c.send("INCR", "metric:hot")
+        for _ in range(400):
+            c.read()
+    text = kf.metrics()
+    v = metric_value(text, "keyfence_hot_key_requests", tenant="orders", key="metric:hot")
+    assert v is not None and v > 0, [l for l in text.splitlines() if "hot_key" in l]
+    assert "shop@orders" not in text
