@@ -132,6 +132,7 @@ void BackendConn::Flush() {
 void BackendConn::OnWrite(const boost::system::error_code& ec, size_t) {
   write_in_flight_ = false;
   writing_.clear();
+  if (writing_.capacity() > 1024 * 1024) std::string().swap(writing_);
   if (ec) return Fail(ec.message());
   if (!out_.empty()) Flush();
 }

@@ -30,6 +30,8 @@ constexpr size_t kOutputPause = 4 * 1024 * 1024;  // stop reading above this bac
 constexpr size_t kPreAuthMaxArgs = 10;
 constexpr size_t kPreAuthMaxBulk = 16 * 1024;
 constexpr uint32_t kHotSample = 8;  // power of two
+constexpr size_t kSlotKeep = 64 * 1024;   // slot reply buffers above this are freed
+constexpr size_t kInputKeep = 64 * 1024;  // idle read buffers above this shrink
 
 bool EqNoCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -209,6 +211,7 @@ void ClientSession::ReadReady() {
     if (closed_) return;
     if (n < room) break;
   }
+  in_.ShrinkIfIdle(kInputKeep);  // give back what a big request needed
   worker_.ScheduleFlush();
   StartRead();
 }
@@ -596,6 +599,7 @@ void ClientSession::DeliverReady() {
   while (!slots_.empty() && slots_.front().ready) {
     Slot& s = slots_.front();
     if (!s.discard) out_.append(s.data);
+    if (s.data.capacity() > kSlotKeep) std::string().swap(s.data);  // after a big reply
     slots_.pop_front();
     ++head_seq_;
   }
