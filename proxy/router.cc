@@ -116,7 +116,9 @@ void Router::Transmit(uint32_t rid) {
   BackendConn* replica = f.read && !f.asking && f.redirects == 0
                              ? worker_.ReplicaConn(f.node, f.proto, hint)
                              : nullptr;
+  if (replica != nullptr && !replica->Available()) replica = nullptr;  // the master answers
   BackendConn& c = replica != nullptr ? *replica : worker_.MasterConn(f.node, f.proto, hint);
+  f.via_replica = replica != nullptr;
   if (!c.Available()) {
     worker_.RequestTopologyRefresh();
     std::string err;
@@ -170,6 +172,12 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   uint32_t rid = static_cast<uint32_t>(id);
   if (rid >= slab_.size() || !slab_[rid].in_use) return;
   Inflight& f = slab_[rid];
+  if (f.via_replica && frame.starts_with("-ERR keyfence: backend ")) {
+    // The replica's connection failed: the master answers instead.
+    ++f.redirects;
+    Transmit(rid);
+    return;
+  }
   if (frame.size() > 1 && frame[0] == '-' && f.follow) {
     std::string_view e = frame.substr(1);
     int slot;

@@ -58,7 +58,8 @@ class Router : public ReplySink {
     bool follow = true;
     bool in_use = false;
     bool asking = false;
-    bool read = false;  // may go to a replica (backend.read_from)
+    bool read = false;         // may go to a replica (backend.read_from)
+    bool via_replica = false;  // the last send went to a replica
     std::string bytes;
     int node = -1;  // master index in the worker's table
   };
