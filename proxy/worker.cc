@@ -89,6 +89,7 @@ void Worker::ApplySnapshot(config::SnapshotPtr snap) {
       }
     }
     nodes_.clear();
+    standalone_ = nullptr;
     master_nodes_.clear();
     masters_.clear();  // the next topology (refreshed on reload) fills them again
     slot_map_.reset();
@@ -314,9 +315,15 @@ void Worker::SessionClosed(ClientSession* s) {
 }
 
 BackendConn& Worker::Shared(int proto, uint64_t hint) {
-  config::Endpoint ep;
-  if (!EndpointForSlot(Router::kAnySlot, &ep)) ep = snapshot_->backend.nodes[0];
-  return NodeConn(ep, proto, hint);
+  if (cluster_ && !masters_.empty()) return MasterConn(0, proto, hint);
+  // Standalone (the hot path): the node's connections are cached, no lookup.
+  if (standalone_ == nullptr) standalone_ = &Node(snapshot_->backend.nodes[0]);
+  auto& v = standalone_->shared[proto == 3 ? 1 : 0];
+  size_t n = std::max<uint32_t>(1, snapshot_->backend.connections_per_node);
+  if (v.size() != n) v.resize(n);
+  auto& c = v[n == 1 ? 0 : hint % n];
+  if (!c) c = std::make_unique<BackendConn>(*this, snapshot_->backend.nodes[0], proto, false);
+  return *c;
 }
 
 BackendConn& Worker::NodeConn(const config::Endpoint& node, int proto, uint64_t hint) {
@@ -440,6 +447,7 @@ void Worker::Stop() {
     for (ClientSession* s : all) s->Close();
     router_.reset();
     master_nodes_.clear();
+    standalone_ = nullptr;
     nodes_.clear();
     work_.reset();
     io_.stop();

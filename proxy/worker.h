@@ -149,6 +149,7 @@ class Worker {
   absl::flat_hash_map<std::string, std::unique_ptr<NodeConns>> nodes_;  // by "host:port"
   NodeConns& Node(const config::Endpoint& ep);
   std::vector<NodeConns*> master_nodes_;  // parallel to masters_
+  NodeConns* standalone_ = nullptr;       // the standalone backend's connections
   std::vector<std::vector<config::Endpoint>> replicas_;  // parallel to masters_
   void DrainAndDrop(std::unique_ptr<BackendConn> conn);
   bool cluster_ = false;
