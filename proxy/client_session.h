@@ -67,6 +67,8 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   void FanOutDone(FanOut* f);
 
   uint64_t id() const { return id_; }
+  // Requests whose replies are still owed (a blocked BLPOP counts).
+  bool has_inflight() const { return !slots_.empty(); }
   int proto() const { return proto_; }
   bool closed() const { return closed_; }
   const config::Tenant* tenant() const { return tenant_; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -154,13 +155,31 @@ void Server::WaitSignal() {
     if (admin_) admin_->Stop();
     if (watcher_) watcher_->Stop();
     probe_timer_.cancel();
-    // Let requests in flight finish (bounded), then stop.
-    auto deadline = std::make_shared<asio::steady_timer>(control_);
-    deadline->expires_after(std::chrono::milliseconds(
-        std::min<uint32_t>(snapshot_->shutdown_grace_ms, 200)));
-    deadline->async_wait([this, deadline](const boost::system::error_code&) {
-      for (auto& w : workers_) w->Stop();
-      control_.stop();
+    // Drain: requests in flight get their replies (bounded by shutdown_grace_ms),
+    // then every connection is closed and the process exits 0.
+    auto deadline = Worker::NowNs() + uint64_t{snapshot_->shutdown_grace_ms} * 1000000;
+    auto timer = std::make_shared<asio::steady_timer>(control_);
+    auto check = std::make_shared<std::function<void()>>();
+    *check = [this, timer, check, deadline]() {
+      bool busy = false;
+      for (auto& w : workers_) busy = busy || w->busy();
+      if (!busy || Worker::NowNs() >= deadline) {
+        if (busy) spdlog::warn("shutdown grace over: closing connections with requests in flight");
+        for (auto& w : workers_) w->Stop();
+        control_.stop();
+        *check = nullptr;
+        return;
+      }
+      for (auto& w : workers_) w->PollBusy();
+      timer->expires_after(std::chrono::milliseconds(20));
+      timer->async_wait([check](const boost::system::error_code&) {
+        if (*check) (*check)();
+      });
+    };
+    for (auto& w : workers_) w->PollBusy();
+    timer->expires_after(std::chrono::milliseconds(20));
+    timer->async_wait([check](const boost::system::error_code&) {
+      if (*check) (*check)();
     });
   });
 }

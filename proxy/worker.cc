@@ -433,6 +433,19 @@ void Worker::StopAccepting() {
   });
 }
 
+void Worker::PollBusy() {
+  asio::post(io_, [this] {
+    bool busy = false;
+    for (auto& s : sessions_) {
+      if (!s->closed() && s->has_inflight()) {
+        busy = true;
+        break;
+      }
+    }
+    busy_.store(busy, std::memory_order_relaxed);
+  });
+}
+
 void Worker::Stop() {
   asio::post(io_, [this] {
     stopping_ = true;

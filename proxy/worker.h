@@ -52,6 +52,10 @@ class Worker {
   void Listen(const std::vector<config::Listener>& listeners);
   void Start();                 // runs the thread
   void StopAccepting();         // thread-safe
+  // Thread-safe: asks the worker whether requests are still in flight; the
+  // answer lands in busy() shortly after.
+  void PollBusy();
+  bool busy() const { return busy_.load(std::memory_order_relaxed); }
   void Stop();                  // thread-safe: closes everything, ends the loop
   void Join();
   size_t sessions() const { return sessions_count_.load(std::memory_order_relaxed); }
@@ -142,6 +146,7 @@ class Worker {
   uint64_t snapshot_version_ = 0;
   std::list<std::unique_ptr<ClientSession>> sessions_;
   std::atomic<size_t> sessions_count_{0};
+  std::atomic<bool> busy_{true};
   struct NodeConns {
     std::vector<std::unique_ptr<BackendConn>> shared[2];  // [proto 2, proto 3]
     std::vector<std::unique_ptr<BackendConn>> idle_dedicated[2];
