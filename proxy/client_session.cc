@@ -280,7 +280,11 @@ void ClientSession::ProcessInput() {
 }
 
 void ClientSession::Reject(RejectReason reason, std::string_view error) {
-  if (counters_ != nullptr) counters_->CountRejected(reason);
+  // Before AUTH there is no tenant: counted under tenant="unauthenticated" so
+  // that password guessing on a gateway shows in keyfence_rejected_total.
+  TenantCounters* c =
+      counters_ != nullptr ? counters_ : &worker_.metrics().ForTenant("unauthenticated");
+  c->CountRejected(reason);
   if (in_multi_) multi_error_ = true;
   ReplyError(error);
 }

@@ -83,8 +83,15 @@ std::pair<bool, std::string> Server::Reload() {
   metrics_->CountReload(true);
   spdlog::info("config reloaded: version {}", r.snapshot->version);
   // Listener, worker and admin-bind changes need a restart; say so.
-  if (r.snapshot->listeners.size() != snapshot_->listeners.size()) {
-    spdlog::warn("config reload: listener changes take effect after a restart");
+  auto listeners = [](const config::Snapshot& s) {
+    std::string k;
+    for (const auto& l : s.listeners) k += l.bind.ToString() + "/" + l.tenant + ";";
+    return k;
+  };
+  if (listeners(*r.snapshot) != listeners(*snapshot_) || r.snapshot->workers != snapshot_->workers ||
+      r.snapshot->admin.bind.ToString() != snapshot_->admin.bind.ToString()) {
+    spdlog::warn("config reload: listener, worker and admin.bind changes take effect after a "
+                 "restart");
   }
   Publish(r.snapshot);
   return {true, "{\"ok\":true,\"version\":" + std::to_string(r.snapshot->version) + "}"};

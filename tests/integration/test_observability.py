@@ -55,6 +55,9 @@ def test_failed_auth_is_throttled_per_address(redis_server):
         assert (metric_value(kf.metrics(), "keyfence_rejected_total", tenant="orders",
                              reason="auth") or 0) == 0  # no tenant before AUTH succeeds
         assert "auth failed" in kf.log_tail(100)
+        # password guessing before any tenant is chosen is still counted
+        assert (metric_value(kf.metrics(), "keyfence_rejected_total", tenant="unauthenticated",
+                             reason="auth") or 0) >= 12
     finally:
         kf.stop()
         kf.cleanup()
