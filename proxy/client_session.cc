@@ -1,8 +1,10 @@
 #include "proxy/client_session.h"
+#include "proxy/text.h"
 
 #include <spdlog/spdlog.h>
 
 #include "protocol/error_replies.h"
+#include "proxy/session_limits.h"
 #include "protocol/slot.h"
 #include "protocol/writer.h"
 #include "proxy/fanout.h"
@@ -22,28 +24,7 @@ using tenancy::ReplyRule;
 using tenancy::Route;
 using tenancy::Rule;
 
-namespace {
-constexpr size_t kReadChunk = 16 * 1024;
-constexpr size_t kMaxInflight = 1024;           // pipelined requests per client
-constexpr size_t kOutputPause = 4 * 1024 * 1024;  // stop reading above this backlog
-// Before AUTH on a gateway listener (like Redis processMultibulkBuffer).
-constexpr size_t kPreAuthMaxArgs = 10;
-constexpr size_t kPreAuthMaxBulk = 16 * 1024;
-constexpr uint32_t kHotSample = 8;  // power of two
-constexpr size_t kSlotKeep = 64 * 1024;   // slot reply buffers above this are freed
-constexpr size_t kInputKeep = 64 * 1024;  // idle read buffers above this shrink
-
-bool EqNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x += 32;
-    if (y >= 'A' && y <= 'Z') y += 32;
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace
+using namespace session;  // NOLINT: the session's named limits
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket,
                              config::Listener listener, uint64_t id)
@@ -84,100 +65,6 @@ void ClientSession::RefreshSnapshot() {
     tenant_ = t;
   }
   ApplyLimits();
-}
-
-bool ClientSession::SetTenant(const config::Tenant* t) {
-  if (t == nullptr) return false;
-  if (tenant_ == t) return true;
-  TenantLocal& local = worker_.Tenant(t->app);
-  if (tenant_ == nullptr || tenant_->app != t->app) {
-    // max_connections per tenant, counted across workers (connect/auth time only).
-    int64_t n = local.shared->connections.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (t->limits.max_connections > 0 && n > static_cast<int64_t>(t->limits.max_connections)) {
-      local.shared->connections.fetch_sub(1, std::memory_order_relaxed);
-      local.counters->CountRejected(RejectReason::kRateLimit);
-      return false;
-    }
-    LeaveTenant();
-    counted_connection_ = true;
-    local.counters->AddConnection(1);
-  }
-  tenant_ = t;
-  tenant_name_ = t->app;
-  prefix_crc_ = protocol::Crc16(t->prefix.data(), t->prefix.size());
-  local_ = &local;
-  counters_ = local.counters;
-  ApplyLimits();
-  return true;
-}
-
-void ClientSession::LeaveTenant() {
-  if (counted_connection_ && local_ != nullptr) {
-    local_->shared->connections.fetch_sub(1, std::memory_order_relaxed);
-    local_->counters->AddConnection(-1);
-  }
-  counted_connection_ = false;
-  tenant_ = nullptr;
-  local_ = nullptr;
-  counters_ = nullptr;
-}
-
-// Big values are counted always and logged at most once a second per tenant
-// and worker, with the tenant, the connection and the key (requests) or the
-// command (replies).
-void ClientSession::NoteBig(bool reply, size_t bytes, std::string_view what) {
-  local_->counters->CountBig(reply);
-  uint64_t now = Worker::NowNs();
-  if (now - local_->big_log_ns < 1000000000ull) return;
-  local_->big_log_ns = now;
-  std::string shown(what.substr(0, 128));
-  for (char& c : shown) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  spdlog::warn("big {}: tenant={} conn={} {}={} bytes={}", reply ? "reply" : "request",
-               tenant_->app, id_, reply ? "command" : "key", shown, bytes);
-}
-
-ClientSession::Admit ClientSession::AdmitRequest() {
-  if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
-  uint64_t now = Worker::NowNs();
-  if (local_->ops.TryTake(1, now)) {
-    delay_deadline_ns_ = 0;
-    return Admit::kGo;
-  }
-  if (tenant_->limits.on_limit == config::OnLimit::kDelay) {
-    if (delay_deadline_ns_ == 0) {
-      delay_deadline_ns_ = now + uint64_t{tenant_->limits.max_delay_ms} * 1000000;
-    }
-    if (now < delay_deadline_ns_) {
-      uint64_t wait = std::min(std::max<uint64_t>(local_->ops.WaitNs(1), 200000),
-                               delay_deadline_ns_ - now);
-      if (!delay_timer_) delay_timer_ = std::make_unique<asio::steady_timer>(worker_.io());
-      delay_timer_->expires_after(std::chrono::nanoseconds(wait));
-      auto alive = alive_;
-      delay_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
-        if (!ec && *alive) Resume();
-      });
-      return Admit::kWait;
-    }
-  }
-  delay_deadline_ns_ = 0;
-  Reject(RejectReason::kRateLimit, "RATELIMIT tenant '" + tenant_->app +
-                                       "' is over its limit of " +
-                                       std::to_string(tenant_->limits.ops_per_sec) + " ops/s");
-  return Admit::kRejected;
-}
-
-void ClientSession::ApplyLimits() {
-  protocol::RequestLimits l;
-  if (tenant_ != nullptr) {
-    l.max_bulk_len = tenant_->limits.max_request_bytes;
-  } else {
-    l.max_args = kPreAuthMaxArgs;
-    l.max_bulk_len = kPreAuthMaxBulk;
-    l.max_inline_len = kPreAuthMaxBulk;
-  }
-  parser_.set_limits(l);
 }
 
 // Reads are driven by the worker's level-triggered ReadMux: OnReadable() is
@@ -518,156 +405,6 @@ bool ClientSession::DispatchForward(const CommandInfo& cmd, const Rule& rule) {
   if (exec) slot.exec_rules = std::move(multi_rules_);
   conn->Push(this, slot.seq);
   return true;
-}
-
-ClientSession::Slot& ClientSession::NewSlot(ReplyRule rule) {
-  if (slots_.empty()) head_seq_ = next_seq_;
-  Slot& s = slots_.push_back();
-  s.seq = next_seq_++;
-  s.ready = false;
-  s.discard = discard_this_;
-  s.rule = rule;
-  s.pattern.clear();
-  s.data.clear();
-  s.replace = false;
-  s.exec_rules.clear();
-  s.start_ns = last_cmd_ns_;
-  s.cmd_id = cur_cmd_id_;
-  return s;
-}
-
-void ClientSession::WriteReply(Slot& slot, std::string_view frame, std::string& out) {
-  if (slot.discard) return;
-  if (slot.replace) {
-    protocol::AppendError(out, slot.pattern);
-    return;
-  }
-  if (!frame.empty() && (frame[0] == '-' || frame[0] == '!') && tenant_ != nullptr) {
-    tenancy::AppendErrorStripped(frame, tenant_->prefix, out);
-    return;
-  }
-  if (!slot.exec_rules.empty()) {
-    tenancy::ReplyContext ctx{tenant_ != nullptr ? std::string_view(tenant_->prefix) : "",
-                              "", proto_};
-    tenancy::RewriteExec(frame, slot.exec_rules, ctx, out);
-    return;
-  }
-  if (slot.rule == ReplyRule::kNone) {
-    out.append(frame);
-    return;
-  }
-  tenancy::ReplyContext ctx{tenant_ != nullptr ? std::string_view(tenant_->prefix) : "",
-                            slot.pattern, proto_};
-  tenancy::RewriteReply(slot.rule, frame, ctx, out);
-}
-
-void ClientSession::OnReply(uint64_t tag, std::string_view frame) {
-  if (closed_ || slots_.empty() || tag < head_seq_) return;
-  size_t idx = static_cast<size_t>(tag - head_seq_);
-  if (idx >= slots_.size()) return;
-  Slot& slot = slots_.at(idx);
-  uint64_t now = Worker::NowNs();
-  if (local_ != nullptr) {
-    local_->counters->ObserveLatencyNs(now - slot.start_ns);
-    if (!local_->bytes.unlimited()) local_->bytes.Charge(static_cast<double>(frame.size()), now);
-    if (frame.size() > tenant_->limits.big_value_bytes) {
-      NoteBig(true, frame.size(), protocol::CommandTable::Get().ById(slot.cmd_id).name);
-    }
-  }
-  if (idx == 0) {
-    WriteReply(slot, frame, out_);
-    slots_.pop_front();
-    ++head_seq_;
-    DeliverReady();
-  } else {
-    slot.data.clear();
-    WriteReply(slot, frame, slot.data);
-    slot.discard = false;  // already applied
-    slot.ready = true;
-  }
-  worker_.MarkDirty(this);
-}
-
-void ClientSession::CompleteSlot(uint64_t seq, std::string_view reply) {
-  if (closed_ || slots_.empty() || seq < head_seq_) return;
-  size_t idx = static_cast<size_t>(seq - head_seq_);
-  if (idx >= slots_.size()) return;
-  Slot& slot = slots_.at(idx);
-  slot.data.assign(slot.discard ? std::string_view() : reply);
-  slot.ready = true;
-  DeliverReady();
-  worker_.MarkDirty(this);
-}
-
-void ClientSession::DeliverReady() {
-  while (!slots_.empty() && slots_.front().ready) {
-    Slot& s = slots_.front();
-    if (!s.discard) out_.append(s.data);
-    if (s.data.capacity() > kSlotKeep) std::string().swap(s.data);  // after a big reply
-    slots_.pop_front();
-    ++head_seq_;
-  }
-  MaybeReleaseDedicated();
-  if (slots_.empty() && read_paused_) {
-    auto alive = alive_;
-    asio::post(worker_.io(), [this, alive] {
-      if (*alive) Resume();
-    });
-  }
-}
-
-void ClientSession::MaybeReleaseDedicated() {
-  if (mode_ != Mode::kDedicated || !dedicated_ || in_multi_ || watching_) return;
-  if (dedicated_->pending() > 0 || !slots_.empty()) return;
-  blocking_ = false;
-  mode_ = Mode::kNormal;
-  worker_.ReturnDedicated(std::move(dedicated_));
-}
-
-std::string& ClientSession::LocalReply() {
-  if (slots_.empty() && !discard_this_) return out_;
-  Slot& s = NewSlot(ReplyRule::kNone);
-  s.ready = true;
-  return s.data;
-}
-
-void ClientSession::FinishLocal() {
-  if (!slots_.empty() && slots_.back().ready && slots_.size() == 1) DeliverReady();
-  worker_.MarkDirty(this);
-}
-
-void ClientSession::ReplyError(std::string_view e) {
-  protocol::AppendError(LocalReply(), e);
-  FinishLocal();
-}
-void ClientSession::ReplySimple(std::string_view s) {
-  protocol::AppendSimple(LocalReply(), s);
-  FinishLocal();
-}
-void ClientSession::ReplyInteger(int64_t v) {
-  protocol::AppendInteger(LocalReply(), v);
-  FinishLocal();
-}
-void ClientSession::ReplyBulk(std::string_view s) {
-  protocol::AppendBulk(LocalReply(), s);
-  FinishLocal();
-}
-void ClientSession::ReplyNull() {
-  protocol::AppendNull(LocalReply(), proto_);
-  FinishLocal();
-}
-
-void ClientSession::SendBuilt(BackendConn& conn, std::string_view bytes, ReplyRule rule,
-                              std::string_view pattern) {
-  conn.out().append(bytes);
-  conn.MarkDirty();
-  if (in_multi_) {
-    multi_rules_.emplace_back(rule, std::string(pattern));
-    rule = ReplyRule::kNone;
-  }
-  Slot& s = NewSlot(rule);
-  s.pattern.assign(pattern);
-  conn.Push(this, s.seq);
 }
 
 void ClientSession::OnUnsolicited(std::string_view frame) {
