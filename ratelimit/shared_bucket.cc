@@ -97,7 +97,8 @@ void BorrowingBucket::Charge(double n, uint64_t now_ns) {
 
 uint64_t BorrowingBucket::WaitNs(double n) const {
   if (unlimited()) return 0;
-  double missing = n - std::max(0.0, local_) - std::max(0.0, shared_->tokens());
+  // A debt (negative shared tokens) lengthens the wait.
+  double missing = n - std::max(0.0, local_) - shared_->tokens();
   if (missing <= 0) return 0;
   return static_cast<uint64_t>(std::ceil(missing / shared_->rate() * 1e9));
 }
