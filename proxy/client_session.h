@@ -200,6 +200,7 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   std::string remote_ip_;
   // AUTH throttling: false (and a reply queued) if this address is throttled.
   bool AuthAllowed();
+  bool SwitchingTenantWithState(const config::Tenant* t);
   void AuthFailedHere();
   enum class ReplyMode : uint8_t { kOn, kOff, kSkip } reply_mode_ = ReplyMode::kOn;
   uint64_t created_ns_;

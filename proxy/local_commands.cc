@@ -210,6 +210,7 @@ bool ClientSession::LocalHello() {
       Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
       return true;
     }
+    if (SwitchingTenantWithState(auth)) return true;
     if (!SetTenant(auth)) {
       ReplyError(protocol::errors::kMaxClients);
       return true;
@@ -273,11 +274,23 @@ bool ClientSession::LocalAuth() {
     Reject(RejectReason::kAuth, protocol::errors::kWrongPass);
     return true;
   }
+  if (SwitchingTenantWithState(t)) return true;
   if (!SetTenant(t)) {
     ReplyError(protocol::errors::kMaxClients);
     return true;
   }
   ReplySimple("OK");
+  return true;
+}
+
+// A connection that holds backend state for one tenant (a subscription, a
+// transaction, WATCHed keys, replies still owed) cannot become another
+// tenant: that state would keep serving the first namespace.
+bool ClientSession::SwitchingTenantWithState(const config::Tenant* t) {
+  if (tenant_ == nullptr || t == nullptr || tenant_->app == t->app) return false;
+  if (!dedicated_ && !in_multi_ && !cmulti_ && inflight() == 0) return false;
+  ReplyError("ERR keyfence: cannot AUTH as another tenant while subscribed, in a transaction "
+             "or with requests in flight");
   return true;
 }
 

@@ -174,3 +174,26 @@ def test_reauth_drops_subscriptions_and_watch(kf, backend):
         # whatever EXEC answers, the queued SET must not land in the wrong namespace
         assert backend.get(b"shop@payments:tx") is None or r == ["OK"], r
         assert pay.cmd("GET", "tx") in (None, b"1")
+
+
+def test_no_tenant_switch_while_subscribed(keyfence):
+    """A subscribed connection cannot AUTH as another tenant (its subscription
+    would keep serving the first namespace)."""
+    kf = keyfence
+    with kf.raw("gateway") as c:
+        assert c.cmd("AUTH", "orders", "orders-secret") == "OK"
+        c.send("SUBSCRIBE", "news")
+        ack = c.read()
+        assert ack[0] == b"subscribe" and ack[1] == b"news", ack
+        r = c.cmd("AUTH", "payments", "payments-secret")
+        assert r == RespError("ERR Can't execute 'auth': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE "
+                              "/ PING / QUIT / RESET are allowed in this context") or \
+            (isinstance(r, RespError) and "cannot AUTH as another tenant" in r.text), r
+    with kf.raw("gateway") as c:
+        assert c.cmd("HELLO", "3", "AUTH", "orders", "orders-secret")[b"proto"] == 3
+        c.send("SUBSCRIBE", "news")
+        c.read()
+        r = c.cmd("AUTH", "payments", "payments-secret")
+        assert isinstance(r, RespError) and "cannot AUTH as another tenant" in r.text, r
+        # the same tenant may re-AUTH
+        assert c.cmd("AUTH", "billing", "billing-secret") == "OK"
