@@ -155,11 +155,11 @@ CommandRules::CommandRules() {
     const CommandInfo* c = table.FindByFullName(name);
     if (c != nullptr) fn(rules_[c->id]);
   };
-  for (const auto& [name, local] : kLocal) {
-    set(name, [&](Rule& r) {
+  for (const auto& entry : kLocal) {  // (no structured binding: clang 14 can't capture it)
+    set(entry.first, [&](Rule& r) {
       r = Rule{};
       r.handling = Handling::kLocal;
-      r.local = local;
+      r.local = entry.second;
     });
   }
   for (const Special& s : kSpecial) {

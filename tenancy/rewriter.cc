@@ -117,6 +117,7 @@ void Unexpected(std::string& out) {
 // KEYS / PUBSUB CHANNELS: a flat list of names, filtered.
 void NameList(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ctx, bool key,
               std::string& out) {
+  if (n[top].type == ReplyType::kMap) return Unexpected(out);  // a list, never pairs
   std::string names;
   std::vector<std::pair<size_t, size_t>> spans;
   size_t i = top + 1;
@@ -184,6 +185,7 @@ void Streams(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ct
 // PUBSUB NUMSUB: [ch, n, ...] (RESP2) or {ch: n} (RESP3).
 void Numsub(const std::vector<ReplyNode>& n, size_t top, const ReplyContext& ctx, bool key,
             std::string& out) {
+  if (n[top].count % 2 != 0) return Unexpected(out);  // name/count pairs
   std::string scratch, body;
   size_t i = top + 1;
   for (int64_t k = 0; k + 1 < n[top].count; k += 2) {
@@ -245,6 +247,11 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
   if (!protocol::ParseReplyTree(frame, &n) || n.empty()) return Unexpected(out);
   size_t top = Value(n, 0);
   if (top >= n.size()) return Unexpected(out);
+  // Redis 7.0 sends no RESP3 attributes; a reply with names and attributes
+  // mixed is not rewritten (never forwarded half-rewritten).
+  for (size_t i = top; i < n.size(); ++i) {
+    if (n[i].attribute) return Unexpected(out);
+  }
   const ReplyNode& t = n[top];
   switch (t.type) {
     case ReplyType::kError:
@@ -265,11 +272,14 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
     case ReplyRule::kChannelList:
       return agg ? NameList(n, top, ctx, false, out) : Unexpected(out);
     case ReplyRule::kScan: {
-      if (!agg || t.count != 2) return Unexpected(out);
+      if (t.type != ReplyType::kArray || t.count != 2) return Unexpected(out);
       size_t cursor = Value(n, top + 1);
       size_t list = Skip(n, top + 1);
       size_t lv = Value(n, list);
-      if (lv >= n.size() || !IsAggregate(n[lv].type)) return Unexpected(out);
+      if (cursor >= n.size() || !IsString(n[cursor]) || lv >= n.size() ||
+          (n[lv].type != ReplyType::kArray && n[lv].type != ReplyType::kSet)) {
+        return Unexpected(out);  // checked before anything is written
+      }
       out.append(t.raw);
       out.append(Bytes(n, cursor, cursor + 1));
       return NameList(n, lv, ctx, true, out);
@@ -394,6 +404,9 @@ bool ConfigParamAllowed(std::string_view name) {
 void FilterConfigGet(std::string_view frame, std::string& out) {
   std::vector<ReplyNode> n;
   if (!protocol::ParseReplyTree(frame, &n) || n.empty()) return Unexpected(out);
+  for (const ReplyNode& x : n) {
+    if (x.attribute) return Unexpected(out);
+  }
   size_t top = Value(n, 0);
   if (top >= n.size() || !IsAggregate(n[top].type) || n[top].is_null) {
     if (top < n.size() && (n[top].type == ReplyType::kError)) out.append(frame);
