@@ -141,6 +141,8 @@ def test_reads_served_by_replicas(cluster, kf_replica):
             with own[k][0].raw(timeout=2) as d:
                 assert d.cmd("GET", P + k) == expect[k]
         set_on = {}
+        for m in monitors.values():
+            m.sync()  # every command so far has reached the monitor streams
         for port, m in monitors.items():
             for addr, args in m.commands(marks[port]):
                 if args[0].upper() == b"SET":
@@ -184,6 +186,8 @@ def test_reads_served_by_replicas(cluster, kf_replica):
 
         # MONITOR: each key's GET appears on the replica of its master
         get_on = {}
+        for m in monitors.values():
+            m.sync()
         for port, m in monitors.items():
             for addr, args in m.commands(marks[port]):
                 if args[0].upper() == b"GET":
