@@ -169,8 +169,7 @@ void ClientSession::ProcessInput() {
 void ClientSession::Reject(RejectReason reason, std::string_view error) {
   // Before AUTH there is no tenant: counted under tenant="unauthenticated" so
   // that password guessing on a gateway shows in keyfence_rejected_total.
-  TenantCounters* c =
-      counters_ != nullptr ? counters_ : &worker_.metrics().ForTenant("unauthenticated");
+  TenantCounters* c = counters_ != nullptr ? counters_ : &worker_.Unauthenticated();
   c->CountRejected(reason);
   if (in_multi_) multi_error_ = true;
   ReplyError(error);

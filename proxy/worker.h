@@ -115,6 +115,11 @@ class Worker {
   // until the window ends. Per worker, bounded in size.
   bool AuthThrottled(const std::string& addr, uint64_t now_ns);
   void AuthFailed(const std::string& addr, uint64_t now_ns);
+  // Counters for requests rejected before AUTH (tenant="unauthenticated").
+  TenantCounters& Unauthenticated() {
+    if (unauthenticated_ == nullptr) unauthenticated_ = &metrics_.ForTenant("unauthenticated");
+    return *unauthenticated_;
+  }
   // This worker's state for a tenant (created on first use).
   TenantLocal& Tenant(const std::string& name);
   // Thread-safe: the tenant's hot keys on this worker (waits for the worker).
@@ -172,6 +177,7 @@ class Worker {
   bool flush_posted_ = false;
   absl::flat_hash_map<std::string, std::unique_ptr<TenantLocal>> tenants_;
   uint64_t ticks_ = 0;
+  TenantCounters* unauthenticated_ = nullptr;
   struct AuthFailures {
     uint32_t count = 0;
     uint64_t window_start_ns = 0;
