@@ -158,6 +158,8 @@ class ClientSession : public ReplySink, public UnsolicitedSink, public Readable 
   bool ClusterKeys(std::string_view pattern);
   bool ClusterScan(uint64_t cursor, const std::vector<std::string>& backend_args,
                    std::string_view pattern);
+  void StartScanWalk(const std::vector<config::Endpoint>& nodes, size_t node, uint64_t cursor,
+                     const std::vector<std::string>& backend_args, std::string_view pattern);
   std::string ClientInfoLine() const;
   void HandleClientExtension();  // CLIENT SETINFO / NO-TOUCH (Redis 7.2)
   void ApplyLimits();

@@ -1,12 +1,15 @@
 // ClientSession in cluster mode (backend.mode: cluster): slot routing through
 // the worker's Router, CROSSSLOT where Redis Cluster would say it, multi-key
 // commands split by slot (FanOut), transactions pinned to one node.
+#include <charconv>
+
 #include <spdlog/spdlog.h>
 
 #include "protocol/error_replies.h"
 #include "protocol/glob.h"
 #include "protocol/writer.h"
 #include "proxy/client_session.h"
+#include "proxy/text.h"
 #include "proxy/fanout.h"
 #include "proxy/worker.h"
 #include "tenancy/namespace.h"
@@ -315,28 +318,40 @@ bool ClientSession::ClusterScan(uint64_t cursor, const std::vector<std::string>&
     ReplyError("ERR invalid cursor");
     return true;
   }
+  StartScanWalk(masters, node, backend_cursor, backend_args, pattern);
+  return true;
+}
+
+// SCAN over `nodes` (standalone: the one server) through a FanOut that keeps
+// scanning past empty pages up to the client's COUNT (default 10).
+void ClientSession::StartScanWalk(const std::vector<config::Endpoint>& nodes, size_t node,
+                                  uint64_t cursor, const std::vector<std::string>& backend_args,
+                                  std::string_view pattern) {
+  // The client's COUNT (default 10) is how many names it wants; each backend
+  // SCAN asks for at least kBackendScanCount entries, most of which may belong
+  // to other tenants.
+  constexpr uint64_t kBackendScanCount = 100;
+  size_t want = 10;
+  std::vector<std::string> args = backend_args;
+  bool has_count = false;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (EqNoCase(args[i], "count")) {
+      has_count = true;
+      uint64_t c = 0;
+      std::string_view v = args[i + 1];
+      if (std::from_chars(v.data(), v.data() + v.size(), c).ec == std::errc() && c > 0) {
+        want = std::min<uint64_t>(c, 100000);
+        args[i + 1] = std::to_string(std::max(c, kBackendScanCount));
+      }
+    }
+  }
+  if (!has_count) args.insert(args.end(), {"COUNT", std::to_string(kBackendScanCount)});
   Slot& slot = NewSlot(ReplyRule::kNone);
   auto f = std::make_unique<FanOut>(*this, FanOut::Kind::kScan, slot.seq, 1, 0, proto_);
   f->SetNames(tenant_->prefix, std::string(pattern));
-  f->SetScan(node, masters.size());
   FanOut* raw = f.get();
   fanouts_.push_back(std::move(f));
-  scratch_.clear();
-  protocol::AppendArrayHeader(scratch_, backend_args.size() + 2);
-  protocol::AppendBulk(scratch_, "SCAN");
-  protocol::AppendBulk(scratch_, std::to_string(backend_cursor));
-  for (const auto& a : backend_args) protocol::AppendBulk(scratch_, a);
-  BackendConn& c = worker_.NodeConn(masters[node], proto_, id_);
-  if (!c.Available()) {
-    std::string e;
-    protocol::AppendError(e, c.down_error());
-    raw->OnReply(0, e);
-    return true;
-  }
-  c.out().append(scratch_);
-  c.Push(raw, 0);
-  c.MarkDirty();
-  return true;
+  raw->StartScan(worker_, nodes, node, cursor, std::move(args), want);
 }
 
 void ClientSession::FanOutDone(FanOut* f) {

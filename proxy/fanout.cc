@@ -26,6 +26,34 @@ void FanOut::SetPositions(size_t part, std::vector<size_t> positions) {
   positions_[part] = std::move(positions);
 }
 
+void FanOut::StartScan(Worker& worker, std::vector<config::Endpoint> nodes, size_t node,
+                       uint64_t cursor, std::vector<std::string> args, size_t want) {
+  worker_ = &worker;
+  scan_nodes_ = std::move(nodes);
+  scan_node_ = node;
+  scan_cursor_ = cursor;
+  scan_args_ = std::move(args);
+  scan_want_ = want;
+  SendScan();
+}
+
+void FanOut::SendScan() {
+  BackendConn& c = worker_->NodeConn(scan_nodes_[scan_node_], proto_, session_.id());
+  if (!c.Available()) {
+    std::string e;
+    protocol::AppendError(e, c.down_error());
+    OnReply(0, e);
+    return;
+  }
+  std::string& o = c.out();
+  protocol::AppendArrayHeader(o, scan_args_.size() + 2);
+  protocol::AppendBulk(o, "SCAN");
+  protocol::AppendBulk(o, std::to_string(scan_cursor_));
+  for (const auto& a : scan_args_) protocol::AppendBulk(o, a);
+  c.Push(this, 0);
+  c.MarkDirty();
+}
+
 void FanOut::OnReply(uint64_t part, std::string_view frame) {
   if (finished_) return;
   if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
@@ -60,28 +88,32 @@ void FanOut::OnReply(uint64_t part, std::string_view frame) {
         break;
       }
       case Kind::kScan: {
-        // [cursor, names]: names stripped and filtered; the cursor re-encoded.
-        if (!protocol::ParseReplyTree(frame, &n) || n.size() < 2) break;
+        // [cursor, names]: names stripped and filtered, then the walk goes on.
+        if (!protocol::ParseReplyTree(frame, &n) || n.size() < 2) {
+          error_ = "-ERR keyfence: unexpected SCAN reply from the backend\r\n";
+          break;
+        }
         uint64_t backend = 0;
         std::string_view c = n[1].str;
         std::from_chars(c.data(), c.data() + c.size(), backend);
-        uint64_t next = 0;
-        if (backend != 0) {
-          next = (backend << kScanNodeBits) | scan_node_;
-        } else if (scan_node_ + 1 < scan_nodes_) {
-          next = scan_node_ + 1;  // backend cursor 0 on the next master
-        }
         std::string body;
         tenancy::RewriteReply(tenancy::ReplyRule::kScan, frame, {prefix_, pattern_, proto_},
                               body);
-        // Replace the cursor element (the first bulk) of the rewritten reply.
         std::vector<ReplyNode> m;
-        if (protocol::ParseReplyTree(body, &m) && m.size() >= 2) {
-          std::string cur = std::to_string(next);
-          protocol::AppendArrayHeader(scan_reply_, 2);
-          protocol::AppendBulk(scan_reply_, cur);
-          const char* rest = m[1].raw.data() + m[1].raw.size();
-          scan_reply_.append(rest, body.data() + body.size() - rest);
+        if (protocol::ParseReplyTree(body, &m)) {
+          for (size_t i = 3; i < m.size(); ++i) values_.emplace_back(m[i].str);
+        }
+        scan_cursor_ = backend;
+        if (backend == 0) {
+          if (scan_node_ + 1 < scan_nodes_.size()) {
+            ++scan_node_;  // next master, from its beginning
+          } else {
+            scan_done_ = true;
+          }
+        }
+        if (!scan_done_ && values_.size() < scan_want_ && ++scan_rounds_ < kMaxScanRounds) {
+          SendScan();
+          return;  // still waiting
         }
         break;
       }
@@ -117,9 +149,18 @@ void FanOut::Done() {
         protocol::AppendArrayHeader(out, values_.size());
         for (const std::string& v : values_) protocol::AppendBulk(out, v);
         break;
-      case Kind::kScan:
-        out = scan_reply_.empty() ? "-ERR keyfence: unexpected SCAN reply\r\n" : scan_reply_;
+      case Kind::kScan: {
+        uint64_t next = 0;
+        if (!scan_done_) {
+          next = scan_nodes_.size() > 1 ? (scan_cursor_ << kScanNodeBits) | scan_node_
+                                        : scan_cursor_;
+        }
+        protocol::AppendArrayHeader(out, 2);
+        protocol::AppendBulk(out, std::to_string(next));
+        protocol::AppendArrayHeader(out, values_.size());
+        for (const std::string& v : values_) protocol::AppendBulk(out, v);
         break;
+      }
     }
   }
   session_.CompleteSlot(seq_, out);

@@ -15,11 +15,13 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.h"
 #include "proxy/backend_conn.h"
 
 namespace keyfence::proxy {
 
 class ClientSession;
+class Worker;
 
 class FanOut : public ReplySink {
  public:
@@ -35,14 +37,17 @@ class FanOut : public ReplySink {
     prefix_ = std::move(prefix);
     pattern_ = std::move(pattern);
   }
-  // SCAN: this master's index and how many there are (cursor encoding).
-  void SetScan(size_t node, size_t nodes) {
-    scan_node_ = node;
-    scan_nodes_ = nodes;
-  }
+  // SCAN: walks `nodes` from (node, cursor) with `args` (MATCH/COUNT/TYPE),
+  // continuing past empty pages until `want` names are collected, the walk
+  // ends, or kMaxScanRounds backend SCANs were made (DESIGN.md: a tenant with
+  // few keys in a shared keyspace does not get pages of nothing). With more
+  // than one node the client cursor encodes the node: backend << 10 | node.
+  void StartScan(Worker& worker, std::vector<config::Endpoint> nodes, size_t node,
+                 uint64_t cursor, std::vector<std::string> args, size_t want);
   void OnReply(uint64_t part, std::string_view frame) override;
 
   static constexpr uint64_t kScanNodeBits = 10;  // client cursor = backend << 10 | node
+  static constexpr int kMaxScanRounds = 16;
 
  private:
   void Done();
@@ -56,8 +61,15 @@ class FanOut : public ReplySink {
   int64_t sum_ = 0;
   std::string error_;
   std::string prefix_, pattern_;
-  size_t scan_node_ = 0, scan_nodes_ = 1;
-  std::string scan_reply_;
+  void SendScan();
+  Worker* worker_ = nullptr;
+  std::vector<config::Endpoint> scan_nodes_;
+  size_t scan_node_ = 0;
+  uint64_t scan_cursor_ = 0;
+  std::vector<std::string> scan_args_;
+  size_t scan_want_ = 10;
+  int scan_rounds_ = 0;
+  bool scan_done_ = false;
   bool finished_ = false;
 };
 

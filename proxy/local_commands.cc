@@ -361,13 +361,17 @@ bool ClientSession::LocalKeysScan(Local what) {
     if (!type.empty()) rest.insert(rest.end(), {"TYPE", type});
     return ClusterScan(cursor, rest, match == "*" ? "" : match);
   }
-  std::vector<std::string> parts = {"SCAN", std::string(args_[1]), "MATCH",
-                                    BackendPattern(tenant_->prefix, match)};
-  if (!count.empty()) parts.insert(parts.end(), {"COUNT", count});
-  if (!type.empty()) parts.insert(parts.end(), {"TYPE", type});
-  protocol::AppendArrayHeader(bytes, parts.size());
-  for (auto& p : parts) protocol::AppendBulk(bytes, p);
-  SendBuilt(*conn, bytes, ReplyRule::kScan, match == "*" ? "" : match);
+  uint64_t cursor = 0;
+  std::string_view c = args_[1];
+  if (c.empty() ||
+      std::from_chars(c.data(), c.data() + c.size(), cursor).ptr != c.data() + c.size()) {
+    ReplyError("ERR invalid cursor");
+    return true;
+  }
+  std::vector<std::string> rest = {"MATCH", BackendPattern(tenant_->prefix, match)};
+  if (!count.empty()) rest.insert(rest.end(), {"COUNT", count});
+  if (!type.empty()) rest.insert(rest.end(), {"TYPE", type});
+  StartScanWalk({conn->endpoint()}, 0, cursor, rest, match == "*" ? "" : match);
   return true;
 }
 

@@ -234,3 +234,30 @@ def test_sharded_pubsub_with_hash_tags(kf, backend, monitor):
         assert pub.cmd("PUBSUB", "SHARDCHANNELS") == [b"ch{x}"]
         assert pub.cmd("PUBSUB", "SHARDNUMSUB", "ch{x}") == [b"ch{x}", 1]
     monitor.assert_clean()
+
+
+def test_scan_skips_other_tenants_pages(keyfence, backend):
+    """DESIGN: SCAN keeps scanning until COUNT is met, so a tenant with few keys in
+    a shared keyspace does not get pages of nothing."""
+    kf = keyfence
+    pipe = backend.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(f"shop@payments:bulk:{i}", i)
+    pipe.execute()
+    with kf.raw("orders") as c:
+        for i in range(5):
+            assert c.cmd("SET", f"few:{i}", i) == "OK"
+        cursor, seen, calls = b"0", [], 0
+        while True:
+            cursor, page = c.cmd("SCAN", cursor)
+            calls += 1
+            seen.extend(page)
+            if cursor == b"0" or calls > 100:
+                break
+        assert sorted(seen) == sorted(f"few:{i}".encode() for i in range(5)), seen
+        # 3005 backend keys: a plain SCAN (COUNT 10) would take about 300 calls
+        assert calls <= 3, calls
+    pipe = backend.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.delete(f"shop@payments:bulk:{i}")
+    pipe.execute()
