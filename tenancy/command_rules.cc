@@ -179,6 +179,15 @@ CommandRules::CommandRules() {
       r.scripts = true;
     });
   }
+  // With allow_scripts, clients load scripts and call them by SHA (redis-py's
+  // register_script, ioredis defineCommand): SCRIPT LOAD/EXISTS are keyless.
+  for (std::string_view name : {"script|load", "script|exists"}) {
+    set(name, [](Rule& r) {
+      r = Rule{};
+      r.handling = Handling::kForward;
+      r.scripts = true;
+    });
+  }
   set("copy", [](Rule& r) { r.no_db_option = true; });
   // The reply to KEYS inside MULTI/EXEC, SCAN etc. are handled by the proxy's
   // emulations; PUBSUB NUMPAT counts every tenant's patterns: denied.

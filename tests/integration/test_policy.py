@@ -145,6 +145,15 @@ def test_scripts_only_where_allowed(kf, backend, monitor):
         assert r == b"shop@payments:user:{shop@payments:7}", r
         r = o.cmd("EVAL", "return 1", "0")
         assert isinstance(r, RespError) and r.code == "NOPERM", r
+        # SCRIPT LOAD / EXISTS come with allow_scripts (EVALSHA-first clients)
+        loaded = p.cmd("SCRIPT", "LOAD", "return ARGV[1]")
+        assert isinstance(loaded, bytes) and len(loaded) == 40, loaded
+        assert p.cmd("EVALSHA", loaded, "0", "hi") == b"hi"
+        assert p.cmd("SCRIPT", "EXISTS", loaded.decode()) == [1]
+        r = o.cmd("SCRIPT", "LOAD", "return 1")
+        assert isinstance(r, RespError) and r.code == "NOPERM", r
+        r = p.cmd("SCRIPT", "FLUSH")
+        assert isinstance(r, RespError) and r.code == "NOPERM", r
     monitor.assert_clean()
 
 

@@ -90,8 +90,10 @@ TEST_CASE("command_rules: every forwarded keyless command is on a short allow-li
   ForEachCommand([](const CommandInfo& c, const Rule& r) {
     if (r.handling != Handling::kForward || r.args != ArgRule::kNone) return;
     const bool help = c.parent != nullptr && c.name.ends_with("|help");
-    CHECK((help || In({"time", "lolwut", "lastsave", "multi", "exec", "discard", "unwatch", "wait"},
-                      c.name)));
+    // SCRIPT LOAD/EXISTS are keyless but gated like EVAL (allow_scripts).
+    CHECK((help || (r.scripts && In({"script|load", "script|exists"}, c.name)) ||
+           In({"time", "lolwut", "lastsave", "multi", "exec", "discard", "unwatch", "wait"},
+              c.name)));
   });
 }
 
@@ -244,7 +246,10 @@ TEST_CASE("command_rules: scripts are forwarded only as scripts") {
     CHECK(r.scripts);
   }
   ForEachCommand([](const CommandInfo& c, const Rule& r) {
-    if (r.scripts) CHECK(In({"eval", "evalsha", "eval_ro", "evalsha_ro"}, c.name));
+    if (r.scripts) {
+      CHECK(In({"eval", "evalsha", "eval_ro", "evalsha_ro", "script|load", "script|exists"},
+               c.name));
+    }
   });
 }
 
