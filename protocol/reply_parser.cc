@@ -4,6 +4,7 @@
 // with ReadElement(): an element is one header line plus, for blob types, its
 // payload. Aggregates only announce how many elements follow, so the framer
 // keeps a stack of remaining counts and never recurses.
+#include "protocol/digits.h"
 #include "protocol/reply_parser.h"
 
 #include <algorithm>
@@ -218,25 +219,6 @@ Step ReadBlob(const char* data, size_t len, size_t after, int64_t blen, const Re
   return Step::kOk;
 }
 
-// Fast path for a complete line "<digits>\r\n" whose digits start at
-// data[from]: 1 to 18 digits without a leading zero (or exactly "0"). Returns
-// the offset of the CR and the value, or 0 when the line is anything else:
-// the general path then decides.
-inline size_t FastDigits(const char* data, size_t from, size_t len, uint64_t* out) {
-  const size_t limit = len - from > 18 ? from + 18 : len;
-  size_t i = from;
-  uint64_t v = 0;
-  while (i < limit) {
-    const unsigned d = static_cast<unsigned char>(data[i]) - unsigned{'0'};
-    if (d > 9) break;
-    v = v * 10 + d;
-    ++i;
-  }
-  if (i == from || i + 1 >= len || data[i] != '\r' || data[i + 1] != '\n') return 0;
-  if (data[from] == '0' && i - from > 1) return 0;
-  *out = v;
-  return i;
-}
 
 // Finds the CR that ends the line of the element at data[pos] and checks the
 // LF after it. *scan: no CR in data[pos+1 .. *scan), updated on kNeedMore so
@@ -291,7 +273,7 @@ Step ReadElement(const char* data, size_t len, size_t pos, size_t* scan, const R
     return Step::kError;
   }
   uint64_t fast = 0;
-  size_t r = NumericLine(e->type) ? FastDigits(data, pos + 1, len, &fast) : 0;
+  size_t r = NumericLine(e->type) ? internal::FastLineNumber(data, pos + 1, len, &fast) : 0;
   const bool is_fast = r != 0;
   if (!is_fast) {
     const Step s = FindLine(data, len, pos, scan, limits, &r, err);

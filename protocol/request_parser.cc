@@ -7,6 +7,7 @@
 //  - a complete inline line longer than max_inline_len is rejected too (Redis
 //    only rejects it while the LF is still missing, so the outcome depended on
 //    how the bytes were split into reads).
+#include "protocol/digits.h"
 #include "protocol/request_parser.h"
 
 #include <algorithm>
@@ -87,25 +88,6 @@ inline bool ParseBulkLen(const char* p, size_t n, uint64_t* out) {
   return true;
 }
 
-// Fast path for a complete header line "<digits>\r\n" whose digits start at
-// data[from]: 1 to 18 digits without a leading zero (or exactly "0"). Returns
-// the offset of the CR and the value, or 0 when the line is anything else
-// (incomplete, signed, long, malformed): the general path then decides.
-inline size_t FastHeaderNumber(const char* data, size_t from, size_t len, uint64_t* out) {
-  const size_t limit = len - from > 18 ? from + 18 : len;
-  size_t i = from;
-  uint64_t v = 0;
-  while (i < limit) {
-    const unsigned d = static_cast<unsigned char>(data[i]) - unsigned{'0'};
-    if (d > 9) break;
-    v = v * 10 + d;
-    ++i;
-  }
-  if (i == from || i + 1 >= len || data[i] != '\r' || data[i + 1] != '\n') return 0;
-  if (data[from] == '0' && i - from > 1) return 0;
-  *out = v;
-  return i;
-}
 
 // isspace() in the C locale.
 inline bool IsSpace(unsigned char c) {
@@ -269,7 +251,7 @@ ParseStatus RequestParser::ParseMultibulk(const char* data, size_t len, size_t* 
 // ParseArgs(), or, for N <= 0, completes an empty request.
 ParseStatus RequestParser::ParseCount(const char* data, size_t len, size_t* consumed) {
   uint64_t fast = 0;
-  size_t r = FastHeaderNumber(data, 1, len, &fast);
+  size_t r = internal::FastLineNumber(data, 1, len, &fast);
   int64_t n = static_cast<int64_t>(fast);
   if (r == 0) {
     const char* cr = Find(data, std::max<size_t>(scan_, 1), len, '\r');
@@ -327,7 +309,7 @@ ParseStatus RequestParser::ParseArgs(const char* data, size_t len, size_t* consu
         return Fail(RequestError::kExpectedDollar);
       }
       uint64_t n = 0;
-      size_t r = FastHeaderNumber(data, pos + 1, len, &n);
+      size_t r = internal::FastLineNumber(data, pos + 1, len, &n);
       if (r == 0) {
         const char* cr = Find(data, std::max(scan, pos + 1), len, '\r');
         if (cr == nullptr) {

@@ -242,7 +242,8 @@ void BackendConn::FailPending(std::string_view error_line) {
   }
 }
 
-void BackendConn::Close(std::string_view reason) {
+// Drops the socket and everything queued or half-read on it.
+void BackendConn::ResetSocket() {
   boost::system::error_code ec;
   socket_.close(ec);
   timer_.cancel();
@@ -252,41 +253,36 @@ void BackendConn::Close(std::string_view reason) {
   read_in_flight_ = false;
   framer_.Reset();
   in_.Consume(in_.Size());
+}
+
+void BackendConn::NotifyClosed() {
+  if (unsolicited_ == nullptr) return;
+  UnsolicitedSink* u = unsolicited_;
+  unsolicited_ = nullptr;
+  u->OnBackendClosed();
+}
+
+void BackendConn::Close(std::string_view reason) {
+  spdlog::debug("backend {}: closing ({})", endpoint_.ToString(), reason);
+  ResetSocket();
   state_ = dedicated_ ? State::kClosed : State::kIdle;
-  (void)reason;
-  if (unsolicited_ != nullptr) {
-    UnsolicitedSink* u = unsolicited_;
-    unsolicited_ = nullptr;
-    u->OnBackendClosed();
-  }
+  NotifyClosed();
 }
 
 void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
-  std::string msg = "ERR keyfence: backend " + endpoint_.ToString() + " unavailable (" +
-                    std::string(why) + ")";
   spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
   worker_.metrics().CountBackendError(endpoint_.ToString(), "connect");
-  down_error_ = msg;
+  down_error_ = "ERR keyfence: backend " + endpoint_.ToString() + " unavailable (" +
+                std::string(why) + ")";
   auto alive = alive_;
-  bool was_dedicated = dedicated_;
-  boost::system::error_code ec;
-  socket_.close(ec);
-  timer_.cancel();
-  out_.clear();
-  writing_.clear();
-  write_in_flight_ = false;
-  read_in_flight_ = false;
+  ResetSocket();
   backoff_ms_ = backoff_ms_ == 0 ? kBackoffMinMs : std::min(backoff_ms_ * 2, kBackoffMaxMs);
   backoff_until_ns_ = Worker::NowNs() + backoff_ms_ * 1000000;
-  state_ = was_dedicated ? State::kClosed : State::kBackoff;
-  FailPending(msg);
+  state_ = dedicated_ ? State::kClosed : State::kBackoff;
+  FailPending(down_error_);
   if (!*alive) return;
-  if (unsolicited_ != nullptr) {
-    UnsolicitedSink* u = unsolicited_;
-    unsolicited_ = nullptr;
-    u->OnBackendClosed();
-  }
+  NotifyClosed();
   if (*alive) worker_.FlushDirty();
 }
 

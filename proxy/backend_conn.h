@@ -94,6 +94,8 @@ class BackendConn {
   bool DeliverFrames();
   void OnWrite(const boost::system::error_code& ec, size_t n);
   void Fail(std::string_view why);
+  void ResetSocket();
+  void NotifyClosed();
   void FailPending(std::string_view error_line);
 
   Worker& worker_;

@@ -92,8 +92,14 @@ void Router::WaitForOwner(uint32_t rid) {
                     " (failover in progress?)\r\n";
     return Finish(rid, e);
   }
+  ResendAfter(rid, kOwnerWaitMs);
+}
+
+// Sends request `rid` again after `ms` (to the slot's master as known then;
+// an ASK target is kept), unless it was forgotten meanwhile.
+void Router::ResendAfter(uint32_t rid, int ms) {
   auto timer = std::make_shared<asio::steady_timer>(worker_.io());
-  timer->expires_after(std::chrono::milliseconds(kOwnerWaitMs));
+  timer->expires_after(std::chrono::milliseconds(ms));
   timer->async_wait([this, rid, timer](const boost::system::error_code& ec) {
     if (ec) return;
     Inflight& g = slab_[rid];
@@ -103,7 +109,7 @@ void Router::WaitForOwner(uint32_t rid) {
       free_.push_back(rid);
       return;
     }
-    g.node = worker_.MasterForSlot(g.slot);
+    if (!g.asking || g.node < 0) g.node = worker_.MasterForSlot(g.slot);
     if (g.node < 0) return WaitForOwner(rid);
     Transmit(rid);
     worker_.FlushDirty();
@@ -150,22 +156,7 @@ void Router::RetryLater(uint32_t rid, int delay_ms) {
   if (++f.redirects > kMaxRedirects) {
     return Finish(rid, "-ERR keyfence: too many cluster redirects or retries\r\n");
   }
-  auto timer = std::make_shared<asio::steady_timer>(worker_.io());
-  timer->expires_after(std::chrono::milliseconds(delay_ms << (f.redirects - 1)));
-  timer->async_wait([this, rid, timer](const boost::system::error_code& ec) {
-    if (ec) return;
-    Inflight& g = slab_[rid];
-    if (!g.in_use) return;
-    if (g.sink == nullptr) {  // forgotten meanwhile
-      g.in_use = false;
-      free_.push_back(rid);
-      return;
-    }
-    if (!g.asking || g.node < 0) g.node = worker_.MasterForSlot(g.slot);
-    if (g.node < 0) return WaitForOwner(rid);
-    Transmit(rid);
-    worker_.FlushDirty();
-  });
+  ResendAfter(rid, delay_ms << (f.redirects - 1));
 }
 
 void Router::OnReply(uint64_t id, std::string_view frame) {

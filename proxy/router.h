@@ -67,6 +67,7 @@ class Router : public ReplySink {
   void Transmit(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
   void WaitForOwner(uint32_t rid);
+  void ResendAfter(uint32_t rid, int ms);
   void Finish(uint32_t rid, std::string_view frame);
 
   Worker& worker_;

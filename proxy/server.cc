@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/command_table.h"
+#include "proxy/logging.h"
 #include "proxy/worker.h"
 
 namespace keyfence::proxy {
@@ -68,13 +69,9 @@ std::pair<bool, std::string> Server::Reload() {
     for (size_t i = 0; i < r.errors.size(); ++i) {
       std::string e = r.errors[i].ToString();
       spdlog::error("config reload: {}", e);
-      std::string esc;
-      for (char c : e) {
-        if (c == '"' || c == '\\') esc.push_back('\\');
-        if (static_cast<unsigned char>(c) < 0x20) continue;
-        esc.push_back(c);
-      }
-      json += (i ? ",\"" : "\"") + esc + "\"";
+      json += i ? ",\"" : "\"";
+      AppendJsonEscaped(json, e.data(), e.size());
+      json += "\"";
     }
     json += "]}";
     return {false, json};
@@ -194,18 +191,7 @@ void Server::WaitSignal() {
 namespace {
 std::string JsonString(std::string_view s) {
   std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o.push_back('\\');
-      o.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o.append(buf);
-    } else {
-      o.push_back(static_cast<char>(c));
-    }
-  }
+  AppendJsonEscaped(o, s.data(), s.size());
   return o + "\"";
 }
 }  // namespace
