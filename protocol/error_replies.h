@@ -1,22 +1,186 @@
 // Error replies keyfence itself produces (DESIGN.md "Replies keyfence itself
 // produces"), byte for byte, without the leading '-' and trailing CRLF.
+// Every error text keyfence writes comes from this file: constants, and small
+// builders for the ones that quote a name or an argument.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
 
 namespace keyfence::protocol::errors {
 
+// --- Authentication and connection ---------------------------------------------------------
+
 inline constexpr std::string_view kNoAuth = "NOAUTH Authentication required.";
 inline constexpr std::string_view kWrongPass =
     "WRONGPASS invalid username-password pair or user is disabled.";
+inline constexpr std::string_view kMaxClients = "ERR max number of clients reached";
+inline constexpr std::string_view kAuthThrottled =
+    "ERR keyfence: too many failed AUTH attempts from this address; try again later";
+inline constexpr std::string_view kAuthWithState =
+    "ERR keyfence: cannot AUTH as another tenant while subscribed, in a transaction or with "
+    "requests in flight";
+inline constexpr std::string_view kHelloNoAuth =
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+    "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+    "RESP protocol version at the same time";
+inline constexpr std::string_view kHelloBadProto =
+    "ERR Protocol version is not an integer or out of range";
+inline constexpr std::string_view kNoProto = "NOPROTO unsupported protocol version";
+inline constexpr std::string_view kListenerTenantMissing =
+    "ERR keyfence: this listener's tenant is not configured";
+inline constexpr std::string_view kTenantRemoved = "ERR keyfence: tenant removed by configuration";
+inline constexpr std::string_view kRequestTooLarge =
+    "ERR Protocol error: request larger than max_request_bytes";
+inline constexpr std::string_view kSubscriberLost =
+    "ERR keyfence: subscriber connection to the backend was lost";
+
+// --- Command policy (tenancy::Decide) ------------------------------------------------------
+
 // "NOPERM this user has no permissions to run the '<cmd>' command"
 inline constexpr std::string_view kNoPermCommandPrefix =
     "NOPERM this user has no permissions to run the '";
 inline constexpr std::string_view kNoPermCommandSuffix = "' command";
 inline constexpr std::string_view kNoPermKey =
     "NOPERM this user has no permissions to access one of the keys used as arguments";
-inline constexpr std::string_view kCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot";
-inline constexpr std::string_view kMaxClients = "ERR max number of clients reached";
+// A keyspace-notification channel ("__key...") in (P)SUBSCRIBE, PUBLISH, PUBSUB NUMSUB.
+inline constexpr std::string_view kNoPermChannel =
+    "NOPERM this user has no permissions to access one of the channels used as arguments";
+// Also: the keys of a forwarded command cannot be located; bad options of local commands.
+inline constexpr std::string_view kSyntax = "ERR syntax error";
+
+// "ERR unknown command '<args[0], first 128 bytes>', with args beginning with: "
+// then "'<arg, first 64 bytes>' " for each of args[1..3].
+inline std::string UnknownCommand(std::span<const std::string_view> args) {
+  std::string e = "ERR unknown command '";
+  if (!args.empty()) e.append(args[0].substr(0, 128));
+  e += "', with args beginning with: ";
+  for (size_t i = 1; i < args.size() && i < 4; ++i) {
+    e += '\'';
+    e.append(args[i].substr(0, 64));
+    e += "' ";
+  }
+  return e;
+}
+
+// "ERR wrong number of arguments for '<name>' command" (name as in the command table:
+// lower case, "parent|sub" for a subcommand).
+inline std::string Arity(std::string_view name) {
+  std::string e = "ERR wrong number of arguments for '";
+  e.append(name);
+  e += "' command";
+  return e;
+}
+
+// "ERR unknown subcommand '<sub, first 128 bytes>'. Try <PARENT> HELP."
+inline std::string UnknownSubcommand(std::string_view parent, std::string_view sub) {
+  std::string e = "ERR unknown subcommand '";
+  e.append(sub.substr(0, 128));
+  e += "'. Try ";
+  for (char c : parent) e += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+  e += " HELP.";
+  return e;
+}
+
+// A RESP2 connection in pub/sub mode ran anything but (un)subscribe, PING, QUIT, RESET.
+inline std::string SubscribedContext(std::string_view name) {
+  std::string e = "ERR Can't execute '";
+  e.append(name);
+  e +=
+      "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+      "context";
+  return e;
+}
+
+// kNoPermCommandPrefix + name + kNoPermCommandSuffix.
+inline std::string NoPermCommand(std::string_view name) {
+  std::string e(kNoPermCommandPrefix);
+  e.append(name);
+  e.append(kNoPermCommandSuffix);
+  return e;
+}
+
+// --- Rate limits -----------------------------------------------------------------------------
+
+// "RATELIMIT tenant '<app>' is over its limit of <n> ops/s"
+inline std::string OpsLimit(std::string_view app, uint64_t ops_per_sec) {
+  std::string e = "RATELIMIT tenant '";
+  e.append(app);
+  e += "' is over its limit of ";
+  e += std::to_string(ops_per_sec);
+  e += " ops/s";
+  return e;
+}
+
+// "RATELIMIT tenant '<app>' is over its limit of <n> bytes/s"
+inline std::string BytesLimit(std::string_view app, uint64_t bytes_per_sec) {
+  std::string e = "RATELIMIT tenant '";
+  e.append(app);
+  e += "' is over its limit of ";
+  e += std::to_string(bytes_per_sec);
+  e += " bytes/s";
+  return e;
+}
+
+// --- Local commands --------------------------------------------------------------------------
+
 inline constexpr std::string_view kOnlyDb0 = "ERR DB index is out of range";
+inline constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
+inline constexpr std::string_view kInvalidCursor = "ERR invalid cursor";
+inline constexpr std::string_view kBadClientName =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+inline constexpr std::string_view kBadLibName =
+    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.";
+// COMMAND GETKEYS
+inline constexpr std::string_view kGetKeysInvalidArgs =
+    "ERR Invalid arguments specified for command";
+inline constexpr std::string_view kGetKeysInvalidCommand = "ERR Invalid command specified";
+
+// "ERR Syntax error in HELLO option '<option, first 64 bytes>'"
+inline std::string HelloSyntax(std::string_view option) {
+  std::string e = "ERR Syntax error in HELLO option '";
+  e.append(option.substr(0, 64));
+  e += '\'';
+  return e;
+}
+
+// CLIENT SETINFO: "ERR Unrecognized option '<option, first 64 bytes>'"
+inline std::string UnrecognizedOption(std::string_view option) {
+  std::string e = "ERR Unrecognized option '";
+  e.append(option.substr(0, 64));
+  e += '\'';
+  return e;
+}
+
+// --- Transactions ----------------------------------------------------------------------------
+
+inline constexpr std::string_view kMultiNested = "ERR MULTI calls can not be nested";
+inline constexpr std::string_view kExecWithoutMulti = "ERR EXEC without MULTI";
+inline constexpr std::string_view kDiscardWithoutMulti = "ERR DISCARD without MULTI";
+// Redis's own reply to WATCH inside MULTI.
+inline constexpr std::string_view kWatchInMulti = "ERR WATCH inside MULTI is not allowed";
+inline constexpr std::string_view kExecAbort =
+    "EXECABORT Transaction discarded because of previous errors.";
+inline constexpr std::string_view kNotInMulti =
+    "ERR keyfence: this command is not supported inside MULTI";
+inline constexpr std::string_view kSubscribeWithState =
+    "ERR keyfence: SUBSCRIBE is not allowed inside a transaction";
+
+// --- Cluster -------------------------------------------------------------------------------
+
+inline constexpr std::string_view kCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot";
+inline constexpr std::string_view kTopologyUnknown =
+    "CLUSTERDOWN keyfence: the cluster topology is not known yet";
+
+// "ERR keyfence: CLUSTER <sub> is not supported"
+inline std::string ClusterUnsupported(std::string_view sub) {
+  std::string e = "ERR keyfence: CLUSTER ";
+  e.append(sub);
+  e += " is not supported";
+  return e;
+}
 
 }  // namespace keyfence::protocol::errors

@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
-#include "proxy/logging.h"
+#include "proxy/base/logging.h"
 #include "proxy/server.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/command_table.h"
-#include "proxy/logging.h"
+#include "proxy/base/logging.h"
 #include "proxy/worker.h"
 
 namespace keyfence::proxy {
@@ -54,7 +54,7 @@ void Server::Publish(config::SnapshotPtr snap) {
     snapshot_ = snap;
   }
   metrics_->SetConfigVersion(snap->version);
-  tenants_.Apply(*snap, Worker::NowNs());
+  tenants_.Apply(*snap, Loop::NowNs());
   if (admin_) admin_->SetToken(snap->admin.token);
   for (auto& w : workers_) w->PublishSnapshot(snap);
   if (topology_) topology_->Reconfigure(snap->backend);
@@ -161,13 +161,13 @@ void Server::WaitSignal() {
     probe_timer_.cancel();
     // Drain: requests in flight get their replies (bounded by shutdown_grace_ms),
     // then every connection is closed and the process exits 0.
-    auto deadline = Worker::NowNs() + uint64_t{snapshot_->shutdown_grace_ms} * 1000000;
+    auto deadline = Loop::NowNs() + uint64_t{snapshot_->shutdown_grace_ms} * 1000000;
     auto timer = std::make_shared<asio::steady_timer>(control_);
     auto check = std::make_shared<std::function<void()>>();
     *check = [this, timer, check, deadline]() {
       bool busy = false;
       for (auto& w : workers_) busy = busy || w->busy();
-      if (!busy || Worker::NowNs() >= deadline) {
+      if (!busy || Loop::NowNs() >= deadline) {
         if (busy) spdlog::warn("shutdown grace over: closing connections with requests in flight");
         for (auto& w : workers_) w->Stop();
         control_.stop();
@@ -261,7 +261,7 @@ std::pair<int, std::string> Server::HotKeysJson(std::string_view tenant) {
 int Server::Run() {
   unsigned n = snapshot_->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  tenants_.Apply(*snapshot_, Worker::NowNs());
+  tenants_.Apply(*snapshot_, Loop::NowNs());
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), *this, metrics_->AddWorker()));
   }

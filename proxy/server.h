@@ -14,11 +14,11 @@
 #include <boost/asio.hpp>
 
 #include "config/config.h"
-#include "proxy/admin_server.h"
+#include "proxy/admin/admin_server.h"
 #include "proxy/config_watcher.h"
-#include "proxy/cluster/topology.h"
-#include "proxy/metrics.h"
-#include "proxy/tenant_state.h"
+#include "proxy/backend/topology.h"
+#include "proxy/base/metrics.h"
+#include "proxy/base/tenant_state.h"
 
 namespace keyfence::proxy {
 

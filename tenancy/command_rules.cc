@@ -94,7 +94,7 @@ constexpr Special kSpecial[] = {
     {"bzmpop", ArgRule::kKeySpecs, ReplyRule::kFirstIsKey, Route::kBlocking},
     {"lmpop", ArgRule::kKeySpecs, ReplyRule::kFirstIsKey, Route::kShared},
     {"zmpop", ArgRule::kKeySpecs, ReplyRule::kFirstIsKey, Route::kShared},
-    // XREAD/XREADGROUP block only with BLOCK; the proxy checks that at runtime.
+    // XREAD/XREADGROUP block only with BLOCK (Rule::block_option; Decide checks it).
     {"xread", ArgRule::kKeySpecs, ReplyRule::kStreams, Route::kShared},
     {"xreadgroup", ArgRule::kKeySpecs, ReplyRule::kStreams, Route::kShared},
 };
@@ -189,6 +189,9 @@ CommandRules::CommandRules() {
     });
   }
   set("copy", [](Rule& r) { r.no_db_option = true; });
+  for (std::string_view name : {"xread", "xreadgroup"}) {
+    set(name, [](Rule& r) { r.block_option = true; });
+  }
   // The reply to KEYS inside MULTI/EXEC, SCAN etc. are handled by the proxy's
   // emulations; PUBSUB NUMPAT counts every tenant's patterns: denied.
 }

@@ -80,6 +80,7 @@ struct Rule {
   Local local = Local::kNone;
   bool scripts = false;    // EVAL family: allowed only with limits.allow_scripts
   bool no_db_option = false;  // COPY: the DB option would leave the namespace
+  bool block_option = false;  // XREAD/XREADGROUP: BLOCK before STREAMS routes it kBlocking
 };
 
 class CommandRules {

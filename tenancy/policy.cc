@@ -30,10 +30,7 @@ Verdict CheckKeys(const config::Tenant& tenant, const protocol::CommandInfo& cmd
 }
 
 std::string NoPermCommand(const protocol::CommandInfo& cmd) {
-  std::string s(protocol::errors::kNoPermCommandPrefix);
-  s.append(cmd.name);
-  s.append(protocol::errors::kNoPermCommandSuffix);
-  return s;
+  return protocol::errors::NoPermCommand(cmd.name);
 }
 
 }  // namespace keyfence::tenancy

@@ -1,4 +1,4 @@
-#include "proxy/admin_server.h"
+#include "proxy/admin/admin_server.h"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>

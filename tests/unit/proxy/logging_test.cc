@@ -13,7 +13,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "proxy/logging.h"
+#include "proxy/base/logging.h"
 
 namespace {
 

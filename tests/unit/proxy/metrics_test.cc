@@ -1,4 +1,4 @@
-#include "proxy/metrics.h"
+#include "proxy/base/metrics.h"
 
 #include <prometheus/client_metric.h>
 #include <prometheus/metric_family.h>

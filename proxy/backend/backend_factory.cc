@@ -1,0 +1,19 @@
+// The one place that maps backend.mode to an implementation: a new kind of
+// backend is a new Backend implementation plus a line here.
+#include "proxy/backend/backend.h"
+#include "proxy/backend/cluster_backend.h"
+#include "proxy/backend/standalone_backend.h"
+
+namespace keyfence::proxy {
+
+std::unique_ptr<Backend> MakeBackend(BackendHost& host, const config::Backend& settings) {
+  switch (settings.mode) {
+    case config::BackendMode::kCluster:
+      return std::make_unique<ClusterBackend>(host);
+    case config::BackendMode::kStandalone:
+      break;
+  }
+  return std::make_unique<StandaloneBackend>(host);
+}
+
+}  // namespace keyfence::proxy

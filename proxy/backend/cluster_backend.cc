@@ -1,0 +1,120 @@
+#include "proxy/backend/cluster_backend.h"
+
+#include "protocol/error_replies.h"
+#include "tenancy/namespace.h"
+
+namespace keyfence::proxy {
+
+ClusterBackend::ClusterBackend(BackendHost& host)
+    : host_(host), pool_(host), router_(host, *this) {
+  owner_.fill(-1);
+}
+
+ClusterBackend::~ClusterBackend() = default;
+
+int ClusterBackend::SlotOf(uint16_t prefix_crc, std::span<const std::string_view> args,
+                           const tenancy::NameRefs& refs, bool* cross) const {
+  *cross = false;
+  int slot = kAnySlot;
+  for (const tenancy::NameRef& r : refs) {
+    if (r.kind != tenancy::RefKind::kKey && r.kind != tenancy::RefKind::kShardChannel) continue;
+    int s = tenancy::BackendKeySlot(prefix_crc, args[r.pos]);
+    if (slot == kAnySlot) {
+      slot = s;
+    } else if (s != slot) {
+      *cross = true;
+    }
+  }
+  return slot;
+}
+
+std::string& ClusterBackend::Prepare(int slot, int proto, uint64_t) {
+  prepared_slot_ = slot;
+  prepared_proto_ = proto;
+  return router_.Prepare();
+}
+
+void ClusterBackend::Commit(ReplySink* sink, uint64_t tag, SendFlags flags) {
+  router_.Commit(prepared_slot_, sink, tag, prepared_proto_, flags.follow_redirects,
+                 flags.read_only);
+}
+
+std::unique_ptr<BackendConn> ClusterBackend::Dedicated(int slot, int proto, std::string* error) {
+  int idx = MasterForSlot(slot);
+  if (idx < 0) {
+    host_.RequestTopologyRefresh();
+    error->assign(protocol::errors::kTopologyUnknown);
+    return nullptr;
+  }
+  return pool_.TakeDedicated(masters_[idx], proto);
+}
+
+const std::vector<config::Endpoint>& ClusterBackend::Masters() {
+  if (masters_.empty()) host_.RequestTopologyRefresh();
+  return masters_;
+}
+
+void ClusterBackend::Forget(ReplySink* sink) {
+  router_.Forget(sink);
+  pool_.Forget(sink);
+}
+
+void ClusterBackend::CheckTimeouts(uint64_t now_ns) {
+  pool_.CheckTimeouts(now_ns, uint64_t{host_.settings().request_timeout_ms} * 1000000);
+}
+
+void ClusterBackend::ApplySlotMap(SlotMapPtr map) {
+  slot_map_ = map;
+  masters_ = map->masters;
+  owner_ = map->owner;
+  master_nodes_.clear();
+  for (const auto& m : masters_) master_nodes_.push_back(&pool_.Get(m));
+  replicas_ = map->replicas;
+  replicas_.resize(masters_.size());
+}
+
+void ClusterBackend::Reconfigure() {
+  pool_.DrainAll();
+  master_nodes_.clear();
+  masters_.clear();  // the next topology (refreshed on reload) fills them again
+  replicas_.clear();
+  slot_map_.reset();
+  owner_.fill(-1);
+}
+
+bool ClusterBackend::KnowsNode(const config::Endpoint& ep) const {
+  if (slot_map_ && slot_map_->Knows(ep.ToString())) return true;
+  for (const auto& m : masters_) {
+    if (m.host == ep.host && m.port == ep.port) return true;
+  }
+  return false;
+}
+
+int ClusterBackend::MasterIndex(const config::Endpoint& ep) {
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    if (masters_[i].host == ep.host && masters_[i].port == ep.port) return static_cast<int>(i);
+  }
+  if (!KnowsNode(ep)) return -1;
+  masters_.push_back(ep);  // a replica promoted, or a new master
+  master_nodes_.push_back(&pool_.Get(ep));
+  replicas_.resize(masters_.size());
+  return static_cast<int>(masters_.size() - 1);
+}
+
+BackendConn& ClusterBackend::MasterConn(int master, int proto, uint64_t hint) {
+  return pool_.Shared(*master_nodes_[master], proto, hint);
+}
+
+BackendConn* ClusterBackend::ReplicaConn(int master, int proto, uint64_t hint) {
+  config::ReadFrom rf = host_.settings().read_from;
+  if (rf == config::ReadFrom::kMaster || static_cast<size_t>(master) >= replicas_.size() ||
+      replicas_[master].empty()) {
+    return nullptr;
+  }
+  const auto& reps = replicas_[master];
+  BackendConn& c = pool_.ReadOnly(pool_.Get(reps[hint % reps.size()]), proto);
+  if (rf == config::ReadFrom::kPreferReplica && !c.Available()) return nullptr;
+  return &c;
+}
+
+}  // namespace keyfence::proxy

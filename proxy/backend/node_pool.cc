@@ -1,0 +1,120 @@
+#include "proxy/backend/node_pool.h"
+
+#include <functional>
+
+namespace keyfence::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr size_t kMaxIdleDedicated = 16;
+int ProtoIndex(int proto) { return proto == 3 ? 1 : 0; }
+}  // namespace
+
+NodePool::~NodePool() = default;
+
+NodePool::Node& NodePool::Get(const config::Endpoint& ep) {
+  auto& p = nodes_[ep.ToString()];
+  if (!p) {
+    p = std::make_unique<Node>();
+    p->endpoint = ep;
+  }
+  return *p;
+}
+
+BackendConn& NodePool::Shared(Node& node, int proto, uint64_t hint) {
+  auto& v = node.shared[ProtoIndex(proto)];
+  size_t n = std::max<uint32_t>(1, host_.settings().connections_per_node);
+  if (v.size() != n) v.resize(n);
+  auto& c = v[n == 1 ? 0 : hint % n];
+  if (!c) c = std::make_unique<BackendConn>(host_, node.endpoint, proto, false);
+  return *c;
+}
+
+BackendConn& NodePool::ReadOnly(Node& node, int proto) {
+  auto& v = node.shared[ProtoIndex(proto)];
+  if (v.empty()) v.resize(1);
+  if (!v[0]) {
+    v[0] = std::make_unique<BackendConn>(host_, node.endpoint, proto, false);
+    v[0]->set_readonly(true);
+  }
+  return *v[0];
+}
+
+std::unique_ptr<BackendConn> NodePool::TakeDedicated(const config::Endpoint& ep, int proto) {
+  auto& idle = Get(ep).idle_dedicated[ProtoIndex(proto)];
+  while (!idle.empty()) {
+    auto c = std::move(idle.back());
+    idle.pop_back();
+    if (c->connected()) return c;
+  }
+  return std::make_unique<BackendConn>(host_, ep, proto, true);
+}
+
+void NodePool::ReturnDedicated(std::unique_ptr<BackendConn> conn) {
+  auto it = nodes_.find(conn->endpoint().ToString());
+  if (it == nodes_.end() || !conn->connected() || conn->pending() > 0 ||
+      it->second->idle_dedicated[ProtoIndex(conn->proto())].size() >= kMaxIdleDedicated) {
+    BackendConn* c = conn.release();
+    asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own read handler
+    return;
+  }
+  it->second->idle_dedicated[ProtoIndex(conn->proto())].push_back(std::move(conn));
+}
+
+void NodePool::Forget(ReplySink* sink) {
+  for (auto& [name, node] : nodes_) {
+    for (auto& v : node->shared) {
+      for (auto& c : v) {
+        if (c) c->Forget(sink);
+      }
+    }
+  }
+}
+
+void NodePool::CheckTimeouts(uint64_t now_ns, uint64_t timeout_ns) {
+  for (auto& [name, node] : nodes_) {
+    for (auto& v : node->shared) {
+      for (auto& c : v) {
+        if (c) c->CheckTimeout(now_ns, timeout_ns);
+      }
+    }
+  }
+}
+
+void NodePool::DrainAndDrop(std::unique_ptr<BackendConn> conn) {
+  if (!conn) return;
+  asio::io_context& io = host_.loop().io();
+  if (conn->pending() == 0) {
+    BackendConn* c = conn.release();
+    asio::post(io, [c] { delete c; });
+    return;
+  }
+  // Requests in flight still get their replies; the connection goes when drained.
+  BackendConn* old = conn.release();
+  auto drain = std::make_shared<asio::steady_timer>(io);
+  auto check = std::make_shared<std::function<void()>>();
+  *check = [old, drain, check]() {
+    if (old->pending() == 0) {
+      delete old;
+      *check = nullptr;
+      return;
+    }
+    drain->expires_after(std::chrono::milliseconds(50));
+    drain->async_wait([check](const boost::system::error_code&) {
+      if (*check) (*check)();
+    });
+  };
+  (*check)();
+}
+
+void NodePool::DrainAll() {
+  for (auto& [name, node] : nodes_) {
+    for (auto& v : node->shared) {
+      for (auto& c : v) DrainAndDrop(std::move(c));
+    }
+  }
+  nodes_.clear();
+}
+
+}  // namespace keyfence::proxy

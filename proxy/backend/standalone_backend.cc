@@ -1,0 +1,53 @@
+#include "proxy/backend/standalone_backend.h"
+
+#include "protocol/writer.h"
+
+namespace keyfence::proxy {
+
+std::string& StandaloneBackend::Prepare(int, int proto, uint64_t hint) {
+  if (server_ == nullptr) server_ = &pool_.Get(host_.settings().nodes[0]);
+  BackendConn& c = pool_.Shared(*server_, proto, hint);
+  prepared_ = &c;
+  prepared_down_ = !c.Available();
+  if (prepared_down_) {
+    down_.clear();
+    return down_;
+  }
+  return c.out();
+}
+
+void StandaloneBackend::Commit(ReplySink* sink, uint64_t tag, SendFlags) {
+  BackendConn* c = prepared_;
+  prepared_ = nullptr;
+  if (prepared_down_) {
+    prepared_down_ = false;
+    down_.clear();
+    std::string e;
+    protocol::AppendError(e, c->down_error());
+    if (sink != nullptr) sink->OnReply(tag, e);
+    return;
+  }
+  c->Push(sink, tag);
+  c->MarkDirty();
+}
+
+std::unique_ptr<BackendConn> StandaloneBackend::Dedicated(int, int proto, std::string*) {
+  return pool_.TakeDedicated(host_.settings().nodes[0], proto);
+}
+
+const std::vector<config::Endpoint>& StandaloneBackend::Masters() {
+  if (masters_.empty()) masters_.push_back(host_.settings().nodes[0]);
+  return masters_;
+}
+
+void StandaloneBackend::CheckTimeouts(uint64_t now_ns) {
+  pool_.CheckTimeouts(now_ns, uint64_t{host_.settings().request_timeout_ms} * 1000000);
+}
+
+void StandaloneBackend::Reconfigure() {
+  pool_.DrainAll();
+  server_ = nullptr;
+  masters_.clear();
+}
+
+}  // namespace keyfence::proxy

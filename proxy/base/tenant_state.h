@@ -1,0 +1,56 @@
+// State kept per tenant across config reloads (DESIGN.md: limits change on
+// reload without resetting buckets or connection counts).
+//
+// TenantShared: one per tenant name for the whole process (rate-limit buckets,
+// the connection count), created on first use and reconfigured in place by the
+// control thread on every snapshot. TenantLocal: one per tenant per worker
+// (borrowing views of the buckets, hot-key sketch, metric counters).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "config/config.h"
+#include "proxy/base/hotkeys.h"
+#include "proxy/base/metrics.h"
+#include "ratelimit/shared_bucket.h"
+
+namespace keyfence::proxy {
+
+struct TenantShared {
+  ratelimit::SharedBucket ops;
+  ratelimit::SharedBucket bytes;
+  std::atomic<int64_t> connections{0};
+};
+
+// Thread-safe registry (a mutex taken at connect/auth and reload time only).
+class TenantRegistry {
+ public:
+  TenantShared& Get(const std::string& tenant);
+  // Applies a snapshot's limits to every configured tenant (control thread).
+  void Apply(const config::Snapshot& snap, uint64_t now_ns);
+
+ private:
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<TenantShared>> tenants_;
+};
+
+// Worker-local.
+struct TenantLocal {
+  TenantShared* shared = nullptr;
+  TenantCounters* counters = nullptr;
+  ratelimit::BorrowingBucket ops;
+  ratelimit::BorrowingBucket bytes;
+  HotKeys hot;
+  uint32_t sample = 0;  // hot-key sampling counter
+  uint64_t big_log_ns = 0;  // last big-value log line (at most one a second)
+};
+
+}  // namespace keyfence::proxy

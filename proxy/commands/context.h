@@ -1,0 +1,129 @@
+// What a command handler can do: the narrow interface between commands and
+// the client session (Envoy redis_proxy's SplitCallbacks, in spirit). A
+// handler reads the request, answers in order (now, or later through a
+// deferred reply slot), and reaches the tenant, the connection state, the
+// backend and the client's dedicated connection; nothing else of the session.
+// Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "protocol/command_table.h"
+#include "protocol/writer.h"
+#include "proxy/backend/backend.h"
+#include "proxy/base/metrics.h"
+#include "proxy/commands/state.h"
+#include "proxy/net/client_stream.h"
+#include "tenancy/command_rules.h"
+#include "tenancy/key_finder.h"
+
+namespace keyfence::proxy {
+
+// A multi-step operation a handler starts (fan-out, namespace scan); owned
+// by the session until it calls Finished().
+class AsyncOp {
+ public:
+  virtual ~AsyncOp() = default;
+};
+
+// What the session tells about itself (CLIENT INFO, INFO).
+struct SessionInfo {
+  uint64_t id = 0;
+  PeerInfo peer;
+  uint64_t created_ns = 0;
+  uint64_t last_cmd_ns = 0;
+  uint64_t commands = 0;
+  size_t worker_sessions = 0;
+};
+
+enum class BindResult : uint8_t { kOk, kStateHeld, kTooManyConnections };
+
+class CommandContext {
+ public:
+  virtual ~CommandContext() = default;
+
+  // The request: args()[0] is the command name; refs() its names (forwarded
+  // commands only). Valid during the handler call.
+  virtual std::span<const std::string_view> args() const = 0;
+  virtual const tenancy::NameRefs& refs() const = 0;
+
+  // Replies, in request order. BeginReply() gives the buffer to append one
+  // whole reply to; EndReply() closes it.
+  virtual std::string& BeginReply() = 0;
+  virtual void EndReply() = 0;
+  // A slot whose reply comes later, as sink() receives it (tag = the slot) or
+  // through Complete(). `pattern` filters names for list replies.
+  virtual uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern = {}) = 0;
+  virtual void SetExecRules(uint64_t slot, ExecRules rules) = 0;
+  virtual void Complete(uint64_t slot, std::string_view reply) = 0;
+  virtual ReplySink& sink() = 0;
+  // Receives pub/sub pushes on the dedicated connection.
+  virtual UnsolicitedSink& pushes() = 0;
+  // A refused request: counted under `reason`, answered with `error`.
+  virtual void Reject(RejectReason reason, std::string_view error) = 0;
+  // Replies still owed to this client (a barrier waits for none).
+  virtual bool inflight() const = 0;
+
+  // The connection.
+  virtual const config::Tenant* tenant() const = 0;
+  virtual uint16_t prefix_crc() const = 0;
+  virtual ConnState& state() = 0;
+  virtual DedicatedLink& dedicated() = 0;
+  virtual Transaction& tx() = 0;
+  virtual const SessionInfo& info() = 0;
+  virtual const config::Snapshot& snapshot() const = 0;
+  virtual const config::Listener& listener() const = 0;
+
+  // The backend; hint() spreads this client over connections_per_node.
+  virtual Backend& backend() = 0;
+  virtual uint64_t hint() const = 0;
+  // Gives the dedicated connection back (pooled if clean) or drops it.
+  virtual void DropDedicated() = 0;
+
+  // Async operations owned by the session.
+  virtual void Adopt(std::unique_ptr<AsyncOp> op) = 0;
+  virtual void Finished(AsyncOp* op) = 0;
+
+  // Tenant and lifecycle (handshake commands).
+  virtual bool AuthThrottled() = 0;
+  virtual void AuthFailed() = 0;
+  virtual BindResult Bind(const config::Tenant* t) = 0;
+  virtual void ResetConnection() = 0;  // RESET: back to a fresh connection
+  virtual void CloseAfterReply() = 0;  // QUIT
+
+  // Helpers over BeginReply()/EndReply().
+  void ReplyError(std::string_view e) {
+    protocol::AppendError(BeginReply(), e);
+    EndReply();
+  }
+  void ReplySimple(std::string_view s) {
+    protocol::AppendSimple(BeginReply(), s);
+    EndReply();
+  }
+  void ReplyInteger(int64_t v) {
+    protocol::AppendInteger(BeginReply(), v);
+    EndReply();
+  }
+  void ReplyBulk(std::string_view s) {
+    protocol::AppendBulk(BeginReply(), s);
+    EndReply();
+  }
+  void ReplyNull() {
+    protocol::AppendNull(BeginReply(), state().proto);
+    EndReply();
+  }
+  int proto() { return state().proto; }
+};
+
+// A command handler. Returns false for a barrier: the request is retried
+// once no reply is owed to the client (e.g. switching to a dedicated
+// connection waits for the shared one's replies).
+using Handler = bool (*)(CommandContext& ctx, const protocol::CommandInfo& cmd,
+                         const tenancy::Rule& rule);
+
+}  // namespace keyfence::proxy

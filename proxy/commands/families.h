@@ -1,0 +1,61 @@
+// Every command handler, by family. registry.cc binds them to the command
+// rules (tenancy::Local / Route); each family lives in its own file.
+#pragma once
+
+#include "proxy/commands/context.h"
+
+namespace keyfence::proxy::commands {
+
+// handshake.cc: connection and handshake.
+bool Ping(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Echo(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Quit(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Reset(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Select(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Hello(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Auth(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+
+// client.cc: CLIENT subcommands.
+bool Client(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+// CLIENT SETINFO / NO-TOUCH (Redis 7.2, not in the 7.0 table).
+bool ClientExtension(CommandContext&);
+
+// introspection.cc: INFO, CONFIG GET, COMMAND, CLUSTER, no-ops.
+bool Info(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool ConfigGet(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool CommandDocs(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool CommandGetKeys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Cluster(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Ok(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+
+// keyspace.cc: emulations over the tenant's namespace.
+bool Keys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool Scan(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool WalkNamespace(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+
+// pubsub.cc
+bool PubsubChannels(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+// Keeps the subscription counts from (un)subscribe acks.
+void TrackSubscriptions(ConnState& st, std::string_view frame);
+
+// transactions.cc: MULTI, EXEC, DISCARD, WATCH, UNWATCH (one implementation
+// for every backend) and queueing inside MULTI.
+bool TransactionCommand(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+// A command inside MULTI: validated and kept for EXEC.
+bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross);
+
+// forward.cc: a command forwarded to the backend (shared, blocking, pub/sub).
+bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+             tenancy::Route route);
+// Sends the request on the client's dedicated connection for `slot`, taking
+// one first if needed (false: a barrier).
+bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, tenancy::Route route,
+                      int slot, bool* sent = nullptr);
+// Takes a dedicated connection for `slot`; false (and an error reply) if none.
+bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber);
+
+// multikey.cc: MGET/MSET/DEL/UNLINK/EXISTS/TOUCH split by slot and merged.
+bool Splittable(const protocol::CommandInfo& cmd);
+void SplitBySlot(CommandContext& ctx, const protocol::CommandInfo& cmd);
+
+}  // namespace keyfence::proxy::commands

@@ -1,0 +1,93 @@
+// Forwarding: a command rewritten into the namespace and sent to the backend.
+// The common case (the GET path) is a shared, multiplexed connection: the
+// request is written straight into the backend's buffer. Blocking commands,
+// WATCH and subscribers use the client's dedicated connection; inside MULTI
+// commands are queued (transactions.cc).
+#include "protocol/error_replies.h"
+#include "proxy/commands/families.h"
+#include "tenancy/rewriter.h"
+
+namespace keyfence::proxy::commands {
+
+namespace errors = protocol::errors;
+using tenancy::Route;
+
+bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber) {
+  std::string error;
+  std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(slot, ctx.proto(), &error);
+  if (!c) {
+    ctx.ReplyError(error);
+    return false;
+  }
+  DedicatedLink& d = ctx.dedicated();
+  d.conn = std::move(c);
+  d.slot = slot;
+  d.mode = subscriber ? DedicatedLink::Mode::kPubSub : DedicatedLink::Mode::kDedicated;
+  if (subscriber) d.conn->set_unsolicited(&ctx.pushes());
+  return true;
+}
+
+bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route route, int slot,
+                      bool* sent) {
+  DedicatedLink& d = ctx.dedicated();
+  const bool pubsub = route == Route::kPubSub;
+  if (!d.active()) {
+    if (ctx.inflight()) return false;  // the shared connection's replies come first
+    if (!TakeDedicated(ctx, slot, pubsub)) return true;
+  } else if (pubsub && !d.subscribed()) {
+    if (ctx.inflight()) return false;
+    ctx.ReplyError(errors::kSubscribeWithState);
+    return true;
+  } else if (slot != kAnySlot && d.slot != kAnySlot && slot != d.slot && !d.subscribed()) {
+    ctx.ReplyError(errors::kCrossSlot);
+    return true;
+  }
+  if (slot != kAnySlot && d.slot == kAnySlot) d.slot = slot;
+  if (!d.conn->Available()) {
+    ctx.ReplyError(d.conn->down_error());
+    ctx.DropDedicated();
+    return true;
+  }
+  if (route == Route::kBlocking) d.blocking = true;
+  if (sent != nullptr) *sent = true;
+  tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, d.conn->out());
+  d.conn->MarkDirty();
+  if (pubsub) return true;  // replies arrive as pushes
+  d.conn->Push(&ctx.sink(), ctx.Defer(rule.reply));
+  return true;
+}
+
+bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+             Route route) {
+  if (route == Route::kTransaction) return TransactionCommand(ctx, cmd, rule);
+  auto args = ctx.args();
+  Backend& backend = ctx.backend();
+  bool cross = false;
+  int slot = backend.SlotOf(ctx.prefix_crc(), args, ctx.refs(), &cross);
+  if (ctx.tx().open) {
+    if (route == Route::kPubSub) {
+      ctx.ReplyError(errors::kSubscribeWithState);
+      return true;
+    }
+    return Queue(ctx, rule, slot, cross);
+  }
+  DedicatedLink& d = ctx.dedicated();
+  if (cross) {
+    if (Splittable(cmd) && !d.active()) {
+      SplitBySlot(ctx, cmd);
+    } else {
+      ctx.ReplyError(errors::kCrossSlot);
+    }
+    return true;
+  }
+  if (route != Route::kShared || d.active()) return ForwardDedicated(ctx, rule, route, slot);
+  // The hot path: written once, straight into the backend's buffer.
+  uint64_t tag = ctx.Defer(rule.reply);
+  tenancy::WriteRequest(args, ctx.refs(), ctx.tenant()->prefix,
+                        backend.Prepare(slot, ctx.proto(), ctx.hint()));
+  backend.Commit(&ctx.sink(), tag,
+                 SendFlags{!rule.scripts, (cmd.flags & protocol::kCmdReadonly) != 0});
+  return true;
+}
+
+}  // namespace keyfence::proxy::commands

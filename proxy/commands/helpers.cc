@@ -1,0 +1,58 @@
+#include "proxy/commands/helpers.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "protocol/glob.h"
+#include "tenancy/rewriter.h"
+
+namespace keyfence::proxy::commands {
+
+bool ParseI64(std::string_view s, int64_t* v) {
+  if (s.empty() || s.size() > 20) return false;
+  char* end = nullptr;
+  std::string tmp(s);
+  errno = 0;
+  long long x = std::strtoll(tmp.c_str(), &end, 10);
+  if (errno != 0 || end != tmp.c_str() + tmp.size()) return false;
+  *v = x;
+  return true;
+}
+
+std::string BackendPattern(std::string_view prefix, std::string_view client_pattern) {
+  std::string p = protocol::GlobEscape(prefix);
+  size_t lit = protocol::GlobLiteralPrefix(client_pattern);
+  p.append(client_pattern.substr(0, lit));
+  p.push_back('*');
+  return p;
+}
+
+void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule rule,
+               std::string_view pattern) {
+  Transaction& tx = ctx.tx();
+  if (tx.open) {
+    tx.bytes.append(bytes);
+    ++tx.count;
+    tx.rules.emplace_back(rule, std::string(pattern));
+    ctx.ReplySimple("QUEUED");
+    return;
+  }
+  uint64_t slot = ctx.Defer(rule, pattern);
+  DedicatedLink& d = ctx.dedicated();
+  if (d.active()) {
+    d.conn->out().append(bytes);
+    d.conn->Push(&ctx.sink(), slot);
+    d.conn->MarkDirty();
+    return;
+  }
+  ctx.backend().Send(bytes, kAnySlot, ctx.proto(), ctx.hint(), &ctx.sink(), slot);
+}
+
+std::string Verbatim(CommandContext& ctx) {
+  tenancy::NameRefs none;
+  std::string bytes;
+  tenancy::WriteRequest(ctx.args(), none, "", bytes);
+  return bytes;
+}
+
+}  // namespace keyfence::proxy::commands

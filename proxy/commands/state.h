@@ -1,0 +1,62 @@
+// Per-connection state that command handlers read and change, as plain data
+// (DESIGN/STYLE: a session's mode is one enum and small state objects, not a
+// dozen bools). Owned by the session; worker-local.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proxy/backend/backend.h"
+#include "tenancy/command_rules.h"
+
+namespace keyfence::proxy {
+
+// The reply rules of the commands of a transaction, in order (EXEC's array).
+using ExecRules = std::vector<std::pair<tenancy::ReplyRule, std::string>>;
+
+enum class ReplyMode : uint8_t { kOn, kOff, kSkip };  // CLIENT REPLY
+
+struct ConnState {
+  int proto = 2;
+  std::string name;  // CLIENT SETNAME
+  std::string lib_name, lib_ver;
+  ReplyMode reply_mode = ReplyMode::kOn;
+  bool discard_current = false;  // CLIENT REPLY OFF/SKIP applies to this request
+  int64_t classic_subs = 0;  // SUBSCRIBE + PSUBSCRIBE count (from the acks)
+  int64_t shard_subs = 0;    // SSUBSCRIBE count
+};
+
+// The client's own backend connection, while it needs one.
+struct DedicatedLink {
+  enum class Mode : uint8_t { kNone, kDedicated, kPubSub };
+  std::unique_ptr<BackendConn> conn;
+  Mode mode = Mode::kNone;
+  int slot = kAnySlot;      // the hash slot it was taken for (cluster: the node)
+  bool blocking = false;    // a blocking command was sent on it
+  bool watching = false;    // WATCHed keys live on it
+  bool active() const { return conn != nullptr; }
+  bool subscribed() const { return mode == Mode::kPubSub; }
+};
+
+// MULTI ... EXEC: keyfence answers MULTI and keeps the rewritten commands;
+// EXEC sends MULTI ... EXEC to the node owning their (single) slot.
+struct Transaction {
+  bool open = false;   // after MULTI
+  bool failed = false; // a queued command was refused: EXEC aborts
+  int slot = kAnySlot;
+  std::string bytes;   // the queued commands
+  size_t count = 0;
+  ExecRules rules;
+  void Clear() {
+    open = failed = false;
+    slot = kAnySlot;
+    bytes.clear();
+    count = 0;
+    rules.clear();
+  }
+};
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,136 @@
+// MULTI / EXEC / DISCARD / WATCH / UNWATCH, one implementation for every
+// backend: MULTI is answered here and the commands after it are validated and
+// kept (QUEUED); EXEC sends MULTI ... EXEC on the client's dedicated
+// connection to the node that owns their single slot (standalone: the
+// server). WATCH takes that connection first, so EXEC runs where the keys
+// are watched. A command refused while queueing makes EXEC abort, as in Redis.
+#include "protocol/error_replies.h"
+#include "proxy/commands/families.h"
+#include "tenancy/rewriter.h"
+
+namespace keyfence::proxy::commands {
+
+namespace errors = protocol::errors;
+using tenancy::ReplyRule;
+
+namespace {
+
+void SendUnwatch(DedicatedLink& d, ReplySink* sink, uint64_t tag) {
+  d.watching = false;
+  protocol::AppendCommand(d.conn->out(), {"UNWATCH"});
+  d.conn->Push(sink, tag);
+  d.conn->MarkDirty();
+}
+
+bool Exec(CommandContext& ctx) {
+  proxy::Transaction& tx = ctx.tx();
+  DedicatedLink& d = ctx.dedicated();
+  tx.open = false;
+  if (tx.failed) {
+    if (d.active() && d.watching) SendUnwatch(d, nullptr, 0);
+    tx.Clear();
+    ctx.ReplyError(errors::kExecAbort);
+    return true;
+  }
+  if (!d.active()) {
+    if (ctx.inflight()) {
+      tx.open = true;  // retried once the earlier replies are in
+      return false;
+    }
+    if (!TakeDedicated(ctx, tx.slot, false)) {
+      tx.Clear();
+      return true;
+    }
+  }
+  if (!d.conn->Available()) {
+    ctx.ReplyError(d.conn->down_error());
+    ctx.DropDedicated();
+    tx.Clear();
+    return true;
+  }
+  std::string& o = d.conn->out();
+  protocol::AppendCommand(o, {"MULTI"});
+  d.conn->Push(nullptr, 0);
+  o.append(tx.bytes);
+  for (size_t i = 0; i < tx.count; ++i) d.conn->Push(nullptr, 0);  // +QUEUED
+  protocol::AppendCommand(o, {"EXEC"});
+  d.conn->MarkDirty();
+  d.watching = false;
+  uint64_t slot = ctx.Defer(ReplyRule::kNone);
+  ctx.SetExecRules(slot, std::move(tx.rules));
+  d.conn->Push(&ctx.sink(), slot);
+  tx.Clear();
+  return true;
+}
+
+}  // namespace
+
+bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross) {
+  proxy::Transaction& tx = ctx.tx();
+  if (cross || (slot != kAnySlot && tx.slot != kAnySlot && slot != tx.slot)) {
+    tx.failed = true;
+    ctx.ReplyError(errors::kCrossSlot);
+    return true;
+  }
+  if (slot != kAnySlot) tx.slot = slot;
+  tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, tx.bytes);
+  ++tx.count;
+  tx.rules.emplace_back(rule.reply, std::string());
+  ctx.ReplySimple("QUEUED");
+  return true;
+}
+
+bool TransactionCommand(CommandContext& ctx, const protocol::CommandInfo& cmd,
+                        const tenancy::Rule& rule) {
+  proxy::Transaction& tx = ctx.tx();
+  DedicatedLink& d = ctx.dedicated();
+  const std::string_view name = cmd.name;
+  if (name == "multi") {
+    if (tx.open) {
+      ctx.ReplyError(errors::kMultiNested);
+      return true;
+    }
+    tx.Clear();
+    tx.open = true;
+    tx.slot = d.active() ? d.slot : kAnySlot;
+    ctx.ReplySimple("OK");
+    return true;
+  }
+  if (name == "exec" || name == "discard") {
+    if (!tx.open) {
+      ctx.ReplyError(name == "exec" ? errors::kExecWithoutMulti : errors::kDiscardWithoutMulti);
+      return true;
+    }
+    if (name == "exec") return Exec(ctx);
+    tx.Clear();
+    if (d.active() && d.watching) {  // DISCARD also forgets WATCHed keys
+      SendUnwatch(d, &ctx.sink(), ctx.Defer(ReplyRule::kNone));
+    } else {
+      ctx.ReplySimple("OK");
+    }
+    return true;
+  }
+  bool cross = false;
+  int slot = ctx.backend().SlotOf(ctx.prefix_crc(), ctx.args(), ctx.refs(), &cross);
+  if (tx.open) {
+    if (name == "watch") {
+      ctx.ReplyError(errors::kWatchInMulti);
+      return true;
+    }
+    return Queue(ctx, rule, slot, cross);  // UNWATCH inside MULTI is queued
+  }
+  if (name == "unwatch" && !d.active()) {
+    ctx.ReplySimple("OK");
+    return true;
+  }
+  if (cross) {
+    ctx.ReplyError(errors::kCrossSlot);
+    return true;
+  }
+  bool sent = false;
+  if (!ForwardDedicated(ctx, rule, tenancy::Route::kTransaction, slot, &sent)) return false;
+  if (sent) d.watching = name == "watch";
+  return true;
+}
+
+}  // namespace keyfence::proxy::commands

@@ -1,0 +1,167 @@
+#include "proxy/session/client_conn.h"
+
+#include "protocol/error_replies.h"
+#include "protocol/writer.h"
+#include "proxy/session/session_limits.h"
+
+namespace keyfence::proxy {
+
+namespace asio = boost::asio;
+using namespace session;  // NOLINT: the session's named limits
+
+ClientConn::ClientConn(Loop& loop, std::unique_ptr<ClientStream> stream, RequestHandler& handler)
+    : loop_(loop),
+      stream_(std::move(stream)),
+      handler_(handler),
+      alive_(std::make_shared<bool>(true)),
+      peer_(stream_->Peer()),
+      fd_(stream_->native_handle()) {}
+
+ClientConn::~ClientConn() {
+  *alive_ = false;
+  loop_.Unmark(this);
+}
+
+bool ClientConn::Start() {
+  if (!loop_.mux().Add(fd_, this)) return false;
+  reading_enabled_ = true;
+  return true;
+}
+
+void ClientConn::StartRead() {
+  if (closing()) return;
+  bool want = !read_paused_;
+  if (want != reading_enabled_) {
+    reading_enabled_ = want;
+    loop_.mux().Enable(fd_, this, want);
+  }
+}
+
+void ClientConn::OnReadable() {
+  if (!closed_) ReadReady();
+}
+
+// One read per wake-up unless the buffer filled up (or the stream holds
+// buffered bytes the fd will not signal again).
+void ClientConn::ReadReady() {
+  for (;;) {
+    if (read_paused_ || close_after_flush_) break;
+    char* p = in_.Prepare(kReadChunk);
+    size_t room = in_.Writable();
+    boost::system::error_code ec;
+    size_t n = stream_->ReadSome(p, room, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) return Close();
+    in_.Commit(n);
+    ProcessInput();
+    if (closed_) return;
+    if (n < room && stream_->buffered() == 0) break;
+  }
+  in_.ShrinkIfIdle(kInputKeep);  // give back what a big request needed
+  loop_.ScheduleFlush();
+  StartRead();
+}
+
+void ClientConn::Resume() {
+  if (closed_ || !read_paused_) return;
+  read_paused_ = false;
+  ProcessInput();
+  loop_.ScheduleFlush();
+  StartRead();
+}
+
+void ClientConn::ResumeSoon() {
+  if (!read_paused_) return;
+  auto alive = alive_;
+  asio::post(loop_.io(), [this, alive] {
+    if (*alive) Resume();
+  });
+}
+
+void ClientConn::BadInput(RejectReason reason, std::string_view error) {
+  handler_.OnBadInput(reason);
+  CloseWithError(error);
+}
+
+void ClientConn::ProcessInput() {
+  if (processing_) return;
+  processing_ = true;
+  while (!in_.Empty() && !closing()) {
+    if (replies_.size() >= kMaxInflight || out_.size() > kOutputPause) {
+      read_paused_ = true;
+      break;
+    }
+    size_t consumed = 0;
+    protocol::ParseStatus st = parser_.Parse(in_.Data(), in_.Size(), &consumed);
+    const uint64_t max_request = handler_.max_request_bytes();
+    if (st == protocol::ParseStatus::kNeedMore) {
+      size_t want = parser_.hint_total();
+      if (want > max_request || in_.Size() > max_request) {
+        BadInput(RejectReason::kTooLarge, protocol::errors::kRequestTooLarge);
+        break;
+      }
+      if (want > in_.Size()) in_.Prepare(want - in_.Size());
+      break;
+    }
+    if (st == protocol::ParseStatus::kError) {
+      BadInput(RejectReason::kProtocol, "ERR " + parser_.error_text());
+      break;
+    }
+    if (consumed > max_request) {
+      BadInput(RejectReason::kTooLarge, protocol::errors::kRequestTooLarge);
+      break;
+    }
+    args_.clear();
+    for (size_t i = 0; i < parser_.argc(); ++i) args_.push_back(parser_.arg(i));
+    if (!args_.empty() && !handler_.OnRequest(args_, consumed)) {
+      read_paused_ = true;  // a barrier: this request again once nothing is in flight
+      break;
+    }
+    in_.Consume(consumed);
+  }
+  processing_ = false;
+}
+
+void ClientConn::Flush() {
+  if (closed_ || write_in_flight_) return;
+  if (out_.empty()) {
+    if (close_after_flush_ && replies_.empty()) Close();
+    return;
+  }
+  uint64_t limit = handler_.output_limit();
+  if (limit > 0 && out_.size() > limit) {
+    handler_.OnOutputOverLimit(limit);
+    return Close();
+  }
+  writing_.swap(out_);
+  out_.clear();
+  write_in_flight_ = true;
+  stream_->AsyncWrite(writing_.data(), writing_.size(), this);
+}
+
+void ClientConn::OnWritten(const boost::system::error_code& ec) {
+  write_in_flight_ = false;
+  writing_.clear();
+  if (ec) return Close();
+  if (writing_.capacity() > 1024 * 1024) std::string().swap(writing_);
+  if (!out_.empty() || close_after_flush_) Flush();
+  if (read_paused_ && out_.size() <= kOutputPause && replies_.size() < kMaxInflight) Resume();
+}
+
+void ClientConn::CloseWithError(std::string_view error) {
+  if (closing()) return;
+  protocol::AppendError(replies_.LocalReply(false, 0, 0), error);
+  replies_.FinishLocal();
+  close_after_flush_ = true;
+  MarkDirty();
+}
+
+void ClientConn::Close() {
+  if (closed_) return;
+  closed_ = true;
+  loop_.mux().Remove(fd_);
+  stream_->Close();
+  handler_.OnClosed();
+}
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,101 @@
+// One client connection: its stream, read buffer, request parser, reply queue
+// and output buffer, and the flush (once per loop turn). It knows nothing of
+// commands: every complete request goes to its RequestHandler (the session).
+//
+// Reads are driven by the worker's level-triggered ReadMux; while paused
+// (backpressure, a barrier, a rate-limit delay) the socket is out of the set.
+// Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/request_parser.h"
+#include "proxy/base/buffer.h"
+#include "proxy/base/metrics.h"
+#include "proxy/net/client_stream.h"
+#include "proxy/net/loop.h"
+#include "proxy/session/reply_queue.h"
+
+namespace keyfence::proxy {
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  // One complete request (args[0] is the command name; views into the read
+  // buffer, valid during the call); `bytes` its size on the wire. False: a
+  // barrier — pause and hand the same request again on Resume().
+  virtual bool OnRequest(std::span<const std::string_view> args, size_t bytes) = 0;
+  // The largest request accepted now.
+  virtual uint64_t max_request_bytes() const = 0;
+  // Output allowed to pile up before the client is disconnected (0: no limit).
+  virtual uint64_t output_limit() const = 0;
+  // The output grew over output_limit(): the connection closes.
+  virtual void OnOutputOverLimit(uint64_t limit) = 0;
+  // A request the stream could not carry (counted; the connection closes).
+  virtual void OnBadInput(RejectReason reason) = 0;
+  // The connection closed.
+  virtual void OnClosed() = 0;
+};
+
+class ClientConn final : public Readable, public Flushable, public WriteDone {
+ public:
+  ClientConn(Loop& loop, std::unique_ptr<ClientStream> stream, RequestHandler& handler);
+  ~ClientConn() override;
+
+  // Starts reading; false if the stream cannot be watched.
+  bool Start();
+  void OnReadable() override;
+  void Flush() override;
+  void OnWritten(const boost::system::error_code& ec) override;
+  void MarkDirty() { loop_.MarkClientDirty(this); }
+
+  // Handles the paused input again (after a barrier or a delay).
+  void Resume();
+  // Resume() from a posted task (safe inside any handler).
+  void ResumeSoon();
+  // Sends `error` after the replies before it, then closes.
+  void CloseWithError(std::string_view error);
+  void CloseAfterFlush() { close_after_flush_ = true; }
+  void Close();
+
+  bool closed() const { return closed_; }
+  bool closing() const { return closed_ || close_after_flush_; }
+  ReplyQueue& replies() { return replies_; }
+  const ReplyQueue& replies() const { return replies_; }
+  std::string& out() { return out_; }
+  protocol::RequestParser& parser() { return parser_; }
+  const PeerInfo& peer() const { return peer_; }
+
+ private:
+  void ReadReady();
+  void ProcessInput();
+  // Reports a bad request and closes; false to stop processing.
+  void BadInput(RejectReason reason, std::string_view error);
+  void StartRead();
+
+  Loop& loop_;
+  std::unique_ptr<ClientStream> stream_;
+  RequestHandler& handler_;
+  std::shared_ptr<bool> alive_;
+  PeerInfo peer_;
+  Buffer in_;
+  std::string out_;
+  std::string writing_;
+  protocol::RequestParser parser_;
+  std::vector<std::string_view> args_;
+  ReplyQueue replies_{out_};
+  int fd_ = -1;
+  bool write_in_flight_ = false;
+  bool reading_enabled_ = false;
+  bool read_paused_ = false;
+  bool processing_ = false;
+  bool close_after_flush_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,106 @@
+#include "proxy/session/dispatcher.h"
+
+#include "protocol/error_replies.h"
+#include "proxy/commands/families.h"
+#include "proxy/commands/registry.h"
+#include "proxy/session/session.h"
+#include "proxy/session/session_limits.h"
+#include "tenancy/policy.h"
+#include "tenancy/decision.h"
+
+namespace keyfence::proxy {
+
+namespace errors = protocol::errors;
+using tenancy::Local;
+using tenancy::Outcome;
+
+namespace {
+
+RejectReason ReasonOf(tenancy::RejectMetric m) {
+  switch (m) {
+    case tenancy::RejectMetric::kAuth:
+      return RejectReason::kAuth;
+    case tenancy::RejectMetric::kKeyRule:
+      return RejectReason::kKeyRule;
+    case tenancy::RejectMetric::kDenied:
+    case tenancy::RejectMetric::kNone:
+      break;
+  }
+  return RejectReason::kDenied;
+}
+
+}  // namespace
+
+bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, size_t bytes) {
+  TenantBinding& binding = s.binding_;
+  if (!binding.TakeRequestBytes(bytes)) {
+    s.args_ = {};
+    s.Reject(RejectReason::kRateLimit,
+             errors::BytesLimit(binding.name(), binding.tenant()->limits.bytes_per_sec));
+    return true;
+  }
+  if (const config::Tenant* t = binding.tenant();
+      t != nullptr && bytes > t->limits.big_value_bytes && args.size() > 1) {
+    binding.NoteBig(false, bytes, args[1], s.info_.id);
+  }
+  if (s.host_.snapshot_version() != s.snapshot_version_) {
+    s.RefreshSnapshot();
+    if (s.conn_.closing()) return true;
+  }
+  ConnState& st = s.state_;
+  st.discard_current = st.reply_mode != ReplyMode::kOn;
+  if (st.reply_mode == ReplyMode::kSkip) st.reply_mode = ReplyMode::kOn;
+  s.args_ = args;
+
+  const tenancy::SessionView view{binding.tenant(), st.proto, s.dedicated_.subscribed(),
+                                  s.tx_.open};
+  const tenancy::Decision d = tenancy::Decide(view, args, &s.refs_);
+  if (d.outcome == Outcome::kReject) {
+    tenancy::RejectMetric m = tenancy::MetricOf(d.reject);
+    std::string text = tenancy::RejectText(d, args);
+    if (m == tenancy::RejectMetric::kNone) {
+      s.ReplyError(text);
+    } else {
+      s.Reject(ReasonOf(m), text);
+    }
+    return true;
+  }
+  if (d.outcome == Outcome::kClientExtension) return commands::ClientExtension(s);
+
+  const tenancy::Rule& rule = *d.rule;
+  if (rule.local != Local::kQuit && rule.local != Local::kReset) {
+    uint64_t wait_ns = 0;
+    switch (binding.AdmitRequest(&wait_ns)) {
+      case TenantBinding::Admit::kGo:
+        break;
+      case TenantBinding::Admit::kWait:
+        s.DelayFor(wait_ns);
+        return false;
+      case TenantBinding::Admit::kRejected:
+        s.Reject(RejectReason::kRateLimit,
+                 errors::OpsLimit(binding.name(), binding.tenant()->limits.ops_per_sec));
+        return true;
+    }
+  }
+  ++s.info_.commands;
+  s.info_.last_cmd_ns = Loop::NowNs();
+  s.cur_cmd_id_ = d.cmd->id;
+  if (TenantLocal* local = binding.local()) local->counters->CountRequest(d.cmd->id);
+  if (d.outcome == Outcome::kLocal) {
+    Handler h = commands::LocalHandler(rule.local);
+    if (h == nullptr) {
+      s.ReplyError(tenancy::NoPermCommand(*d.cmd));
+      return true;
+    }
+    return h(s, *d.cmd, rule);
+  }
+  // Hot keys: one request in kHotSample, weighted back up.
+  TenantLocal* local = binding.local();
+  if (!s.refs_.empty() && s.refs_[0].kind == tenancy::RefKind::kKey &&
+      (++local->sample & (session::kHotSample - 1)) == 0) {
+    local->hot.Record(args[s.refs_[0].pos], session::kHotSample);
+  }
+  return commands::Forward(s, *d.cmd, rule, d.route);
+}
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,66 @@
+// The client's replies in request order. Every request that produces a reply
+// takes a slot, in arrival order; a reply for the head slot is written
+// straight to the output buffer, a reply for a later slot waits in its slot,
+// whichever backend connection (or emulation) produced it. The ring never
+// shrinks, so steady state allocates nothing. Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/base/ring.h"
+#include "proxy/commands/state.h"
+#include "tenancy/command_rules.h"
+
+namespace keyfence::proxy {
+
+struct ReplySlot {
+  uint64_t seq = 0;
+  bool ready = false;
+  bool discard = false;  // CLIENT REPLY OFF/SKIP
+  tenancy::ReplyRule rule = tenancy::ReplyRule::kNone;
+  std::string pattern;   // KEYS/SCAN/PUBSUB CHANNELS client pattern
+  std::string data;      // the finished reply when it is not at the head
+  ExecRules exec_rules;  // EXEC: the rules of the queued commands
+  uint64_t start_ns = 0;
+  uint16_t cmd_id = 0;   // for the big-reply log line
+};
+
+// How a backend reply is rewritten for this client.
+struct ReplyView {
+  std::string_view prefix;  // the tenant prefix ("" before AUTH)
+  int proto = 2;
+};
+
+class ReplyQueue {
+ public:
+  explicit ReplyQueue(std::string& out) : out_(out) {}
+
+  bool empty() const { return slots_.empty(); }
+  size_t size() const { return slots_.size(); }
+
+  ReplySlot& Push(tenancy::ReplyRule rule, bool discard, uint64_t start_ns, uint16_t cmd_id);
+  // The waiting slot `seq`, or null.
+  ReplySlot* Find(uint64_t seq);
+  // A backend reply for `slot`, rewritten by its rule.
+  void Deliver(ReplySlot& slot, std::string_view frame, const ReplyView& view);
+  // A finished reply (emulations) for `slot`.
+  void Complete(ReplySlot& slot, std::string_view reply);
+  // The buffer for one reply produced now: the output itself when nothing is
+  // waiting, else a new ready slot. Then FinishLocal().
+  std::string& LocalReply(bool discard, uint64_t start_ns, uint16_t cmd_id);
+  void FinishLocal();
+
+ private:
+  void Write(ReplySlot& slot, std::string_view frame, const ReplyView& view, std::string& out);
+  void Pop();
+  void DeliverReady();
+
+  std::string& out_;
+  Ring<ReplySlot> slots_;
+  uint64_t next_seq_ = 1;
+  uint64_t head_seq_ = 1;  // the seq of slots_.front() when not empty
+};
+
+}  // namespace keyfence::proxy

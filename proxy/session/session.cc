@@ -1,0 +1,260 @@
+#include "proxy/session/session.h"
+#include "proxy/session/session_limits.h"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/error_replies.h"
+#include "proxy/commands/families.h"
+#include "proxy/session/dispatcher.h"
+#include "tenancy/rewriter.h"
+
+namespace keyfence::proxy {
+
+namespace asio = boost::asio;
+namespace errors = protocol::errors;
+using tenancy::ReplyRule;
+
+Session::Session(SessionHost& host, std::unique_ptr<ClientStream> stream,
+                 config::Listener listener, uint64_t id)
+    : host_(host),
+      listener_(std::move(listener)),
+      conn_(host.loop(), std::move(stream), *this),
+      binding_(host),
+      alive_(std::make_shared<bool>(true)) {
+  info_.id = id;
+  info_.peer = conn_.peer();
+  info_.created_ns = Loop::NowNs();
+  info_.last_cmd_ns = info_.created_ns;
+}
+
+Session::~Session() { *alive_ = false; }
+
+void Session::Start() {
+  RefreshSnapshot();
+  if (conn_.closing()) return;
+  if (!listener_.tenant.empty()) {
+    const config::Tenant* t = snapshot_->FindTenant(listener_.tenant);
+    if (t == nullptr) return conn_.CloseWithError(errors::kListenerTenantMissing);
+    if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
+  }
+  conn_.parser().set_limits(binding_.ParserLimits());
+  if (!conn_.Start()) conn_.Close();
+}
+
+void Session::RefreshSnapshot() {
+  snapshot_ = host_.snapshot();
+  snapshot_version_ = host_.snapshot_version();
+  if (binding_.tenant() != nullptr) {
+    const config::Tenant* t = snapshot_->FindTenant(binding_.name());
+    if (t == nullptr) return conn_.CloseWithError(errors::kTenantRemoved);
+    binding_.Bind(t);  // the same tenant: its new limits
+  }
+  conn_.parser().set_limits(binding_.ParserLimits());
+}
+
+uint64_t Session::max_request_bytes() const {
+  const config::Tenant* t = binding_.tenant();
+  return t != nullptr ? t->limits.max_request_bytes : session::kPreAuthMaxBulk * 4;
+}
+
+uint64_t Session::output_limit() const {
+  const config::Tenant* t = binding_.tenant();
+  return t != nullptr ? t->limits.client_output_buffer_bytes : 0;
+}
+
+void Session::OnOutputOverLimit(uint64_t limit) {
+  spdlog::warn("client {} tenant {}: output buffer over {} bytes, closing", info_.id,
+               binding_.name(), limit);
+}
+
+void Session::OnBadInput(RejectReason reason) {
+  if (binding_.local() != nullptr) binding_.counters().CountRejected(reason);
+}
+
+void Session::OnClosed() {
+  backend().Forget(this);
+  ops_.clear();
+  if (dedicated_.conn) {
+    dedicated_.conn->set_unsolicited(nullptr);
+    dedicated_.conn->Forget(this);
+    BackendConn* c = dedicated_.conn.release();
+    asio::post(host_.loop().io(), [c] { delete c; });
+  }
+  binding_.Leave();
+  if (delay_timer_) delay_timer_->cancel();
+  host_.SessionClosed(this);
+}
+
+bool Session::OnRequest(std::span<const std::string_view> args, size_t bytes) {
+  return Dispatcher::Dispatch(*this, args, bytes);
+}
+
+// --- replies ---------------------------------------------------------------
+
+std::string& Session::BeginReply() {
+  return conn_.replies().LocalReply(state_.discard_current, info_.last_cmd_ns, cur_cmd_id_);
+}
+
+void Session::EndReply() {
+  conn_.replies().FinishLocal();
+  conn_.MarkDirty();
+  AfterDelivery();
+}
+
+uint64_t Session::Defer(ReplyRule rule, std::string_view pattern) {
+  ReplySlot& s = conn_.replies().Push(rule, state_.discard_current, info_.last_cmd_ns, cur_cmd_id_);
+  if (!pattern.empty()) s.pattern.assign(pattern);
+  return s.seq;
+}
+
+void Session::SetExecRules(uint64_t slot, ExecRules rules) {
+  ReplySlot* s = conn_.replies().Find(slot);
+  if (s != nullptr) s->exec_rules = std::move(rules);
+}
+
+void Session::OnReply(uint64_t tag, std::string_view frame) {
+  if (conn_.closed()) return;
+  ReplySlot* slot = conn_.replies().Find(tag);
+  if (slot == nullptr) return;
+  if (TenantLocal* local = binding_.local()) {
+    uint64_t now = Loop::NowNs();
+    local->counters->ObserveLatencyNs(now - slot->start_ns);
+    binding_.ChargeReply(frame.size(), now);
+    if (frame.size() > binding_.tenant()->limits.big_value_bytes) {
+      binding_.NoteBig(true, frame.size(),
+                       protocol::CommandTable::Get().ById(slot->cmd_id).name, info_.id);
+    }
+  }
+  const config::Tenant* t = binding_.tenant();
+  conn_.replies().Deliver(*slot, frame,
+                          ReplyView{t != nullptr ? std::string_view(t->prefix) : "", state_.proto});
+  conn_.MarkDirty();
+  AfterDelivery();
+}
+
+void Session::Complete(uint64_t slot, std::string_view reply) {
+  if (conn_.closed()) return;
+  ReplySlot* s = conn_.replies().Find(slot);
+  if (s == nullptr) return;
+  conn_.replies().Complete(*s, reply);
+  conn_.MarkDirty();
+  AfterDelivery();
+}
+
+void Session::AfterDelivery() {
+  MaybeReleaseDedicated();
+  if (conn_.replies().empty()) conn_.ResumeSoon();
+}
+
+void Session::Reject(RejectReason reason, std::string_view error) {
+  // Before AUTH there is no tenant: counted under tenant="unauthenticated" so
+  // that password guessing on a gateway shows in keyfence_rejected_total.
+  binding_.counters().CountRejected(reason);
+  if (tx_.open) tx_.failed = true;
+  ReplyError(error);
+}
+
+// --- pub/sub and the dedicated connection -----------------------------------
+
+void Session::OnUnsolicited(std::string_view frame) {
+  if (conn_.closed()) return;
+  commands::TrackSubscriptions(state_, frame);
+  const config::Tenant* t = binding_.tenant();
+  tenancy::ReplyContext ctx{t != nullptr ? std::string_view(t->prefix) : "", "", state_.proto};
+  tenancy::RewriteReply(ReplyRule::kPubSub, frame, ctx, conn_.out());
+  conn_.MarkDirty();
+  if (dedicated_.subscribed() && state_.classic_subs == 0 && state_.shard_subs == 0) {
+    // Unsubscribed from everything: the connection is clean again and goes
+    // back to the pool once its other requests (RESP3) are answered.
+    dedicated_.mode = DedicatedLink::Mode::kDedicated;
+    dedicated_.conn->set_unsolicited(nullptr);
+    MaybeReleaseDedicated();
+  }
+}
+
+void Session::OnBackendClosed() {
+  if (!dedicated_.subscribed()) return;
+  conn_.CloseWithError(errors::kSubscriberLost);
+}
+
+void Session::MaybeReleaseDedicated() {
+  DedicatedLink& d = dedicated_;
+  if (d.mode != DedicatedLink::Mode::kDedicated || !d.conn || tx_.open || d.watching) return;
+  if (d.conn->pending() > 0 || !conn_.replies().empty()) return;
+  d.blocking = false;
+  d.mode = DedicatedLink::Mode::kNone;
+  d.slot = kAnySlot;
+  backend().ReturnDedicated(std::move(d.conn));
+}
+
+void Session::DropDedicated() {
+  DedicatedLink& d = dedicated_;
+  if (d.conn) {
+    d.conn->set_unsolicited(nullptr);
+    d.conn->Forget(this);
+    BackendConn* c = d.conn.release();
+    asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
+  }
+  d.mode = DedicatedLink::Mode::kNone;
+  d.slot = kAnySlot;
+  d.blocking = d.watching = false;
+}
+
+void Session::Finished(AsyncOp* op) {
+  for (auto& p : ops_) {
+    if (p.get() == op) {
+      AsyncOp* raw = p.release();
+      asio::post(host_.loop().io(), [raw] { delete raw; });
+      break;
+    }
+  }
+  std::erase_if(ops_, [](const auto& p) { return p == nullptr; });
+}
+
+// --- tenant and lifecycle ---------------------------------------------------
+
+const SessionInfo& Session::info() {
+  info_.worker_sessions = host_.sessions();
+  return info_;
+}
+
+bool Session::AuthThrottled() { return host_.AuthThrottled(info_.peer.remote_ip, Loop::NowNs()); }
+
+void Session::AuthFailed() {
+  host_.AuthFailed(info_.peer.remote_ip, Loop::NowNs());
+  spdlog::warn("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
+               listener_.bind.ToString());
+}
+
+// A connection that holds backend state for one tenant (a subscription, a
+// transaction, WATCHed keys, replies still owed) cannot become another
+// tenant: that state would keep serving the first namespace.
+BindResult Session::Bind(const config::Tenant* t) {
+  const config::Tenant* cur = binding_.tenant();
+  if (cur != nullptr && t != nullptr && cur->app != t->app &&
+      (dedicated_.active() || tx_.open || inflight())) {
+    return BindResult::kStateHeld;
+  }
+  if (!binding_.Bind(t)) return BindResult::kTooManyConnections;
+  conn_.parser().set_limits(binding_.ParserLimits());
+  return BindResult::kOk;
+}
+
+void Session::ResetConnection() {
+  DropDedicated();
+  tx_.Clear();
+  state_ = ConnState{};
+  if (listener_.tenant.empty()) binding_.Leave();
+  conn_.parser().set_limits(binding_.ParserLimits());
+}
+
+void Session::DelayFor(uint64_t ns) {
+  if (!delay_timer_) delay_timer_ = std::make_unique<asio::steady_timer>(host_.loop().io());
+  delay_timer_->expires_after(std::chrono::nanoseconds(ns));
+  auto alive = alive_;
+  delay_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
+    if (!ec && *alive) conn_.Resume();
+  });
+}
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,117 @@
+// One client session: the connection (ClientConn), the tenant it is bound to,
+// its connection state, its dedicated backend connection and transaction, and
+// the async operations its commands started. It is the CommandContext that
+// command handlers talk back through, and the sink of its backend replies.
+// Requests go through the Dispatcher (dispatcher.cc).
+// Worker-local. Owned by its worker; destroyed after it closed (its pending
+// backend entries are Forget()-ed first).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/commands/context.h"
+#include "proxy/session/client_conn.h"
+#include "proxy/session/session_host.h"
+#include "proxy/session/tenant_binding.h"
+
+namespace keyfence::proxy {
+
+class Session final : public RequestHandler,
+                      public CommandContext,
+                      public ReplySink,
+                      public UnsolicitedSink {
+ public:
+  Session(SessionHost& host, std::unique_ptr<ClientStream> stream, config::Listener listener,
+          uint64_t id);
+  ~Session() override;
+
+  void Start();
+  // Picks up a new config between requests: a removed tenant's connection is
+  // closed with an error reply.
+  void RefreshSnapshot();
+  void Close() { conn_.Close(); }
+  bool closed() const { return conn_.closed(); }
+  // Requests whose replies are still owed (a blocked BLPOP counts).
+  bool has_inflight() const { return !conn_.replies().empty(); }
+  uint64_t id() const { return info_.id; }
+
+  // RequestHandler (dispatcher.cc).
+  bool OnRequest(std::span<const std::string_view> args, size_t bytes) override;
+  uint64_t max_request_bytes() const override;
+  uint64_t output_limit() const override;
+  void OnOutputOverLimit(uint64_t limit) override;
+  void OnBadInput(RejectReason reason) override;
+  void OnClosed() override;
+
+  // ReplySink: a backend reply for reply slot `tag`.
+  void OnReply(uint64_t tag, std::string_view frame) override;
+  // UnsolicitedSink: pub/sub frames on the subscriber connection.
+  void OnUnsolicited(std::string_view frame) override;
+  void OnBackendClosed() override;
+
+  // CommandContext.
+  std::span<const std::string_view> args() const override { return args_; }
+  const tenancy::NameRefs& refs() const override { return refs_; }
+  std::string& BeginReply() override;
+  void EndReply() override;
+  uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern) override;
+  void SetExecRules(uint64_t slot, ExecRules rules) override;
+  void Complete(uint64_t slot, std::string_view reply) override;
+  ReplySink& sink() override { return *this; }
+  UnsolicitedSink& pushes() override { return *this; }
+  void Reject(RejectReason reason, std::string_view error) override;
+  bool inflight() const override { return !conn_.replies().empty(); }
+  const config::Tenant* tenant() const override { return binding_.tenant(); }
+  uint16_t prefix_crc() const override { return binding_.prefix_crc(); }
+  ConnState& state() override { return state_; }
+  DedicatedLink& dedicated() override { return dedicated_; }
+  Transaction& tx() override { return tx_; }
+  const SessionInfo& info() override;
+  const config::Snapshot& snapshot() const override { return *snapshot_; }
+  const config::Listener& listener() const override { return listener_; }
+  Backend& backend() override { return host_.backend(); }
+  uint64_t hint() const override { return info_.id; }
+  void DropDedicated() override;
+  void Adopt(std::unique_ptr<AsyncOp> op) override { ops_.push_back(std::move(op)); }
+  void Finished(AsyncOp* op) override;
+  bool AuthThrottled() override;
+  void AuthFailed() override;
+  BindResult Bind(const config::Tenant* t) override;
+  void ResetConnection() override;
+  void CloseAfterReply() override { conn_.CloseAfterFlush(); }
+
+ private:
+  friend class Dispatcher;
+  // After replies left: the dedicated connection may go back to the pool, and
+  // a paused client may go on.
+  void AfterDelivery();
+  void MaybeReleaseDedicated();
+  // Waits `ns` (on_limit: delay), then resumes the input.
+  void DelayFor(uint64_t ns);
+
+  SessionHost& host_;
+  config::Listener listener_;
+  ClientConn conn_;
+  TenantBinding binding_;
+  config::SnapshotPtr snapshot_;
+  uint64_t snapshot_version_ = 0;
+  SessionInfo info_;
+  ConnState state_;
+  DedicatedLink dedicated_;
+  Transaction tx_;
+  std::vector<std::unique_ptr<AsyncOp>> ops_;
+  std::unique_ptr<boost::asio::steady_timer> delay_timer_;
+  std::shared_ptr<bool> alive_;
+  // The request being dispatched.
+  std::span<const std::string_view> args_;
+  tenancy::NameRefs refs_;
+  uint16_t cur_cmd_id_ = 0;
+};
+
+}  // namespace keyfence::proxy

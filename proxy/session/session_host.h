@@ -1,0 +1,38 @@
+// What a client session needs from the worker that owns it.
+// Worker-local.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/backend/backend.h"
+#include "proxy/base/metrics.h"
+#include "proxy/base/tenant_state.h"
+#include "proxy/net/loop.h"
+
+namespace keyfence::proxy {
+
+class Session;
+
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual Loop& loop() = 0;
+  virtual const config::SnapshotPtr& snapshot() const = 0;
+  virtual uint64_t snapshot_version() const = 0;
+  virtual Backend& backend() = 0;
+  // This worker's state of a tenant (created on first use).
+  virtual TenantLocal& Tenant(const std::string& name) = 0;
+  // Counters for requests refused before AUTH (tenant="unauthenticated").
+  virtual TenantCounters& Unauthenticated() = 0;
+  // Failed AUTH attempts per client address (DESIGN.md: throttled per address).
+  virtual bool AuthThrottled(const std::string& addr, uint64_t now_ns) = 0;
+  virtual void AuthFailed(const std::string& addr, uint64_t now_ns) = 0;
+  virtual size_t sessions() const = 0;
+  // The session closed; the host deletes it once its handlers are done.
+  virtual void SessionClosed(Session* s) = 0;
+};
+
+}  // namespace keyfence::proxy

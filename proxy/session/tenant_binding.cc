@@ -1,0 +1,109 @@
+#include "proxy/session/tenant_binding.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/slot.h"
+#include "proxy/session/session_limits.h"
+
+namespace keyfence::proxy {
+
+bool TenantBinding::Bind(const config::Tenant* t) {
+  if (t == nullptr) return false;
+  if (tenant_ == t) return true;
+  TenantLocal& local = host_.Tenant(t->app);
+  if (tenant_ == nullptr || tenant_->app != t->app) {
+    // max_connections per tenant, counted across workers (connect/auth time only).
+    int64_t n = local.shared->connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (t->limits.max_connections > 0 && n > static_cast<int64_t>(t->limits.max_connections)) {
+      local.shared->connections.fetch_sub(1, std::memory_order_relaxed);
+      local.counters->CountRejected(RejectReason::kRateLimit);
+      return false;
+    }
+    Leave();
+    counted_ = true;
+    local.counters->AddConnection(1);
+  }
+  tenant_ = t;
+  name_ = t->app;
+  prefix_crc_ = protocol::Crc16(t->prefix.data(), t->prefix.size());
+  local_ = &local;
+  return true;
+}
+
+void TenantBinding::Leave() {
+  if (counted_ && local_ != nullptr) {
+    local_->shared->connections.fetch_sub(1, std::memory_order_relaxed);
+    local_->counters->AddConnection(-1);
+  }
+  counted_ = false;
+  tenant_ = nullptr;
+  local_ = nullptr;
+}
+
+TenantCounters& TenantBinding::counters() {
+  return local_ != nullptr ? *local_->counters : host_.Unauthenticated();
+}
+
+TenantBinding::Admit TenantBinding::AdmitRequest(uint64_t* wait_ns) {
+  if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
+  const uint64_t now = Loop::NowNs();
+  if (local_->ops.TryTake(1, now)) {
+    delay_deadline_ns_ = 0;
+    return Admit::kGo;
+  }
+  if (tenant_->limits.on_limit == config::OnLimit::kDelay) {
+    if (delay_deadline_ns_ == 0) {
+      delay_deadline_ns_ = now + uint64_t{tenant_->limits.max_delay_ms} * 1000000;
+    }
+    if (now < delay_deadline_ns_) {
+      *wait_ns = std::min(std::max<uint64_t>(local_->ops.WaitNs(1), 200000),
+                          delay_deadline_ns_ - now);
+      return Admit::kWait;
+    }
+  }
+  delay_deadline_ns_ = 0;
+  return Admit::kRejected;
+}
+
+bool TenantBinding::TakeRequestBytes(size_t bytes) {
+  return local_ == nullptr || local_->bytes.unlimited() ||
+         local_->bytes.TryTake(static_cast<double>(bytes), Loop::NowNs());
+}
+
+void TenantBinding::ChargeReply(size_t bytes, uint64_t now) {
+  if (local_ != nullptr && !local_->bytes.unlimited()) {
+    local_->bytes.Charge(static_cast<double>(bytes), now);
+  }
+}
+
+// Big values are counted always and logged at most once a second per tenant
+// and worker, with the tenant, the connection and the key (requests) or the
+// command (replies).
+void TenantBinding::NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id) {
+  local_->counters->CountBig(reply);
+  uint64_t now = Loop::NowNs();
+  if (now - local_->big_log_ns < 1000000000ull) return;
+  local_->big_log_ns = now;
+  std::string shown(what.substr(0, 128));
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  spdlog::warn("big {}: tenant={} conn={} {}={} bytes={}", reply ? "reply" : "request",
+               tenant_->app, conn_id, reply ? "command" : "key", shown, bytes);
+}
+
+protocol::RequestLimits TenantBinding::ParserLimits() const {
+  protocol::RequestLimits l;
+  if (tenant_ != nullptr) {
+    l.max_bulk_len = tenant_->limits.max_request_bytes;
+  } else {
+    l.max_args = session::kPreAuthMaxArgs;
+    l.max_bulk_len = session::kPreAuthMaxBulk;
+    l.max_inline_len = session::kPreAuthMaxBulk;
+  }
+  return l;
+}
+
+}  // namespace keyfence::proxy

@@ -1,0 +1,59 @@
+// The tenant a connection is bound to, and what the tenant's limits say about
+// its requests: max_connections at bind time, ops/s and bytes/s admission
+// (borrowing from the tenant's shared buckets, no lock), and the accounting
+// of big values. Worker-local.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "protocol/request_parser.h"
+#include "proxy/base/tenant_state.h"
+#include "proxy/session/session_host.h"
+
+namespace keyfence::proxy {
+
+class TenantBinding {
+ public:
+  explicit TenantBinding(SessionHost& host) : host_(host) {}
+  ~TenantBinding() { Leave(); }
+  TenantBinding(const TenantBinding&) = delete;
+  TenantBinding& operator=(const TenantBinding&) = delete;
+
+  // Binds to `t` (another config object of the same tenant is a refresh);
+  // false if the tenant is at max_connections.
+  bool Bind(const config::Tenant* t);
+  void Leave();
+
+  const config::Tenant* tenant() const { return tenant_; }
+  const std::string& name() const { return name_; }
+  uint16_t prefix_crc() const { return prefix_crc_; }
+  TenantLocal* local() const { return local_; }
+  // Where rejections count: the tenant, or "unauthenticated".
+  TenantCounters& counters();
+
+  enum class Admit : uint8_t { kGo, kRejected, kWait };
+  // ops_per_sec: kGo; kRejected (reply with OpsLimitError()); kWait for
+  // *wait_ns (on_limit: delay, within max_delay_ms).
+  Admit AdmitRequest(uint64_t* wait_ns);
+  // bytes_per_sec for a request of `bytes`: false if over the limit.
+  bool TakeRequestBytes(size_t bytes);
+  void ChargeReply(size_t bytes, uint64_t now_ns);
+  // Counts a big request (key) or reply (command) and logs it at most once a second.
+  void NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id);
+  // The parser limits for this binding (tighter before AUTH).
+  protocol::RequestLimits ParserLimits() const;
+
+ private:
+  SessionHost& host_;
+  const config::Tenant* tenant_ = nullptr;
+  std::string name_;
+  TenantLocal* local_ = nullptr;
+  uint16_t prefix_crc_ = 0;  // CRC16 state of the tenant prefix (slot computation)
+  bool counted_ = false;     // in local_->shared->connections
+  uint64_t delay_deadline_ns_ = 0;  // on_limit: delay, while waiting for a token
+};
+
+}  // namespace keyfence::proxy
