@@ -19,6 +19,7 @@ constexpr size_t kReadChunk = 16 * 1024;
 
 BackendConn::BackendConn(BackendHost& host, config::Endpoint endpoint, int proto, bool dedicated)
     : host_(host),
+      loop_(host.loop()),
       endpoint_(std::move(endpoint)),
       proto_(proto),
       dedicated_(dedicated),
@@ -35,7 +36,7 @@ BackendConn::~BackendConn() {
   timer_.cancel();
 }
 
-bool BackendConn::Available() {
+bool BackendConn::Reconnectable() {
   if (state_ == State::kBackoff) {
     if (Loop::NowNs() < backoff_until_ns_) return false;
     state_ = State::kIdle;
@@ -107,14 +108,6 @@ void BackendConn::OnConnected(const boost::system::error_code& ec) {
   Flush();
 }
 
-void BackendConn::Push(ReplySink* sink, uint64_t tag) {
-  Pending& p = pending_.push_back();
-  p.sink = sink;
-  p.tag = tag;
-  p.sent_ns = Loop::NowNs();
-}
-
-void BackendConn::MarkDirty() { host_.loop().MarkBackendDirty(this); }
 
 void BackendConn::Flush() {
   if (state_ != State::kReady || write_in_flight_ || out_.empty()) return;

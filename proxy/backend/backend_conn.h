@@ -52,14 +52,19 @@ class BackendConn : public Flushable {
   BackendConn& operator=(const BackendConn&) = delete;
 
   // False while in reconnect backoff: callers answer with down_error().
-  bool Available();
+  bool Available() { return state_ == State::kReady || Reconnectable(); }
   std::string_view down_error() const { return down_error_; }
 
   // The buffer to append one request to; then call Push() for its reply.
   std::string& out() { return out_; }
-  void Push(ReplySink* sink, uint64_t tag);
+  void Push(ReplySink* sink, uint64_t tag) {
+    Pending& p = pending_.push_back();
+    p.sink = sink;
+    p.tag = tag;
+    p.sent_ns = Loop::NowNs();
+  }
   // Marks this connection to be flushed at the end of the loop turn.
-  void MarkDirty();
+  void MarkDirty() { loop_.MarkBackendDirty(this); }
   // Writes out() now if no write is in flight (called by Loop::FlushDirty).
   void Flush() override;
 
@@ -80,6 +85,8 @@ class BackendConn : public Flushable {
 
  private:
   enum class State { kIdle, kConnecting, kReady, kBackoff, kClosed };
+  // Available() when not ready: connects if idle, false in backoff or closed.
+  bool Reconnectable();
   struct Pending {
     ReplySink* sink;  // null: internal (handshake) or forgotten
     uint64_t tag;
@@ -97,6 +104,7 @@ class BackendConn : public Flushable {
   void FailPending(std::string_view error_line);
 
   BackendHost& host_;
+  Loop& loop_;
   config::Endpoint endpoint_;
   int proto_;
   bool dedicated_;

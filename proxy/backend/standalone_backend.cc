@@ -4,9 +4,10 @@
 
 namespace keyfence::proxy {
 
-std::string& StandaloneBackend::Prepare(int, int proto, uint64_t hint) {
+std::string& StandaloneBackend::PrepareSlow(int proto, uint64_t hint) {
   if (server_ == nullptr) server_ = &pool_.Get(host_.settings().nodes[0]);
   BackendConn& c = pool_.Shared(*server_, proto, hint);
+  if (host_.settings().connections_per_node <= 1) fast_[proto == 3 ? 1 : 0] = &c;
   prepared_ = &c;
   prepared_down_ = !c.Available();
   if (prepared_down_) {
@@ -16,19 +17,12 @@ std::string& StandaloneBackend::Prepare(int, int proto, uint64_t hint) {
   return c.out();
 }
 
-void StandaloneBackend::Commit(ReplySink* sink, uint64_t tag, SendFlags) {
-  BackendConn* c = prepared_;
-  prepared_ = nullptr;
-  if (prepared_down_) {
-    prepared_down_ = false;
-    down_.clear();
-    std::string e;
-    protocol::AppendError(e, c->down_error());
-    if (sink != nullptr) sink->OnReply(tag, e);
-    return;
-  }
-  c->Push(sink, tag);
-  c->MarkDirty();
+void StandaloneBackend::CommitDown(ReplySink* sink, uint64_t tag, SendFlags) {
+  prepared_down_ = false;
+  down_.clear();
+  std::string e;
+  protocol::AppendError(e, prepared_->down_error());
+  if (sink != nullptr) sink->OnReply(tag, e);
 }
 
 std::unique_ptr<BackendConn> StandaloneBackend::Dedicated(int, int proto, std::string*) {
@@ -47,6 +41,7 @@ void StandaloneBackend::CheckTimeouts(uint64_t now_ns) {
 void StandaloneBackend::Reconfigure() {
   pool_.DrainAll();
   server_ = nullptr;
+  fast_[0] = fast_[1] = nullptr;
   masters_.clear();
 }
 

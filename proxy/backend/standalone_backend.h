@@ -17,8 +17,24 @@ class StandaloneBackend final : public Backend {
     *cross = false;
     return kAnySlot;
   }
-  std::string& Prepare(int slot, int proto, uint64_t hint) override;
-  void Commit(ReplySink* sink, uint64_t tag, SendFlags flags) override;
+  // The hot path: with one connection per node it is cached per protocol
+  // and ready; anything else takes the slow path.
+  std::string& Prepare(int /*slot*/, int proto, uint64_t hint) override {
+    BackendConn* c = fast_[proto == 3 ? 1 : 0];
+    if (c != nullptr && c->connected()) {
+      prepared_ = c;
+      return c->out();
+    }
+    return PrepareSlow(proto, hint);
+  }
+  void Commit(ReplySink* sink, uint64_t tag, SendFlags flags) override {
+    if (!prepared_down_) {
+      prepared_->Push(sink, tag);
+      prepared_->MarkDirty();
+      return;
+    }
+    CommitDown(sink, tag, flags);
+  }
   std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error) override;
   void ReturnDedicated(std::unique_ptr<BackendConn> conn) override {
     pool_.ReturnDedicated(std::move(conn));
@@ -32,10 +48,14 @@ class StandaloneBackend final : public Backend {
   void Reconfigure() override;
 
  private:
+  std::string& PrepareSlow(int proto, uint64_t hint);
+  void CommitDown(ReplySink* sink, uint64_t tag, SendFlags flags);
+
   BackendHost& host_;
   NodePool pool_;
   NodePool::Node* server_ = nullptr;  // cached: no lookup per request
   std::vector<config::Endpoint> masters_;
+  BackendConn* fast_[2] = {nullptr, nullptr};  // [proto 2, 3] with connections_per_node 1
   BackendConn* prepared_ = nullptr;     // the connection of the open Prepare()
   bool prepared_down_ = false;
   std::string down_;                    // Prepare()'s buffer while the server is down

@@ -87,6 +87,21 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// One tenant's latency histogram from its folded bucket counts.
+template <typename Buckets>
+void AddLatencyHistogram(prometheus::ClientMetric& hist, const Buckets& buckets, uint64_t sum_ns) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kNumLatencyBuckets; ++i) {
+    cumulative += buckets[i];
+    prometheus::ClientMetric::Bucket& b = hist.histogram.bucket.emplace_back();
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < kLatencyBucketsSeconds.size() ? kLatencyBucketsSeconds[i]
+                                                      : std::numeric_limits<double>::infinity();
+  }
+  hist.histogram.sample_count = cumulative;
+  hist.histogram.sample_sum = static_cast<double>(sum_ns) / 1e9;
+}
+
 }  // namespace
 
 std::string_view RejectReasonLabel(RejectReason reason) {
@@ -167,17 +182,7 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
       AddCounter(rejected, {{"tenant", tenant}, {"reason", std::string(RejectReasonLabel(r))}},
                  f.rejected[static_cast<size_t>(r)]);
     }
-    prometheus::ClientMetric& hist = AddSample(duration, {{"tenant", tenant}});
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kNumLatencyBuckets; ++i) {
-      cumulative += f.buckets[i];
-      prometheus::ClientMetric::Bucket& b = hist.histogram.bucket.emplace_back();
-      b.cumulative_count = cumulative;
-      b.upper_bound = i < kLatencyBucketsSeconds.size() ? kLatencyBucketsSeconds[i]
-                                                        : std::numeric_limits<double>::infinity();
-    }
-    hist.histogram.sample_count = cumulative;
-    hist.histogram.sample_sum = static_cast<double>(f.sum_ns) / 1e9;
+    AddLatencyHistogram(AddSample(duration, {{"tenant", tenant}}), f.buckets, f.sum_ns);
     AddGauge(connections, {{"tenant", tenant}}, static_cast<double>(f.connections));
     AddCounter(big, {{"tenant", tenant}, {"direction", "request"}}, f.big_requests);
     AddCounter(big, {{"tenant", tenant}, {"direction", "reply"}}, f.big_replies);

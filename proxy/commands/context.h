@@ -49,8 +49,8 @@ class CommandContext {
 
   // The request: args()[0] is the command name; refs() its names (forwarded
   // commands only). Valid during the handler call.
-  virtual std::span<const std::string_view> args() const = 0;
-  virtual const tenancy::NameRefs& refs() const = 0;
+  std::span<const std::string_view> args() const { return args_; }
+  const tenancy::NameRefs& refs() const { return refs_; }
 
   // Replies, in request order. BeginReply() gives the buffer to append one
   // whole reply to; EndReply() closes it.
@@ -61,7 +61,7 @@ class CommandContext {
   virtual uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern = {}) = 0;
   virtual void SetExecRules(uint64_t slot, ExecRules rules) = 0;
   virtual void Complete(uint64_t slot, std::string_view reply) = 0;
-  virtual ReplySink& sink() = 0;
+  ReplySink& sink() { return *sink_; }
   // Receives pub/sub pushes on the dedicated connection.
   virtual UnsolicitedSink& pushes() = 0;
   // A refused request: counted under `reason`, answered with `error`.
@@ -72,16 +72,16 @@ class CommandContext {
   // The connection.
   virtual const config::Tenant* tenant() const = 0;
   virtual uint16_t prefix_crc() const = 0;
-  virtual ConnState& state() = 0;
-  virtual DedicatedLink& dedicated() = 0;
-  virtual Transaction& tx() = 0;
+  ConnState& state() { return state_; }
+  DedicatedLink& dedicated() { return dedicated_; }
+  Transaction& tx() { return tx_; }
   virtual const SessionInfo& info() = 0;
   virtual const config::Snapshot& snapshot() const = 0;
   virtual const config::Listener& listener() const = 0;
 
   // The backend; hint() spreads this client over connections_per_node.
   virtual Backend& backend() = 0;
-  virtual uint64_t hint() const = 0;
+  uint64_t hint() const { return hint_; }
   // Gives the dedicated connection back (pooled if clean) or drops it.
   virtual void DropDedicated() = 0;
 
@@ -117,7 +117,18 @@ class CommandContext {
     protocol::AppendNull(BeginReply(), state().proto);
     EndReply();
   }
-  int proto() { return state().proto; }
+  int proto() const { return state_.proto; }
+
+ protected:
+  // Plain data the request path reads without a virtual call; the session
+  // fills it (args_/refs_ per request).
+  std::span<const std::string_view> args_;
+  tenancy::NameRefs refs_;
+  ConnState state_;
+  DedicatedLink dedicated_;
+  Transaction tx_;
+  uint64_t hint_ = 0;
+  ReplySink* sink_ = nullptr;
 };
 
 // A command handler. Returns false for a barrier: the request is retried

@@ -23,13 +23,6 @@ ReplySlot& ReplyQueue::Push(ReplyRule rule, bool discard, uint64_t start_ns, uin
   return s;
 }
 
-ReplySlot* ReplyQueue::Find(uint64_t seq) {
-  if (slots_.empty() || seq < head_seq_) return nullptr;
-  size_t idx = static_cast<size_t>(seq - head_seq_);
-  if (idx >= slots_.size()) return nullptr;
-  return &slots_.at(idx);
-}
-
 void ReplyQueue::Write(ReplySlot& slot, std::string_view frame, const ReplyView& view,
                        std::string& out) {
   if (slot.discard) return;

@@ -42,7 +42,11 @@ class ReplyQueue {
 
   ReplySlot& Push(tenancy::ReplyRule rule, bool discard, uint64_t start_ns, uint16_t cmd_id);
   // The waiting slot `seq`, or null.
-  ReplySlot* Find(uint64_t seq);
+  ReplySlot* Find(uint64_t seq) {
+    if (seq < head_seq_) return nullptr;
+    size_t idx = static_cast<size_t>(seq - head_seq_);
+    return idx < slots_.size() ? &slots_.at(idx) : nullptr;
+  }
   // A backend reply for `slot`, rewritten by its rule.
   void Deliver(ReplySlot& slot, std::string_view frame, const ReplyView& view);
   // A finished reply (emulations) for `slot`.

@@ -22,6 +22,8 @@ Session::Session(SessionHost& host, std::unique_ptr<ClientStream> stream,
       binding_(host),
       alive_(std::make_shared<bool>(true)) {
   info_.id = id;
+  hint_ = id;
+  sink_ = this;
   info_.peer = conn_.peer();
   info_.created_ns = Loop::NowNs();
   info_.last_cmd_ns = info_.created_ns;

@@ -56,27 +56,20 @@ class Session final : public RequestHandler,
   void OnBackendClosed() override;
 
   // CommandContext.
-  std::span<const std::string_view> args() const override { return args_; }
-  const tenancy::NameRefs& refs() const override { return refs_; }
   std::string& BeginReply() override;
   void EndReply() override;
   uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern) override;
   void SetExecRules(uint64_t slot, ExecRules rules) override;
   void Complete(uint64_t slot, std::string_view reply) override;
-  ReplySink& sink() override { return *this; }
   UnsolicitedSink& pushes() override { return *this; }
   void Reject(RejectReason reason, std::string_view error) override;
   bool inflight() const override { return !conn_.replies().empty(); }
   const config::Tenant* tenant() const override { return binding_.tenant(); }
   uint16_t prefix_crc() const override { return binding_.prefix_crc(); }
-  ConnState& state() override { return state_; }
-  DedicatedLink& dedicated() override { return dedicated_; }
-  Transaction& tx() override { return tx_; }
   const SessionInfo& info() override;
   const config::Snapshot& snapshot() const override { return *snapshot_; }
   const config::Listener& listener() const override { return listener_; }
   Backend& backend() override { return host_.backend(); }
-  uint64_t hint() const override { return info_.id; }
   void DropDedicated() override;
   void Adopt(std::unique_ptr<AsyncOp> op) override { ops_.push_back(std::move(op)); }
   void Finished(AsyncOp* op) override;
@@ -102,15 +95,10 @@ class Session final : public RequestHandler,
   config::SnapshotPtr snapshot_;
   uint64_t snapshot_version_ = 0;
   SessionInfo info_;
-  ConnState state_;
-  DedicatedLink dedicated_;
-  Transaction tx_;
   std::vector<std::unique_ptr<AsyncOp>> ops_;
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
   std::shared_ptr<bool> alive_;
   // The request being dispatched.
-  std::span<const std::string_view> args_;
-  tenancy::NameRefs refs_;
   uint16_t cur_cmd_id_ = 0;
 };
 

@@ -46,8 +46,7 @@ TenantCounters& TenantBinding::counters() {
   return local_ != nullptr ? *local_->counters : host_.Unauthenticated();
 }
 
-TenantBinding::Admit TenantBinding::AdmitRequest(uint64_t* wait_ns) {
-  if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
+TenantBinding::Admit TenantBinding::AdmitLimited(uint64_t* wait_ns) {
   const uint64_t now = Loop::NowNs();
   if (local_->ops.TryTake(1, now)) {
     delay_deadline_ns_ = 0;
@@ -67,15 +66,8 @@ TenantBinding::Admit TenantBinding::AdmitRequest(uint64_t* wait_ns) {
   return Admit::kRejected;
 }
 
-bool TenantBinding::TakeRequestBytes(size_t bytes) {
-  return local_ == nullptr || local_->bytes.unlimited() ||
-         local_->bytes.TryTake(static_cast<double>(bytes), Loop::NowNs());
-}
-
-void TenantBinding::ChargeReply(size_t bytes, uint64_t now) {
-  if (local_ != nullptr && !local_->bytes.unlimited()) {
-    local_->bytes.Charge(static_cast<double>(bytes), now);
-  }
+bool TenantBinding::TakeBytesLimited(size_t bytes) {
+  return local_->bytes.TryTake(static_cast<double>(bytes), Loop::NowNs());
 }
 
 // Big values are counted always and logged at most once a second per tenant

@@ -37,16 +37,28 @@ class TenantBinding {
   enum class Admit : uint8_t { kGo, kRejected, kWait };
   // ops_per_sec: kGo; kRejected (reply with OpsLimitError()); kWait for
   // *wait_ns (on_limit: delay, within max_delay_ms).
-  Admit AdmitRequest(uint64_t* wait_ns);
+  Admit AdmitRequest(uint64_t* wait_ns) {
+    if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
+    return AdmitLimited(wait_ns);
+  }
   // bytes_per_sec for a request of `bytes`: false if over the limit.
-  bool TakeRequestBytes(size_t bytes);
-  void ChargeReply(size_t bytes, uint64_t now_ns);
+  bool TakeRequestBytes(size_t bytes) {
+    return local_ == nullptr || local_->bytes.unlimited() || TakeBytesLimited(bytes);
+  }
+  void ChargeReply(size_t bytes, uint64_t now_ns) {
+    if (local_ != nullptr && !local_->bytes.unlimited()) {
+      local_->bytes.Charge(static_cast<double>(bytes), now_ns);
+    }
+  }
   // Counts a big request (key) or reply (command) and logs it at most once a second.
   void NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id);
   // The parser limits for this binding (tighter before AUTH).
   protocol::RequestLimits ParserLimits() const;
 
  private:
+  Admit AdmitLimited(uint64_t* wait_ns);
+  bool TakeBytesLimited(size_t bytes);
+
   SessionHost& host_;
   const config::Tenant* tenant_ = nullptr;
   std::string name_;
