@@ -1,8 +1,8 @@
 // Internal to kf_config: the YAML document as plain structs (no yaml-cpp
 // types), each value that a later check can complain about carrying its
-// position. loader.cc fills a Spec from YAML (types, ranges, unknown fields,
-// field-local rules); compile.cc checks what needs the whole document
-// (duplicates, references, command names) and builds the Snapshot.
+// position. The loader files (loader*.cc) fill a Spec from YAML (types, ranges,
+// unknown fields, field-local rules); compile.cc checks what needs the whole
+// document (duplicates, references, command names) and builds the Snapshot.
 //
 // Not part of the module's public API: include config/config.h instead.
 #pragma once

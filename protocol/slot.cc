@@ -26,12 +26,40 @@ constexpr std::array<uint16_t, 256> kTable = MakeTable();
 // Spot checks against Redis crc16.c's literal table.
 static_assert(kTable[1] == 0x1021 && kTable[2] == 0x2042 && kTable[255] == 0x1ef0);
 
+// Slicing by 4. The table is linear (T[a ^ b] == T[a] ^ T[b]), so 4 bytes
+// b0..b3 after a CRC c fold into independent lookups:
+//   c' = T4[(c >> 8) ^ b0] ^ T3[(c & 0xff) ^ b1] ^ T2[b2] ^ T[b3]
+// where Tk[x] is the CRC of byte x followed by k-1 zero bytes.
+constexpr uint16_t Step(uint16_t crc) {  // one zero byte
+  return static_cast<uint16_t>((crc << 8) ^ kTable[(crc >> 8) & 0xff]);
+}
+struct Slices {
+  std::array<uint16_t, 256> t2{}, t3{}, t4{};
+};
+constexpr Slices MakeSlices() {
+  Slices s;
+  for (int i = 0; i < 256; ++i) {
+    s.t2[i] = Step(kTable[i]);
+    s.t3[i] = Step(s.t2[i]);
+    s.t4[i] = Step(s.t3[i]);
+  }
+  return s;
+}
+constexpr Slices kSlices = MakeSlices();
+
 }  // namespace
 
 uint16_t Crc16(const char* buf, size_t len) { return Crc16Update(0, buf, len); }
 
 uint16_t Crc16Update(uint16_t crc, const char* buf, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
+  const auto* p = reinterpret_cast<const uint8_t*>(buf);
+  size_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    crc = static_cast<uint16_t>(kSlices.t4[((crc >> 8) ^ p[i]) & 0xff] ^
+                                kSlices.t3[(crc ^ p[i + 1]) & 0xff] ^ kSlices.t2[p[i + 2]] ^
+                                kTable[p[i + 3]]);
+  }
+  for (; i < len; ++i) {
     const uint8_t b = static_cast<uint8_t>(buf[i]);
     crc = static_cast<uint16_t>((crc << 8) ^ kTable[((crc >> 8) ^ b) & 0xff]);
   }

@@ -28,13 +28,17 @@ int ClusterBackend::SlotOf(uint16_t prefix_crc, std::span<const std::string_view
   return slot;
 }
 
-std::string& ClusterBackend::Prepare(int slot, int proto, uint64_t) {
+std::string& ClusterBackend::Prepare(int slot, int proto, uint64_t hint) {
+  // Replica reads pick their connection at Commit(), from the command's flags.
+  prepared_direct_ = host_.settings().read_from == config::ReadFrom::kMaster;
+  if (prepared_direct_) return router_.PrepareDirect(slot, proto, hint);
   prepared_slot_ = slot;
   prepared_proto_ = proto;
   return router_.Prepare();
 }
 
 void ClusterBackend::Commit(ReplySink* sink, uint64_t tag, SendFlags flags) {
+  if (prepared_direct_) return router_.CommitDirect(sink, tag, flags.follow_redirects);
   router_.Commit(prepared_slot_, sink, tag, prepared_proto_, flags.follow_redirects,
                  flags.read_only);
 }
@@ -68,6 +72,8 @@ void ClusterBackend::ApplySlotMap(SlotMapPtr map) {
   masters_ = map->masters;
   owner_ = map->owner;
   master_nodes_.clear();
+  master_fast_[0].clear();
+  master_fast_[1].clear();
   for (const auto& m : masters_) master_nodes_.push_back(&pool_.Get(m));
   replicas_ = map->replicas;
   replicas_.resize(masters_.size());
@@ -76,6 +82,8 @@ void ClusterBackend::ApplySlotMap(SlotMapPtr map) {
 void ClusterBackend::Reconfigure() {
   pool_.DrainAll();
   master_nodes_.clear();
+  master_fast_[0].clear();
+  master_fast_[1].clear();
   masters_.clear();  // the next topology (refreshed on reload) fills them again
   replicas_.clear();
   slot_map_.reset();
@@ -102,7 +110,15 @@ int ClusterBackend::MasterIndex(const config::Endpoint& ep) {
 }
 
 BackendConn& ClusterBackend::MasterConn(int master, int proto, uint64_t hint) {
-  return pool_.Shared(*master_nodes_[master], proto, hint);
+  std::vector<BackendConn*>& fast = master_fast_[proto == 3 ? 1 : 0];
+  const size_t i = static_cast<size_t>(master);
+  if (i < fast.size() && fast[i] != nullptr) return *fast[i];
+  BackendConn& c = pool_.Shared(*master_nodes_[master], proto, hint);
+  if (host_.settings().connections_per_node <= 1) {
+    if (fast.size() <= i) fast.resize(i + 1, nullptr);
+    fast[i] = &c;
+  }
+  return c;
 }
 
 BackendConn* ClusterBackend::ReplicaConn(int master, int proto, uint64_t hint) {

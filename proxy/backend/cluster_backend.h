@@ -61,8 +61,12 @@ class ClusterBackend final : public Backend, public ClusterView {
   std::vector<NodePool::Node*> master_nodes_;  // parallel to masters_
   std::vector<std::vector<config::Endpoint>> replicas_;  // parallel to masters_
   std::array<int16_t, protocol::kNumSlots> owner_;
+  // The master connections when connections_per_node is 1: [proto 2, 3] by
+  // master index (no pool lookup per request).
+  std::vector<BackendConn*> master_fast_[2];
   int prepared_slot_ = kAnySlot;
   int prepared_proto_ = 2;
+  bool prepared_direct_ = false;
 };
 
 }  // namespace keyfence::proxy

@@ -1,6 +1,7 @@
 #include "proxy/backend/router.h"
 
 #include <charconv>
+#include <cstring>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -79,9 +80,56 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
   f.follow = follow;
   f.asking = false;
   f.read = read_only;
+  f.hint = reinterpret_cast<uintptr_t>(sink) >> 4;
   f.node = view_.MasterForSlot(slot);
   if (f.node < 0) return WaitForOwner(rid);
   Transmit(rid);
+}
+
+std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
+  uint32_t rid = Allocate();
+  prepared_ = rid;
+  Inflight& f = slab_[rid];
+  f.slot = slot;
+  f.proto = proto;
+  f.hint = hint;
+  f.redirects = 0;
+  f.waits = 0;
+  f.asking = false;
+  f.read = false;
+  f.via_replica = false;
+  f.node = view_.MasterForSlot(slot);
+  if (f.node >= 0) {
+    BackendConn& c = view_.MasterConn(f.node, proto, hint);
+    if (c.connected()) {
+      direct_ = &c;
+      direct_mark_ = c.out().size();
+      return c.out();
+    }
+  }
+  f.bytes.clear();
+  return f.bytes;
+}
+
+void Router::CommitDirect(ReplySink* sink, uint64_t tag, bool follow) {
+  uint32_t rid = prepared_;
+  prepared_ = UINT32_MAX;
+  Inflight& f = slab_[rid];
+  f.sink = sink;
+  f.tag = tag;
+  f.follow = follow;
+  if (direct_ == nullptr) {
+    if (f.node < 0) return WaitForOwner(rid);
+    return Transmit(rid);
+  }
+  BackendConn& c = *direct_;
+  direct_ = nullptr;
+  const std::string& o = c.out();
+  const size_t n = o.size() - direct_mark_;
+  f.bytes.resize(n);  // kept for a resend after a redirect (capacity reused)
+  std::memcpy(f.bytes.data(), o.data() + direct_mark_, n);
+  c.Push(this, rid);
+  c.MarkDirty();
 }
 
 void Router::WaitForOwner(uint32_t rid) {
@@ -118,7 +166,7 @@ void Router::ResendAfter(uint32_t rid, int ms) {
 
 void Router::Transmit(uint32_t rid) {
   Inflight& f = slab_[rid];
-  uint64_t hint = reinterpret_cast<uintptr_t>(f.sink) >> 4;
+  const uint64_t hint = f.hint;
   BackendConn* replica = f.read && !f.asking && f.redirects == 0
                              ? view_.ReplicaConn(f.node, f.proto, hint)
                              : nullptr;
@@ -163,6 +211,7 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   uint32_t rid = static_cast<uint32_t>(id);
   if (rid >= slab_.size() || !slab_[rid].in_use) return;
   Inflight& f = slab_[rid];
+  if (frame.empty() || frame[0] != '-') return Finish(rid, frame);  // not a redirect
   if (f.via_replica && frame.starts_with("-ERR keyfence: backend ")) {
     // The replica's connection failed: the master answers instead.
     ++f.redirects;

@@ -58,6 +58,12 @@ class Router : public ReplySink {
   std::string& Prepare();
   void Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow_redirects,
               bool read_only = false);
+  // The hot path, written once: the buffer is the output buffer of the
+  // slot's master connection when it is up (the bytes are copied into the
+  // entry at CommitDirect() for a resend after a redirect); else the entry's
+  // own buffer, sent as Commit() would. Replica reads use Prepare/Commit.
+  std::string& PrepareDirect(int slot, int proto, uint64_t hint);
+  void CommitDirect(ReplySink* sink, uint64_t tag, bool follow_redirects);
   void Forget(ReplySink* sink);
   void OnReply(uint64_t rid, std::string_view frame) override;
 
@@ -76,6 +82,7 @@ class Router : public ReplySink {
     bool via_replica = false;  // the last send went to a replica
     std::string bytes;
     int node = -1;  // master index in the worker's table
+    uint64_t hint = 0;  // spreads clients over connections_per_node
   };
   uint32_t Allocate();
   void Transmit(uint32_t rid);
@@ -89,6 +96,8 @@ class Router : public ReplySink {
   std::vector<Inflight> slab_;
   std::vector<uint32_t> free_;
   uint32_t prepared_ = UINT32_MAX;
+  BackendConn* direct_ = nullptr;  // PrepareDirect() wrote into this connection
+  size_t direct_mark_ = 0;         // from this offset of its output buffer
 };
 
 // "MOVED 3999 127.0.0.1:6381" / "ASK ..." -> slot and endpoint.

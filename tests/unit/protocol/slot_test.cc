@@ -55,3 +55,32 @@ TEST_CASE("slot: every slot is in range") {
 
 }  // namespace
 }  // namespace keyfence::protocol
+
+// The sliced CRC (4 bytes a step) equals the plain bytewise one for every
+// length, alignment and starting CRC.
+TEST_CASE("Crc16Update: sliced equals bytewise", "[slot]") {
+  auto bytewise = [](uint16_t crc, const char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      crc ^= static_cast<uint16_t>(static_cast<uint8_t>(p[i]) << 8);
+      for (int b = 0; b < 8; ++b) {
+        crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                             : static_cast<uint16_t>(crc << 1);
+      }
+    }
+    return crc;
+  };
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 80; ++i) {
+    x = x * 1103515245u + 12345u;
+    data.push_back(static_cast<char>(x >> 16));
+  }
+  for (uint16_t start : {uint16_t{0}, uint16_t{1}, uint16_t{0x1234}, uint16_t{0xffff}}) {
+    for (size_t off = 0; off < 4; ++off) {
+      for (size_t n = 0; n + off <= data.size(); ++n) {
+        REQUIRE(keyfence::protocol::Crc16Update(start, data.data() + off, n) ==
+                bytewise(start, data.data() + off, n));
+      }
+    }
+  }
+}

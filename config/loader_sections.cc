@@ -1,0 +1,118 @@
+// The top-level mapping and the listeners, admin and backend sections of the
+// YAML walk (see loader_parser.h).
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "config/config.h"
+#include "config/loader_parser.h"
+#include "config/spec.h"
+
+namespace keyfence::config::internal::loader {
+
+void Parser::Top(const YAML::Node& root, Spec* spec) {
+  const Val v{root, PosOf(root.Mark()), ""};
+  if (!root.IsMap()) {
+    Error(v, root.IsNull() ? "the config is empty" : "the config must be a mapping of fields");
+    return;
+  }
+  const auto seen = Map(
+      v, {
+             {"cluster_name", [&](const Val& f) { Name(f, &spec->cluster_name); }},
+             {"workers", UintTo(&spec->workers, 0, kMaxWorkers)},
+             {"max_clients", UintTo(&spec->max_clients, 1, kMaxClients)},
+             {"shutdown_grace_ms", UintTo(&spec->shutdown_grace_ms, 0, kMaxMs)},
+             {"listeners", [&](const Val& f) { Listeners(f, spec); }},
+             {"admin", [&](const Val& f) { AdminSection(f, spec); }},
+             {"backend", [&](const Val& f) { BackendSection(f, &spec->backend); }},
+             {"policy",
+              [&](const Val& f) {
+                if (f.node.IsNull()) return;
+                Map(f, {{"deny_commands", [&](const Val& d) { DenyList(d, &spec->global_deny); }}});
+              }},
+             {"limits", [&](const Val& f) { LimitsSection(f, &spec->limits); }},
+             {"tenants", [&](const Val& f) { Tenants(f, spec); }},
+         });
+  Require(v, *seen, "cluster_name");
+  Require(v, *seen, "listeners");
+  Require(v, *seen, "backend");
+}
+
+void Parser::Listeners(const Val& v, Spec* spec) {
+  const bool list = Seq(v, [&](const Val& e) {
+    ListenerSpec l;
+    l.path = e.path;
+    const auto seen = Map(e, {
+                                 {"bind",
+                                  [&](const Val& f) {
+                                    l.bind_pos = f.pos;
+                                    HostPort(f, &l.bind);
+                                  }},
+                                 {"tenant",
+                                  [&](const Val& f) {
+                                    l.tenant_pos = f.pos;
+                                    if (Str(f, &l.tenant) && l.tenant.empty()) {
+                                      Error(f, "must name a tenant (omit it for a gateway)");
+                                    }
+                                  }},
+                             });
+    if (!seen) return;
+    Require(e, *seen, "bind");
+    if (Has(*seen, "bind")) spec->listeners.push_back(std::move(l));
+  });
+  if (list && v.node.size() == 0) Error(v, "at least one listener is required");
+}
+
+void Parser::AdminSection(const Val& v, Spec* spec) {
+  if (v.node.IsNull()) return;  // "admin:" with every field commented out
+  Map(v, {
+             {"bind", [&](const Val& f) { HostPort(f, &spec->admin.bind); }},
+             {"token", StrTo(&spec->admin.token)},
+         });
+}
+
+void Parser::BackendSection(const Val& v, Backend* b) {
+  std::optional<Val> nodes;
+  const auto seen = Map(
+      v, {
+             {"mode",
+              [&](const Val& f) {
+                size_t i = 0;
+                if (Choice(f, {"standalone", "cluster"}, &i)) {
+                  b->mode = i == 0 ? BackendMode::kStandalone : BackendMode::kCluster;
+                }
+              }},
+             {"nodes",
+              [&](const Val& f) {
+                nodes = f;
+                const bool list = Seq(f, [&](const Val& e) {
+                  Endpoint ep;
+                  if (HostPort(e, &ep)) b->nodes.push_back(std::move(ep));
+                });
+                if (list && f.node.size() == 0) Error(f, "at least one node is required");
+              }},
+             {"username", StrTo(&b->username)},
+             {"password", StrTo(&b->password)},
+             {"connections_per_node", UintTo(&b->connections_per_node, 1, kMaxConnectionsPerNode)},
+             {"connect_timeout_ms", UintTo(&b->connect_timeout_ms, 1, kMaxMs)},
+             {"request_timeout_ms", UintTo(&b->request_timeout_ms, 1, kMaxMs)},
+             {"read_from",
+              [&](const Val& f) {
+                size_t i = 0;
+                if (Choice(f, {"master", "replica", "prefer_replica"}, &i)) {
+                  b->read_from = static_cast<ReadFrom>(i);
+                }
+              }},
+         });
+  if (!seen) return;
+  Require(v, *seen, "nodes");
+  if (nodes && b->mode == BackendMode::kStandalone && nodes->node.IsSequence() &&
+      nodes->node.size() > 1) {
+    Error(*nodes,
+          "standalone mode takes exactly one node, got " + std::to_string(nodes->node.size()));
+  }
+}
+
+}  // namespace keyfence::config::internal::loader
