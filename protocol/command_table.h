@@ -104,11 +104,9 @@ struct CommandInfo {
   int16_t arity;               // Redis arity (negative: at least -arity)
   uint32_t flags;              // CommandFlag bits
   uint32_t acl_categories;     // AclCategory bits
-  int16_t first_key, last_key, key_step;  // legacy key positions
   std::span<const KeySpec> key_specs;
   std::span<const CommandInfo> subcommands;
   const CommandInfo* parent;   // null for top-level commands
-  std::string_view group;      // COMMAND DOCS group, e.g. "string", "server"
 };
 
 class CommandTable {

@@ -183,4 +183,62 @@ inline std::string ClusterUnsupported(std::string_view sub) {
   return e;
 }
 
+// --- Backend failures (the client sees these instead of a reply) -------------------------
+inline constexpr std::string_view kUnexpectedReply =
+    "ERR keyfence: unexpected reply shape from the backend";
+inline constexpr std::string_view kBadScanReply =
+    "ERR keyfence: unexpected SCAN reply from the backend";
+inline constexpr std::string_view kBackendTimeout = "ERR keyfence: backend request timed out";
+// Every error about a backend connection starts with this (the router tells
+// a failed replica connection from a reply by it).
+inline constexpr std::string_view kBackendPrefix = "ERR keyfence: backend ";
+inline constexpr std::string_view kTooManyRetries =
+    "ERR keyfence: too many cluster redirects or retries";
+inline constexpr std::string_view kTooManyRedirects = "ERR keyfence: too many cluster redirects";
+
+// "ERR keyfence: backend <node> unavailable (<why>)"
+inline std::string BackendUnavailable(std::string_view node, std::string_view why) {
+  std::string e(kBackendPrefix);
+  e.append(node);
+  e += " unavailable (";
+  e.append(why);
+  e += ')';
+  return e;
+}
+inline std::string NoMasterForSlot(int slot) {
+  return "CLUSTERDOWN keyfence: no master serves slot " + std::to_string(slot) +
+         " (failover in progress?)";
+}
+// A request the parser refused: "ERR " + the parser's Redis-style text.
+inline std::string ProtocolError(std::string_view parser_text) {
+  return "ERR " + std::string(parser_text);
+}
+// The whole RESP frame of an error: "-<e>\r\n".
+inline std::string Frame(std::string_view e) {
+  std::string f = "-";
+  f.append(e);
+  f += "\r\n";
+  return f;
+}
+
+// --- Request stream errors (RequestParser::error_text(); sent as "ERR " + text) ----------
+inline constexpr std::string_view kProto = "Protocol error";
+inline constexpr std::string_view kProtoMultibulkLength = "Protocol error: invalid multibulk length";
+inline constexpr std::string_view kProtoBulkLength = "Protocol error: invalid bulk length";
+inline constexpr std::string_view kProtoTooBigInline = "Protocol error: too big inline request";
+inline constexpr std::string_view kProtoUnbalancedQuotes =
+    "Protocol error: unbalanced quotes in request";
+inline constexpr std::string_view kProtoExpectedCrlf = "Protocol error: expected CRLF";
+inline constexpr std::string_view kProtoTooBigMbulkCount =
+    "Protocol error: too big mbulk count string";
+inline constexpr std::string_view kProtoTooBigBulkCount =
+    "Protocol error: too big bulk count string";
+// "Protocol error: expected '$', got '<c>'"
+inline std::string ProtoExpectedDollar(char c) {
+  std::string s = "Protocol error: expected '$', got '";
+  s.push_back(c);
+  s.push_back('\'');
+  return s;
+}
+
 }  // namespace keyfence::protocol::errors

@@ -10,6 +10,8 @@
 #include "protocol/digits.h"
 #include "protocol/request_parser.h"
 
+#include "protocol/error_replies.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -411,29 +413,26 @@ std::string RequestParser::error_text() const {
     case RequestError::kNone:
       return {};
     case RequestError::kInvalidMultibulkLength:
-      return "Protocol error: invalid multibulk length";
+      return std::string(errors::kProtoMultibulkLength);
     case RequestError::kInvalidBulkLength:
-      return "Protocol error: invalid bulk length";
+      return std::string(errors::kProtoBulkLength);
     case RequestError::kExpectedDollar: {
       // Redis's addReplyErrorFormat turns CR / LF into spaces.
       const char c = (bad_byte_ == '\r' || bad_byte_ == '\n') ? ' ' : bad_byte_;
-      std::string s = "Protocol error: expected '$', got '";
-      s.push_back(c);
-      s.push_back('\'');
-      return s;
+      return errors::ProtoExpectedDollar(c);
     }
     case RequestError::kTooBigInline:
-      return "Protocol error: too big inline request";
+      return std::string(errors::kProtoTooBigInline);
     case RequestError::kUnbalancedQuotes:
-      return "Protocol error: unbalanced quotes in request";
+      return std::string(errors::kProtoUnbalancedQuotes);
     case RequestError::kMissingCrlf:
-      return "Protocol error: expected CRLF";
+      return std::string(errors::kProtoExpectedCrlf);
     case RequestError::kTooBigMbulkCount:
-      return "Protocol error: too big mbulk count string";
+      return std::string(errors::kProtoTooBigMbulkCount);
     case RequestError::kTooBigBulkCount:
-      return "Protocol error: too big bulk count string";
+      return std::string(errors::kProtoTooBigBulkCount);
   }
-  return "Protocol error";
+  return std::string(errors::kProto);
 }
 
 }  // namespace keyfence::protocol

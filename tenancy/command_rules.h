@@ -63,13 +63,12 @@ enum class Route : uint8_t {
 enum class Local : uint8_t {
   kNone,
   kPing, kEcho, kQuit, kReset, kSelect, kHello, kAuth,
-  kClientSetName, kClientGetName, kClientId, kClientInfo, kClientList, kClientSetInfo,
-  kClientReply, kClientNoOp,  // NO-TOUCH etc: +OK
+  kClientSetName, kClientGetName, kClientId, kClientInfo, kClientList, kClientReply,
   kCommand, kCommandCount, kCommandInfo, kCommandDocs, kCommandList, kCommandGetKeys,
   kInfo, kConfigGet, kDbSize, kFlushDb, kRandomKey, kKeys, kScan,
   kReadOnly, kReadWrite, kFunctionFlush,
   kCluster,  // CLUSTER SLOTS/SHARDS/NODES/INFO/MYID/KEYSLOT single-node view
-  kPubsubChannels, kPubsubNumsub, kPubsubNumpat,
+  kPubsubChannels,  // the last one (commands/registry.cc sizes its index by it)
 };
 
 struct Rule {

@@ -34,6 +34,9 @@ uint16_t BackendKeySlot(uint16_t prefix_crc, std::string_view key);
 bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view backend);
 
 // Backend name of a pub/sub channel (classic channels have no slots: plain P+C).
+inline size_t BackendChannelLength(std::string_view prefix, std::string_view channel) {
+  return prefix.size() + channel.size();
+}
 inline void AppendBackendChannel(std::string& out, std::string_view prefix,
                                  std::string_view channel) {
   out.append(prefix);

@@ -1,4 +1,5 @@
 #include "tenancy/rewriter.h"
+#include "protocol/error_replies.h"
 
 #include <vector>
 
@@ -28,9 +29,8 @@ void WriteRequest(std::span<const std::string_view> args, const NameRefs& refs,
           break;
         case RefKind::kChannel:
         case RefKind::kChannelPattern:
-          protocol::AppendBulkHeader(out, prefix.size() + a.size());
-          out.append(prefix);
-          out.append(a);
+          protocol::AppendBulkHeader(out, BackendChannelLength(prefix, a));
+          AppendBackendChannel(out, prefix, a);
           break;
       }
       out.append("\r\n", 2);
@@ -111,7 +111,7 @@ bool AppendStripped(std::string& out, std::string_view prefix, std::string_view 
 }
 
 void Unexpected(std::string& out) {
-  protocol::AppendError(out, "ERR keyfence: unexpected reply shape from the backend");
+  protocol::AppendError(out, protocol::errors::kUnexpectedReply);
 }
 
 // KEYS / PUBSUB CHANNELS: a flat list of names, filtered.

@@ -614,12 +614,9 @@ def render_inc(version, commands):
         w("    {%s, %d, %d," % (cxx_string(cmd.name), cmd.id, cmd.arity))
         w("     %s," % cxx_bits(cmd.flags))
         w("     %s," % cxx_bits(cmd.categories))
-        w("     %d, %d, %d, %s, %s, %s, %s},"
-          % (cmd.first, cmd.last, cmd.step, specs, subspan, parent_expr,
-             cxx_string(cmd.group)))
+        w("     %s, %s, %s}," % (specs, subspan, parent_expr))
 
-    w("// {name, id, arity, flags, acl_categories, first_key, last_key, key_step,")
-    w("//  key_specs, subcommands, parent, group}")
+    w("// {name, id, arity, flags, acl_categories, key_specs, subcommands, parent}")
     w("extern const CommandInfo kCommands[kNumTopLevelCommands];")
     w("")
     w("constinit const CommandInfo kSubcommands[kNumSubcommands] = {")

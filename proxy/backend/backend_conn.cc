@@ -1,4 +1,5 @@
 #include "proxy/backend/backend_conn.h"
+#include "protocol/error_replies.h"
 
 #include <algorithm>
 
@@ -217,7 +218,7 @@ bool BackendConn::CheckTimeout(uint64_t now_ns, uint64_t timeout_ns) {
   if (now_ns - pending_.front().sent_ns < timeout_ns) return false;
   spdlog::warn("backend {}: request timed out, closing the connection", endpoint_.ToString());
   host_.metrics().CountBackendError(endpoint_.ToString(), "timeout");
-  FailPending("ERR keyfence: backend request timed out");
+  FailPending(protocol::errors::kBackendTimeout);
   Close("timeout");
   return true;
 }
@@ -266,8 +267,7 @@ void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
   spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
-  down_error_ = "ERR keyfence: backend " + endpoint_.ToString() + " unavailable (" +
-                std::string(why) + ")";
+  down_error_ = protocol::errors::BackendUnavailable(endpoint_.ToString(), why);
   auto alive = alive_;
   ResetSocket();
   backoff_ms_ = backoff_ms_ == 0 ? kBackoffMinMs : std::min(backoff_ms_ * 2, kBackoffMaxMs);

@@ -1,4 +1,5 @@
 #include "proxy/backend/router.h"
+#include "protocol/error_replies.h"
 
 #include <charconv>
 #include <cstring>
@@ -12,6 +13,7 @@
 namespace keyfence::proxy {
 
 namespace asio = boost::asio;
+namespace errors = protocol::errors;
 
 bool ParseRedirect(std::string_view e, int* slot, config::Endpoint* ep) {
   size_t sp1 = e.find(' ');
@@ -136,9 +138,7 @@ void Router::WaitForOwner(uint32_t rid) {
   Inflight& f = slab_[rid];
   host_.RequestTopologyRefresh();
   if (++f.waits > kMaxOwnerWaits) {
-    std::string e = "-CLUSTERDOWN keyfence: no master serves slot " + std::to_string(f.slot) +
-                    " (failover in progress?)\r\n";
-    return Finish(rid, e);
+    return Finish(rid, errors::Frame(errors::NoMasterForSlot(f.slot)));
   }
   ResendAfter(rid, kOwnerWaitMs);
 }
@@ -202,7 +202,7 @@ void Router::Finish(uint32_t rid, std::string_view frame) {
 void Router::RetryLater(uint32_t rid, int delay_ms) {
   Inflight& f = slab_[rid];
   if (++f.redirects > kMaxRedirects) {
-    return Finish(rid, "-ERR keyfence: too many cluster redirects or retries\r\n");
+    return Finish(rid, errors::Frame(errors::kTooManyRetries));
   }
   ResendAfter(rid, delay_ms << (f.redirects - 1));
 }
@@ -212,7 +212,7 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   if (rid >= slab_.size() || !slab_[rid].in_use) return;
   Inflight& f = slab_[rid];
   if (frame.empty() || frame[0] != '-') return Finish(rid, frame);  // not a redirect
-  if (f.via_replica && frame.starts_with("-ERR keyfence: backend ")) {
+  if (f.via_replica && frame.size() > 1 && frame.substr(1).starts_with(errors::kBackendPrefix)) {
     // The replica's connection failed: the master answers instead.
     ++f.redirects;
     Transmit(rid);
@@ -232,7 +232,7 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
         return RetryLater(rid, 50);
       }
       if (++f.redirects > kMaxRedirects) {
-        return Finish(rid, "-ERR keyfence: too many cluster redirects\r\n");
+        return Finish(rid, errors::Frame(errors::kTooManyRedirects));
       }
       if (moved) {
         view_.NoteMoved(slot, node);

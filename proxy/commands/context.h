@@ -56,11 +56,12 @@ class CommandContext {
   // whole reply to; EndReply() closes it.
   virtual std::string& BeginReply() = 0;
   virtual void EndReply() = 0;
-  // A slot whose reply comes later, as sink() receives it (tag = the slot) or
-  // through Complete(). `pattern` filters names for list replies.
+  // A reply slot filled later: its tag is what sink() receives the reply
+  // with (or what Complete() takes). `pattern` filters names for list
+  // replies. ("slot" alone means a hash slot everywhere else.)
   virtual uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern = {}) = 0;
-  virtual void SetExecRules(uint64_t slot, ExecRules rules) = 0;
-  virtual void Complete(uint64_t slot, std::string_view reply) = 0;
+  virtual void SetExecRules(uint64_t tag, ExecRules rules) = 0;
+  virtual void Complete(uint64_t tag, std::string_view reply) = 0;
   ReplySink& sink() { return *sink_; }
   // Receives pub/sub pushes on the dedicated connection.
   virtual UnsolicitedSink& pushes() = 0;

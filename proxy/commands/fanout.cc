@@ -1,4 +1,5 @@
 #include "proxy/commands/fanout.h"
+#include "protocol/error_replies.h"
 
 #include <charconv>
 
@@ -88,7 +89,7 @@ void FanOut::OnReply(uint64_t part, std::string_view frame) {
       case Kind::kScan: {
         // [cursor, names]: names stripped and filtered, then the walk goes on.
         if (!protocol::ParseReplyTree(frame, &n) || n.size() < 2) {
-          error_ = "-ERR keyfence: unexpected SCAN reply from the backend\r\n";
+          error_ = protocol::errors::Frame(protocol::errors::kBadScanReply);
           break;
         }
         uint64_t backend = 0;

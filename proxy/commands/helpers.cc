@@ -37,15 +37,15 @@ void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule r
     ctx.ReplySimple("QUEUED");
     return;
   }
-  uint64_t slot = ctx.Defer(rule, pattern);
+  uint64_t tag = ctx.Defer(rule, pattern);
   DedicatedLink& d = ctx.dedicated();
   if (d.active()) {
     d.conn->out().append(bytes);
-    d.conn->Push(&ctx.sink(), slot);
+    d.conn->Push(&ctx.sink(), tag);
     d.conn->MarkDirty();
     return;
   }
-  ctx.backend().Send(bytes, kAnySlot, ctx.proto(), ctx.hint(), &ctx.sink(), slot);
+  ctx.backend().Send(bytes, kAnySlot, ctx.proto(), ctx.hint(), &ctx.sink(), tag);
 }
 
 std::string Verbatim(CommandContext& ctx) {

@@ -30,8 +30,8 @@ bool Keys(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule
     ctx.ReplyError(errors::kTopologyUnknown);
     return true;
   }
-  uint64_t slot = ctx.Defer(tenancy::ReplyRule::kNone);
-  auto f = std::make_unique<FanOut>(ctx, FanOut::Kind::kKeys, slot, masters.size(), 0,
+  uint64_t tag = ctx.Defer(tenancy::ReplyRule::kNone);
+  auto f = std::make_unique<FanOut>(ctx, FanOut::Kind::kKeys, tag, masters.size(), 0,
                                     ctx.proto());
   f->SetNames(prefix, pattern == "*" ? "" : std::string(pattern));
   FanOut* raw = f.get();
@@ -119,8 +119,8 @@ bool Scan(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule
   }
   size_t want = 10;
   std::vector<std::string> rest = BackendScanArgs(ctx.tenant()->prefix, match, count, type, &want);
-  uint64_t slot = ctx.Defer(tenancy::ReplyRule::kNone);
-  auto f = std::make_unique<FanOut>(ctx, FanOut::Kind::kScan, slot, 1, 0, ctx.proto());
+  uint64_t tag = ctx.Defer(tenancy::ReplyRule::kNone);
+  auto f = std::make_unique<FanOut>(ctx, FanOut::Kind::kScan, tag, 1, 0, ctx.proto());
   f->SetNames(ctx.tenant()->prefix, match == "*" ? "" : std::string(match));
   FanOut* raw = f.get();
   ctx.Adopt(std::move(f));
@@ -142,8 +142,8 @@ bool WalkNamespace(CommandContext& ctx, const protocol::CommandInfo&, const tena
     ctx.ReplyError(errors::kTopologyUnknown);
     return true;
   }
-  uint64_t slot = ctx.Defer(tenancy::ReplyRule::kNone);
-  auto job = std::make_unique<ScanJob>(ctx, masters, kind, slot, ctx.tenant()->prefix,
+  uint64_t tag = ctx.Defer(tenancy::ReplyRule::kNone);
+  auto job = std::make_unique<ScanJob>(ctx, masters, kind, tag, ctx.tenant()->prefix,
                                        ctx.proto());
   ScanJob* raw = job.get();
   ctx.Adopt(std::move(job));

@@ -39,8 +39,8 @@ void SplitBySlot(CommandContext& ctx, const protocol::CommandInfo& cmd) {
   FanOut::Kind kind = cmd.name == "mget"   ? FanOut::Kind::kMget
                       : cmd.name == "mset" ? FanOut::Kind::kMset
                                            : FanOut::Kind::kSum;
-  uint64_t slot = ctx.Defer(tenancy::ReplyRule::kNone);
-  auto f = std::make_unique<FanOut>(ctx, kind, slot, groups.size(), (args.size() - 1) / step,
+  uint64_t tag = ctx.Defer(tenancy::ReplyRule::kNone);
+  auto f = std::make_unique<FanOut>(ctx, kind, tag, groups.size(), (args.size() - 1) / step,
                                     ctx.proto());
   f->SetNames(prefix, "");
   FanOut* raw = f.get();

@@ -1,4 +1,5 @@
 #include "proxy/commands/scan_job.h"
+#include "protocol/error_replies.h"
 
 #include <random>
 
@@ -50,7 +51,7 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
   }
   std::vector<protocol::ReplyNode> n;
   if (!protocol::ParseReplyTree(frame, &n) || n.size() < 3 || n[0].count != 2) {
-    return Finish("-ERR keyfence: unexpected SCAN reply from the backend\r\n");
+    return Finish(protocol::errors::Frame(protocol::errors::kBadScanReply));
   }
   cursor_.assign(n[1].str);
   const protocol::ReplyNode& list = n[2];

@@ -56,9 +56,9 @@ bool Exec(CommandContext& ctx) {
   protocol::AppendCommand(o, {"EXEC"});
   d.conn->MarkDirty();
   d.watching = false;
-  uint64_t slot = ctx.Defer(ReplyRule::kNone);
-  ctx.SetExecRules(slot, std::move(tx.rules));
-  d.conn->Push(&ctx.sink(), slot);
+  uint64_t tag = ctx.Defer(ReplyRule::kNone);
+  ctx.SetExecRules(tag, std::move(tx.rules));
+  d.conn->Push(&ctx.sink(), tag);
   tx.Clear();
   return true;
 }

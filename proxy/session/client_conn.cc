@@ -104,7 +104,7 @@ void ClientConn::ProcessInput() {
       break;
     }
     if (st == protocol::ParseStatus::kError) {
-      BadInput(RejectReason::kProtocol, "ERR " + parser_.error_text());
+      BadInput(RejectReason::kProtocol, protocol::errors::ProtocolError(parser_.error_text()));
       break;
     }
     if (consumed > max_request) {

@@ -109,8 +109,8 @@ uint64_t Session::Defer(ReplyRule rule, std::string_view pattern) {
   return s.seq;
 }
 
-void Session::SetExecRules(uint64_t slot, ExecRules rules) {
-  ReplySlot* s = conn_.replies().Find(slot);
+void Session::SetExecRules(uint64_t tag, ExecRules rules) {
+  ReplySlot* s = conn_.replies().Find(tag);
   if (s != nullptr) s->exec_rules = std::move(rules);
 }
 
@@ -134,9 +134,9 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
   AfterDelivery();
 }
 
-void Session::Complete(uint64_t slot, std::string_view reply) {
+void Session::Complete(uint64_t tag, std::string_view reply) {
   if (conn_.closed()) return;
-  ReplySlot* s = conn_.replies().Find(slot);
+  ReplySlot* s = conn_.replies().Find(tag);
   if (s == nullptr) return;
   conn_.replies().Complete(*s, reply);
   conn_.MarkDirty();

@@ -59,8 +59,8 @@ class Session final : public RequestHandler,
   std::string& BeginReply() override;
   void EndReply() override;
   uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern) override;
-  void SetExecRules(uint64_t slot, ExecRules rules) override;
-  void Complete(uint64_t slot, std::string_view reply) override;
+  void SetExecRules(uint64_t tag, ExecRules rules) override;
+  void Complete(uint64_t tag, std::string_view reply) override;
   UnsolicitedSink& pushes() override { return *this; }
   void Reject(RejectReason reason, std::string_view error) override;
   bool inflight() const override { return !conn_.replies().empty(); }

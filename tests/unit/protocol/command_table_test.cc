@@ -108,15 +108,6 @@ TEST_CASE("Arity, flags and groups of known commands", "[command_table]") {
   CHECK((Must("blpop").flags & kCmdBlocking) != 0);
   CHECK((Must("subscribe").flags & kCmdPubsub) != 0);
   CHECK((Must("xread").flags & kCmdMovableKeys) != 0);
-
-  CHECK(Must("get").group == "string");
-  CHECK(Must("client|kill").group == "connection");
-  CHECK(Must("zunionstore").group == "sorted-set");
-
-  CHECK(Must("get").first_key == 1);
-  CHECK(Must("get").last_key == 1);
-  CHECK(Must("get").key_step == 1);
-  CHECK(Must("mset").key_step == 2);
 }
 
 TEST_CASE("Key specs", "[command_table]") {
