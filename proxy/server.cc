@@ -277,7 +277,7 @@ int Server::Run() {
   AdminHandlers h;
   h.metrics = [this] { return metrics_->SerializeText() + HotKeysMetricText(); };
   h.ready = [this] {
-    return listening_.load() && backend_ok_.load() && (!topology_ || topology_->has_map());
+    return listening_.load() && backend_ok_.load() && (!topology_ || topology_->ready());
   };
   h.config_json = [this] {
     std::lock_guard<std::mutex> l(snapshot_mu_);
@@ -298,14 +298,12 @@ int Server::Run() {
     return 1;
   }
   for (auto& w : workers_) w->Start();
-  if (snapshot_->backend.mode == config::BackendMode::kCluster) {
-    // Topology changes reach the workers as immutable slot maps.
-    topology_ = std::make_unique<Topology>(snapshot_->backend, [this](SlotMapPtr m) {
-      spdlog::info("cluster topology v{}: {} masters", m->version, m->masters.size());
-      for (auto& w : workers_) w->PublishSlotMap(m);
-    });
-    topology_->Start();
-  }
+  // Topology changes (cluster) reach the workers as immutable slot maps.
+  topology_ = MakeDiscovery(snapshot_->backend, [this](SlotMapPtr m) {
+    spdlog::info("cluster topology v{}: {} masters", m->version, m->masters.size());
+    for (auto& w : workers_) w->PublishSlotMap(m);
+  });
+  if (topology_) topology_->Start();
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
     spdlog::info("listening on {} ({})", l.bind.ToString(),

@@ -16,7 +16,7 @@
 #include "config/config.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/config_watcher.h"
-#include "proxy/backend/topology.h"
+#include "proxy/backend/backend.h"
 #include "proxy/base/metrics.h"
 #include "proxy/base/tenant_state.h"
 
@@ -59,7 +59,7 @@ class Server {
   boost::asio::steady_timer probe_timer_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
-  std::unique_ptr<Topology> topology_;
+  std::unique_ptr<Discovery> topology_;  // null: nothing to discover (standalone)
   std::unique_ptr<MetricsRegistry> metrics_;
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;

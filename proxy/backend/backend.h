@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -78,7 +79,26 @@ class Backend {
   virtual void Reconfigure() = 0;
 };
 
-// The implementation for settings.mode (the one place that knows the kinds).
+// The control-plane half of a backend kind: finds where the servers are
+// (cluster topology; a Sentinel's master) off the request path, and hands
+// what it finds to every worker's Backend. Thread-safe.
+class Discovery {
+ public:
+  virtual ~Discovery() = default;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+  // Cheap and coalesced: look again soon (MOVED, a connection failure).
+  virtual void RequestRefresh() = 0;
+  // New seeds or credentials after a config reload.
+  virtual void Reconfigure(const config::Backend& settings) = 0;
+  // Something usable was found (readiness).
+  virtual bool ready() const = 0;
+};
+using PublishSlotMap = std::function<void(SlotMapPtr)>;
+
+// The implementations for settings.mode (the one place that knows the kinds).
 std::unique_ptr<Backend> MakeBackend(BackendHost& host, const config::Backend& settings);
+// Null when the kind has nothing to discover (standalone).
+std::unique_ptr<Discovery> MakeDiscovery(const config::Backend& settings, PublishSlotMap publish);
 
 }  // namespace keyfence::proxy

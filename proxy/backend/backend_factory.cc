@@ -3,6 +3,7 @@
 #include "proxy/backend/backend.h"
 #include "proxy/backend/cluster_backend.h"
 #include "proxy/backend/standalone_backend.h"
+#include "proxy/backend/topology.h"
 
 namespace keyfence::proxy {
 
@@ -14,6 +15,16 @@ std::unique_ptr<Backend> MakeBackend(BackendHost& host, const config::Backend& s
       break;
   }
   return std::make_unique<StandaloneBackend>(host);
+}
+
+std::unique_ptr<Discovery> MakeDiscovery(const config::Backend& settings, PublishSlotMap publish) {
+  switch (settings.mode) {
+    case config::BackendMode::kCluster:
+      return std::make_unique<Topology>(settings, std::move(publish));
+    case config::BackendMode::kStandalone:
+      break;
+  }
+  return nullptr;
 }
 
 }  // namespace keyfence::proxy

@@ -153,7 +153,7 @@ void Topology::Run() {
     {
       std::unique_lock<std::mutex> l(mu_);
       // A map with unserved slots (failover under way) is refreshed every second.
-      cv_.wait_for(l, has_map() && full_ ? kPeriodicRefresh : std::chrono::seconds(1),
+      cv_.wait_for(l, ready() && full_ ? kPeriodicRefresh : std::chrono::seconds(1),
                    [this] { return refresh_ || stop_; });
       if (stop_) return;
       refresh_ = false;

@@ -16,23 +16,24 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/backend/backend.h"
 #include "proxy/backend/slot_map.h"
 
 namespace keyfence::proxy {
 
-class Topology {
+class Topology final : public Discovery {
  public:
   using Publish = std::function<void(SlotMapPtr)>;
   Topology(config::Backend backend, Publish publish);
-  ~Topology();
+  ~Topology() override;
 
-  void Start();
-  void Stop();
+  void Start() override;
+  void Stop() override;
   // Thread-safe, cheap, coalesced: ask for a refresh soon.
-  void RequestRefresh();
+  void RequestRefresh() override;
   // Thread-safe: new seeds/credentials after a config reload.
-  void Reconfigure(const config::Backend& backend);
-  bool has_map() const { return has_map_.load(std::memory_order_relaxed); }
+  void Reconfigure(const config::Backend& backend) override;
+  bool ready() const override { return has_map_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
