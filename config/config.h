@@ -100,6 +100,9 @@ struct Backend {
   uint32_t connections_per_node = 1;
   uint32_t connect_timeout_ms = 1000;
   uint32_t request_timeout_ms = 5000;
+  // Cluster: how long a request keeps being retried through TRYAGAIN, ASK and
+  // CLUSTERDOWN (a slot migration, a failover) before the client gets an error.
+  uint32_t retry_budget_ms = 5000;
   ReadFrom read_from = ReadFrom::kMaster;
 };
 

@@ -98,6 +98,7 @@ void Parser::BackendSection(const Val& v, Backend* b) {
              {"connections_per_node", UintTo(&b->connections_per_node, 1, kMaxConnectionsPerNode)},
              {"connect_timeout_ms", UintTo(&b->connect_timeout_ms, 1, kMaxMs)},
              {"request_timeout_ms", UintTo(&b->request_timeout_ms, 1, kMaxMs)},
+             {"retry_budget_ms", UintTo(&b->retry_budget_ms, 0, kMaxMs)},
              {"read_from",
               [&](const Val& f) {
                 size_t i = 0;

@@ -1,6 +1,7 @@
 #include "proxy/backend/router.h"
 #include "protocol/error_replies.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -78,6 +79,9 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
   f.slot = slot;
   f.proto = proto;
   f.redirects = 0;
+  f.hops = 0;
+  f.retries = 0;
+  f.retry_start_ns = 0;
   f.waits = 0;
   f.follow = follow;
   f.asking = false;
@@ -96,6 +100,9 @@ std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
   f.proto = proto;
   f.hint = hint;
   f.redirects = 0;
+  f.hops = 0;
+  f.retries = 0;
+  f.retry_start_ns = 0;
   f.waits = 0;
   f.asking = false;
   f.read = false;
@@ -167,7 +174,7 @@ void Router::ResendAfter(uint32_t rid, int ms) {
 void Router::Transmit(uint32_t rid) {
   Inflight& f = slab_[rid];
   const uint64_t hint = f.hint;
-  BackendConn* replica = f.read && !f.asking && f.redirects == 0
+  BackendConn* replica = f.read && !f.asking && f.hops == 0
                              ? view_.ReplicaConn(f.node, f.proto, hint)
                              : nullptr;
   if (replica != nullptr && !replica->Available()) replica = nullptr;  // the master answers
@@ -199,12 +206,23 @@ void Router::Finish(uint32_t rid, std::string_view frame) {
   if (sink != nullptr) sink->OnReply(tag, frame);
 }
 
-void Router::RetryLater(uint32_t rid, int delay_ms) {
+// False (and the request finished with an error) once the request has used
+// its retry budget or kMaxHops sends.
+bool Router::WithinBudget(uint32_t rid) {
   Inflight& f = slab_[rid];
-  if (++f.redirects > kMaxRedirects) {
-    return Finish(rid, errors::Frame(errors::kTooManyRetries));
-  }
-  ResendAfter(rid, delay_ms << (f.redirects - 1));
+  const uint64_t now = Loop::NowNs();
+  if (f.retry_start_ns == 0) f.retry_start_ns = now;
+  const uint64_t budget = uint64_t{host_.settings().retry_budget_ms} * 1000000;
+  if (++f.hops <= kMaxHops && now - f.retry_start_ns <= budget) return true;
+  Finish(rid, errors::Frame(errors::kTooManyRetries));
+  return false;
+}
+
+void Router::RetryLater(uint32_t rid, int delay_ms) {
+  if (!WithinBudget(rid)) return;
+  Inflight& f = slab_[rid];
+  const int shift = std::min(f.retries++, 4);
+  ResendAfter(rid, std::min(delay_ms << shift, kMaxRetryDelayMs));
 }
 
 void Router::OnReply(uint64_t id, std::string_view frame) {
@@ -214,7 +232,9 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   if (frame.empty() || frame[0] != '-') return Finish(rid, frame);  // not a redirect
   if (f.via_replica && frame.size() > 1 && frame.substr(1).starts_with(errors::kBackendPrefix)) {
     // The replica's connection failed: the master answers instead.
-    ++f.redirects;
+    if (!WithinBudget(rid)) return;
+    f.via_replica = false;
+    f.read = false;
     Transmit(rid);
     return;
   }
@@ -231,9 +251,10 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
         host_.RequestTopologyRefresh();
         return RetryLater(rid, 50);
       }
-      if (++f.redirects > kMaxRedirects) {
+      if (moved && ++f.redirects > kMaxRedirects) {
         return Finish(rid, errors::Frame(errors::kTooManyRedirects));
       }
+      if (!WithinBudget(rid)) return;
       if (moved) {
         view_.NoteMoved(slot, node);
         host_.RequestTopologyRefresh();

@@ -40,7 +40,13 @@ class ClusterView {
 class Router : public ReplySink {
  public:
   static constexpr int kAnySlot = -1;
-  static constexpr int kMaxRedirects = 5;
+  static constexpr int kMaxRedirects = 5;  // MOVED hops (a stale table loops otherwise)
+  // TRYAGAIN, ASK and CLUSTERDOWN (a slot migration, a failover) are retried
+  // with backoff (kRetryBaseMs doubling up to kMaxRetryDelayMs) for as long as
+  // backend.retry_budget_ms allows, counted from the first retry; kMaxHops
+  // bounds the sends of one request whatever the budget.
+  static constexpr int kMaxRetryDelayMs = 200;
+  static constexpr int kMaxHops = 200;
   // While a slot has no master (failover in progress) a request waits in
   // steps of kOwnerWaitMs, asking for a fresh topology each time, at most
   // kMaxOwnerWaits times, then fails with CLUSTERDOWN.
@@ -73,7 +79,10 @@ class Router : public ReplySink {
     uint64_t tag = 0;
     int slot = kAnySlot;
     int proto = 2;
-    int redirects = 0;
+    int redirects = 0;  // MOVED followed
+    int hops = 0;       // sends after the first
+    int retries = 0;    // TRYAGAIN / CLUSTERDOWN / unknown node waits
+    uint64_t retry_start_ns = 0;  // the first redirect or retry (0: none yet)
     int waits = 0;  // retries while the slot has no known master
     bool follow = true;
     bool in_use = false;
@@ -86,6 +95,7 @@ class Router : public ReplySink {
   };
   uint32_t Allocate();
   void Transmit(uint32_t rid);
+  bool WithinBudget(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
   void WaitForOwner(uint32_t rid);
   void ResendAfter(uint32_t rid, int ms);

@@ -33,10 +33,19 @@ void FanOut::StartScan(Backend& backend, std::vector<config::Endpoint> nodes, si
   scan_cursor_ = cursor;
   scan_args_ = std::move(args);
   scan_want_ = want;
+  for (size_t i = 0; i + 1 < scan_args_.size(); ++i) {
+    if (scan_args_[i] == "COUNT") scan_count_arg_ = i + 1;
+  }
   SendScan();
 }
 
 void FanOut::SendScan() {
+  if (scan_count_arg_ != 0) {
+    uint64_t n = 0;
+    const std::string& v = scan_args_[scan_count_arg_];
+    std::from_chars(v.data(), v.data() + v.size(), n);
+    scan_work_ += n;
+  }
   BackendConn& c = backend_->NodeConn(scan_nodes_[scan_node_], proto_, ctx_.hint());
   if (!c.Available()) {
     std::string e;
@@ -51,6 +60,14 @@ void FanOut::SendScan() {
   for (const auto& a : scan_args_) protocol::AppendBulk(o, a);
   c.Push(this, 0);
   c.MarkDirty();
+}
+
+void FanOut::GrowScanCount() {
+  if (scan_count_arg_ == 0) return;
+  std::string& v = scan_args_[scan_count_arg_];
+  uint64_t n = 0;
+  if (std::from_chars(v.data(), v.data() + v.size(), n).ec != std::errc() || n == 0) return;
+  v = std::to_string(std::min(n * 2, std::max(n, kMaxBackendScanCount)));
 }
 
 void FanOut::OnReply(uint64_t part, std::string_view frame) {
@@ -110,7 +127,9 @@ void FanOut::OnReply(uint64_t part, std::string_view frame) {
             scan_done_ = true;
           }
         }
-        if (!scan_done_ && values_.size() < scan_want_ && ++scan_rounds_ < kMaxScanRounds) {
+        if (!scan_done_ && values_.size() < scan_want_ && ++scan_rounds_ < kMaxScanRounds &&
+            scan_work_ < kMaxScanWork) {
+          GrowScanCount();
           SendScan();
           return;  // still waiting
         }

@@ -46,6 +46,11 @@ class FanOut : public ReplySink, public AsyncOp {
 
   static constexpr uint64_t kScanNodeBits = 10;  // client cursor = backend << 10 | node
   static constexpr int kMaxScanRounds = 16;
+  // Each round that leaves the page short doubles the backend COUNT, up to
+  // kMaxBackendScanCount, and one client SCAN asks for at most kMaxScanWork
+  // entries in all: a tenant with few keys among many gets full pages.
+  static constexpr uint64_t kMaxBackendScanCount = 8192;
+  static constexpr uint64_t kMaxScanWork = 65536;
 
  private:
   void Done();
@@ -60,6 +65,7 @@ class FanOut : public ReplySink, public AsyncOp {
   std::string error_;
   std::string prefix_, pattern_;
   void SendScan();
+  void GrowScanCount();
   Backend* backend_ = nullptr;
   std::vector<config::Endpoint> scan_nodes_;
   size_t scan_node_ = 0;
@@ -67,6 +73,8 @@ class FanOut : public ReplySink, public AsyncOp {
   std::vector<std::string> scan_args_;
   size_t scan_want_ = 10;
   int scan_rounds_ = 0;
+  size_t scan_count_arg_ = 0;     // index of COUNT's value in scan_args_ (0: none)
+  uint64_t scan_work_ = 0;        // entries asked for so far
   bool scan_done_ = false;
   bool finished_ = false;
 };

@@ -27,6 +27,17 @@ bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber) {
   return true;
 }
 
+namespace {
+// The dedicated connection is only there for a blocking command: what follows
+// it on the client's stream waits for it (as on a direct connection) and
+// then runs wherever it belongs, instead of failing for another slot.
+bool HeldForBlocking(CommandContext& ctx) {
+  const DedicatedLink& d = ctx.dedicated();
+  return d.active() && d.mode == DedicatedLink::Mode::kDedicated && d.blocking && !d.watching &&
+         !ctx.tx().open;
+}
+}  // namespace
+
 bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route route, int slot,
                       bool* sent) {
   DedicatedLink& d = ctx.dedicated();
@@ -39,6 +50,7 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
     ctx.ReplyError(errors::kSubscribeWithState);
     return true;
   } else if (slot != kAnySlot && d.slot != kAnySlot && slot != d.slot && !d.subscribed()) {
+    if (HeldForBlocking(ctx)) return false;  // after the blocking command
     ctx.ReplyError(errors::kCrossSlot);
     return true;
   }
@@ -73,6 +85,7 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
   }
   DedicatedLink& d = ctx.dedicated();
   if (cross) {
+    if (Splittable(cmd) && HeldForBlocking(ctx)) return false;  // after the blocking command
     if (Splittable(cmd) && !d.active()) {
       SplitBySlot(ctx, cmd);
     } else {

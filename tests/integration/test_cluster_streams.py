@@ -1,0 +1,158 @@
+"""A client connection over a Redis Cluster is one ordered stream (issue 8):
+commands pipelined behind a blocking command wait for it and then run on their
+own slots; TRYAGAIN during a slot migration is retried within
+backend.retry_budget_ms instead of failing after a few tries; SCAN fills pages
+for a tenant with few keys among many."""
+
+import threading
+import time
+
+import pytest
+
+from conftest import start_keyfence
+from harness import HOST, MonitorChecker, RedisClusterNodes, RespError, key_slot
+
+P = b"shop@orders:"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = RedisClusterNodes(3)
+    try:
+        c.start()
+    except Exception:
+        c.cleanup()
+        raise
+    yield c
+    c.cleanup()
+
+
+@pytest.fixture(scope="module")
+def keyfence(cluster):
+    kf = start_keyfence(cluster.ports[0],
+                        {"backend": {"mode": "cluster", "retry_budget_ms": 8000}},
+                        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
+    yield kf
+    alive = kf.alive
+    try:
+        rc = kf.stop()
+    finally:
+        log = kf.log_tail(60)
+        kf.cleanup()
+    assert alive, f"keyfence died during the module; log:\n{log}"
+    assert rc == 0, f"keyfence exited with {rc}; log:\n{log}"
+
+
+@pytest.fixture
+def kf(keyfence, cluster):
+    assert keyfence.alive, keyfence.log_tail()
+    cluster.flushall()
+    yield keyfence
+    assert keyfence.alive, "keyfence died during the test; log:\n" + keyfence.log_tail()
+
+
+def keys_on_other_slots(base: bytes, n: int):
+    """n client keys whose backend slots differ from base's and from each other."""
+    used = {key_slot(P + base)}
+    out = []
+    for i in range(10000):
+        k = f"k{i}".encode()
+        s = key_slot(P + k)
+        if s not in used:
+            used.add(s)
+            out.append(k)
+            if len(out) == n:
+                return out
+    raise AssertionError("no keys")
+
+
+def test_commands_pipelined_behind_blpop_run_after_it(kf, cluster):
+    k1, k2 = keys_on_other_slots(b"jobs", 2)
+    ms = [MonitorChecker(n) for n in cluster.nodes]
+    try:
+        with kf.raw("orders") as c, kf.raw("orders") as pusher:
+            assert c.cmd("SET", k1, "one") == "OK"
+            # One write: BLPOP (blocks), then GET and SET of other slots (ioredis/node-redis style).
+            c.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$4\r\njobs\r\n$1\r\n2\r\n"
+                       + b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k1), k1)
+                       + b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\ntwo\r\n" % (len(k2), k2))
+            time.sleep(0.3)
+            assert pusher.cmd("RPUSH", "jobs", "job-1") == 1
+            assert c.read() == [b"jobs", b"job-1"]
+            assert c.read() == b"one"
+            assert c.read() == "OK"
+            # And when the BLPOP times out, the commands behind it still run in order.
+            c.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$4\r\njobs\r\n$3\r\n0.5\r\n"
+                       + b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k2), k2))
+            assert c.read() is None
+            assert c.read() == b"two"
+            # A same-slot command still pipelines on the blocking command's connection.
+            c.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$4\r\njobs\r\n$3\r\n0.3\r\n"
+                       b"*2\r\n$4\r\nLLEN\r\n$4\r\njobs\r\n")
+            assert c.read() is None
+            assert c.read() == 0
+    finally:
+        for m in ms:
+            m.stop()
+    for m in ms:
+        m.assert_clean()
+
+
+def test_same_slot_mget_during_a_long_migration_is_retried(kf, cluster):
+    a, b = b"{mig}a", b"{mig}b"
+    ba, bb = P + b"{shop@orders:mig}a", P + b"{shop@orders:mig}b"
+    slot = key_slot(ba)
+    assert slot == key_slot(bb)
+    src = cluster.node_for_slot(slot)
+    dst = next(n for n in cluster.nodes if n.port != src.port)
+    src_id, dst_id = cluster.node_id(src), cluster.node_id(dst)
+    with kf.raw("orders") as c:
+        assert c.cmd("MSET", a, "1", b, "2") == "OK"
+        with dst.raw() as d, src.raw() as s:
+            assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
+            assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
+            # Half the slot's keys moved: the source answers TRYAGAIN for a request on both.
+            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", ba) == "OK"
+            assert s.cmd("MGET", ba, bb) == RespError(
+                "TRYAGAIN Multiple keys request during rehashing of slot")
+
+            def finish():
+                time.sleep(1.5)  # longer than the old 5-retry limit (0.6 s)
+                with src.raw() as s2:
+                    s2.cmd("MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", bb)
+                for n in cluster.nodes:
+                    with n.raw() as x:
+                        x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+            t = threading.Thread(target=finish)
+            t.start()
+            start = time.monotonic()
+            try:
+                assert c.cmd("MGET", a, b) == [b"1", b"2"]
+            finally:
+                t.join()
+            assert time.monotonic() - start >= 1.0  # it really waited for the migration
+
+
+def test_scan_fills_pages_for_a_small_tenant_among_many_keys(kf, cluster):
+    with kf.raw("payments") as other:
+        for start in range(0, 20000, 1000):
+            args = []
+            for i in range(start, start + 1000):
+                args += [f"bulk:{i}", "x"]
+            assert other.cmd("MSET", *args) == "OK"
+    with kf.raw("orders") as c:
+        mine = {f"mine:{i}".encode() for i in range(8)}
+        for k in mine:
+            assert c.cmd("SET", k, "v") == "OK"
+        cursor, seen, pages, empty = b"0", [], 0, 0
+        while True:
+            cursor, page = c.cmd("SCAN", cursor, "COUNT", "10")
+            pages += 1
+            empty += not page
+            seen.extend(page)
+            if cursor == b"0" or pages > 50:
+                break
+        assert sorted(seen) == sorted(mine)  # each key exactly once
+        assert pages <= 3, f"{pages} pages ({empty} empty) for 8 keys"
+        assert empty <= 1
