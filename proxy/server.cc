@@ -258,6 +258,38 @@ std::pair<int, std::string> Server::HotKeysJson(std::string_view tenant) {
   return {200, j + "]}"};
 }
 
+std::pair<int, std::string> Server::BigKeysJson(std::string_view tenant) {
+  std::string name(tenant);
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    if (snapshot_->FindTenant(name) == nullptr) {
+      return {404, "{\"error\":\"unknown tenant\"}"};
+    }
+  }
+  absl::flat_hash_map<std::string, BigKeys::Entry> merged;
+  for (auto& w : workers_) {
+    for (auto& e : w->BigKeysOf(name)) {
+      BigKeys::Entry& m = merged[e.key];
+      m.bytes = std::max(m.bytes, e.bytes);
+      m.count += e.count;
+    }
+  }
+  std::vector<std::pair<std::string, BigKeys::Entry>> v(merged.begin(), merged.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    if (a.second.bytes != b.second.bytes) return a.second.bytes > b.second.bytes;
+    if (a.second.count != b.second.count) return a.second.count > b.second.count;
+    return a.first < b.first;
+  });
+  if (v.size() > 20) v.resize(20);
+  std::string j = "{\"tenant\":" + JsonString(name) + ",\"keys\":[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    j += (i ? "," : "") + std::string("{\"key\":") + JsonString(v[i].first) +
+         ",\"bytes\":" + std::to_string(v[i].second.bytes) +
+         ",\"count\":" + std::to_string(v[i].second.count) + "}";
+  }
+  return {200, j + "]}"};
+}
+
 int Server::Run() {
   unsigned n = snapshot_->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
@@ -289,6 +321,7 @@ int Server::Run() {
   };
   h.tenants_json = [this] { return TenantsJson(); };
   h.hotkeys_json = [this](std::string_view tenant) { return HotKeysJson(tenant); };
+  h.bigkeys_json = [this](std::string_view tenant) { return BigKeysJson(tenant); };
   admin_ = std::make_unique<AdminServer>(control_, snapshot_->admin.bind.host,
                                          snapshot_->admin.bind.port, std::move(h),
                                          snapshot_->admin.token);

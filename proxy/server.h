@@ -50,6 +50,8 @@ class Server {
   std::pair<int, std::string> HotKeysJson(std::string_view tenant);
   std::vector<std::pair<std::string, uint64_t>> HotKeys(const std::string& tenant, size_t n);
   std::string HotKeysMetricText();
+  // GET /bigkeys: the tenant's big keys merged over workers (largest size, summed count).
+  std::pair<int, std::string> BigKeysJson(std::string_view tenant);
 
   std::string config_path_;
   config::SnapshotPtr snapshot_;  // control thread only

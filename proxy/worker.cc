@@ -171,16 +171,30 @@ TenantLocal& Worker::Tenant(const std::string& name) {
   return *p;
 }
 
-std::vector<std::pair<std::string, uint64_t>> Worker::HotKeysOf(const std::string& tenant) {
-  auto promise = std::make_shared<std::promise<std::vector<std::pair<std::string, uint64_t>>>>();
+template <typename T, typename Fn>
+T Worker::AskTenant(const std::string& tenant, Fn fn) {
+  auto promise = std::make_shared<std::promise<T>>();
   auto future = promise->get_future();
-  asio::post(loop_.io(), [this, tenant, promise] {
+  asio::post(loop_.io(), [this, tenant, promise, fn] {
     auto it = tenants_.find(tenant);
-    promise->set_value(it == tenants_.end() ? std::vector<std::pair<std::string, uint64_t>>{}
-                                            : it->second->hot.Top(64));
+    promise->set_value(fn(it == tenants_.end() ? nullptr : it->second.get()));
   });
-  if (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) return {};
+  if (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) return T{};
   return future.get();
+}
+
+std::vector<std::pair<std::string, uint64_t>> Worker::HotKeysOf(const std::string& tenant) {
+  using Result = std::vector<std::pair<std::string, uint64_t>>;
+  return AskTenant<Result>(tenant, [](TenantLocal* t) {
+    return t == nullptr ? Result{} : t->hot.Top(64);
+  });
+}
+
+std::vector<BigKeys::Entry> Worker::BigKeysOf(const std::string& tenant) {
+  using Result = std::vector<BigKeys::Entry>;
+  return AskTenant<Result>(tenant, [](TenantLocal* t) {
+    return t == nullptr ? Result{} : t->hot.big.Top(BigKeys::kCapacity);
+  });
 }
 
 void Worker::SessionClosed(Session* s) {

@@ -51,6 +51,8 @@ class Worker final : public SessionHost, public BackendHost {
   void Join();
   // Thread-safe: the tenant's hot keys on this worker (waits for the worker).
   std::vector<std::pair<std::string, uint64_t>> HotKeysOf(const std::string& tenant);
+  // Thread-safe: the tenant's big keys on this worker (waits for the worker).
+  std::vector<BigKeys::Entry> BigKeysOf(const std::string& tenant);
 
   // SessionHost and BackendHost.
   Loop& loop() override { return loop_; }
@@ -74,6 +76,10 @@ class Worker final : public SessionHost, public BackendHost {
   void Accept(size_t i);
   void Tick();
   void ApplySnapshot(config::SnapshotPtr snap);
+  // Runs fn(TenantLocal*) (null: no state for the tenant) on the worker thread
+  // and returns its result, or T{} when the worker does not answer in 500 ms.
+  template <typename T, typename Fn>
+  T AskTenant(const std::string& tenant, Fn fn);
 
   int index_;
   Server& server_;

@@ -62,6 +62,15 @@ double SharedBucket::tokens() const {
   return static_cast<double>(micro_tokens_.load(std::memory_order_relaxed)) / kScale;
 }
 
+double SharedBucket::Available(uint64_t now_ns) const {
+  double t = tokens();
+  uint64_t last = last_ns_.load(std::memory_order_relaxed);
+  if (now_ns > last) {
+    t = std::min(capacity(), t + static_cast<double>(now_ns - last) / 1e9 * rate());
+  }
+  return t;
+}
+
 bool BorrowingBucket::TryTake(double n, uint64_t now_ns) {
   if (unlimited()) return true;
   if (local_ >= n) {

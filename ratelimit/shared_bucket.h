@@ -12,6 +12,7 @@
 // the tokens already earned.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -29,6 +30,8 @@ class SharedBucket {
   double capacity() const { return capacity_.load(std::memory_order_relaxed); }
   bool unlimited() const { return rate() <= 0; }
   double tokens() const;
+  // The tokens there would be after a refill at now_ns (reads only).
+  double Available(uint64_t now_ns) const;
 
  private:
   void Refill(uint64_t now_ns);
@@ -51,6 +54,13 @@ class BorrowingBucket {
   // Estimated nanoseconds until n tokens are there (0 if unlimited).
   uint64_t WaitNs(double n) const;
   bool unlimited() const { return shared_ == nullptr || shared_->unlimited(); }
+  // For a limited bucket only (shared set):
+  double rate() const { return shared_->rate(); }
+  double capacity() const { return shared_->capacity(); }
+  // This worker's balance plus the shared tokens at now_ns (reads only).
+  double Available(uint64_t now_ns) const {
+    return std::max(0.0, local_) + shared_->Available(now_ns);
+  }
 
  private:
   SharedBucket* shared_;

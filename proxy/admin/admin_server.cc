@@ -114,7 +114,7 @@ bool BearerMatches(std::string_view header, std::string_view token) {
   return ConstantTimeEquals(header, token);
 }
 
-enum class Route { kMetrics, kHealthz, kReadyz, kConfig, kReload, kTenants, kHotkeys };
+enum class Route { kMetrics, kHealthz, kReadyz, kConfig, kReload, kTenants, kHotkeys, kBigkeys };
 
 struct RouteInfo {
   std::string_view path;
@@ -126,7 +126,7 @@ constexpr RouteInfo kRoutes[] = {
     {"/metrics", Route::kMetrics, http::verb::get}, {"/healthz", Route::kHealthz, http::verb::get},
     {"/readyz", Route::kReadyz, http::verb::get},   {"/config", Route::kConfig, http::verb::get},
     {"/reload", Route::kReload, http::verb::post},  {"/tenants", Route::kTenants, http::verb::get},
-    {"/hotkeys", Route::kHotkeys, http::verb::get},
+    {"/hotkeys", Route::kHotkeys, http::verb::get}, {"/bigkeys", Route::kBigkeys, http::verb::get},
 };
 
 // Answers one request. Runs the owner's handler, if any, on the calling thread.
@@ -176,14 +176,16 @@ Response Dispatch(const AdminHandlers& h, const std::string& token, const Reques
     case Route::kTenants:
       if (!h.tenants_json) break;
       return MakeResponse(http::status::ok, v, kJson, h.tenants_json());
-    case Route::kHotkeys: {
-      if (!h.hotkeys_json) break;
+    case Route::kHotkeys:
+    case Route::kBigkeys: {
+      const auto& handler = info->route == Route::kHotkeys ? h.hotkeys_json : h.bigkeys_json;
+      if (!handler) break;
       std::optional<std::string> tenant = QueryParam(query, "tenant");
       if (!tenant || tenant->empty()) {
         return MakeResponse(http::status::bad_request, v, kJson,
                             "{\"error\":\"missing query parameter: tenant\"}\n");
       }
-      auto [status, body] = h.hotkeys_json(*tenant);
+      auto [status, body] = handler(*tenant);
       return MakeResponse(ToStatus(status), v, kJson, std::move(body));
     }
   }

@@ -1,5 +1,5 @@
 // The admin HTTP/1.1 server (DESIGN.md, "Admin HTTP"): /metrics, /healthz, /readyz,
-// /config, /reload, /tenants, /hotkeys. Built on Boost.Beast; no extra threads.
+// /config, /reload, /tenants, /hotkeys, /bigkeys. Built on Boost.Beast; no extra threads.
 //
 // Thread affinity: everything (accept, sessions, handler callbacks, Start/Stop/SetToken)
 // runs on the one io_context given at construction, the control thread's. Start/Stop may
@@ -37,6 +37,9 @@ struct AdminHandlers {
   // GET /hotkeys?tenant=NAME -> (status, JSON body). NAME arrives percent-decoded; a
   // request without a tenant parameter gets 400 without calling the handler.
   std::function<std::pair<int, std::string>(std::string_view tenant)> hotkeys_json;
+  // GET /bigkeys?tenant=NAME -> (status, JSON body): the tenant's keys with the biggest
+  // replies. The tenant parameter is handled as for /hotkeys (400 when missing).
+  std::function<std::pair<int, std::string>(std::string_view tenant)> bigkeys_json;
 };
 
 // Limits of the admin server.

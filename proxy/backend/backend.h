@@ -68,6 +68,25 @@ class Backend {
   // The shared connection to one node.
   virtual BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) = 0;
 
+  // The node serving `slot` (kAnySlot: any); false while unknown.
+  virtual bool NodeFor(int slot, config::Endpoint* ep) {
+    (void)slot;
+    (void)ep;
+    return false;
+  }
+  // A dedicated connection to a node (a subscriber connection); null if none.
+  virtual std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) {
+    (void)node;
+    (void)proto;
+    return nullptr;
+  }
+  // A MOVED/ASK error some connection got outside the Router (a subscriber
+  // connection): the slot table follows it. False if `error` is no redirect.
+  virtual bool NoteRedirect(std::string_view error) {
+    (void)error;
+    return false;
+  }
+
   // Drops every reply still owed to `sink` (its owner is going away).
   virtual void Forget(ReplySink* sink) = 0;
   // Fails requests older than the request timeout.

@@ -53,6 +53,30 @@ std::unique_ptr<BackendConn> ClusterBackend::Dedicated(int slot, int proto, std:
   return pool_.TakeDedicated(masters_[idx], proto);
 }
 
+bool ClusterBackend::NodeFor(int slot, config::Endpoint* ep) {
+  int idx = MasterForSlot(slot);
+  if (idx < 0) {
+    host_.RequestTopologyRefresh();
+    return false;
+  }
+  *ep = masters_[idx];
+  return true;
+}
+
+bool ClusterBackend::NoteRedirect(std::string_view error) {
+  std::string_view e = error;
+  if (!e.empty() && e[0] == '-') e.remove_prefix(1);
+  int slot;
+  config::Endpoint ep;
+  if (!(e.starts_with("MOVED ") || e.starts_with("ASK ")) || !ParseRedirect(e, &slot, &ep)) {
+    return false;
+  }
+  host_.RequestTopologyRefresh();
+  int node = MasterIndex(ep);  // only nodes of the known topology
+  if (node >= 0 && e[0] == 'M') NoteMoved(slot, node);
+  return true;
+}
+
 const std::vector<config::Endpoint>& ClusterBackend::Masters() {
   if (masters_.empty()) host_.RequestTopologyRefresh();
   return masters_;

@@ -29,6 +29,11 @@ class ClusterBackend final : public Backend, public ClusterView {
     pool_.ReturnDedicated(std::move(conn));
   }
   const std::vector<config::Endpoint>& Masters() override;
+  bool NodeFor(int slot, config::Endpoint* ep) override;
+  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) override {
+    return pool_.TakeDedicated(node, proto);
+  }
+  bool NoteRedirect(std::string_view error) override;
   BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) override {
     return pool_.Shared(pool_.Get(node), proto, hint);
   }

@@ -40,6 +40,13 @@ class StandaloneBackend final : public Backend {
     pool_.ReturnDedicated(std::move(conn));
   }
   const std::vector<config::Endpoint>& Masters() override;
+  bool NodeFor(int, config::Endpoint* ep) override {
+    *ep = host_.settings().nodes[0];
+    return true;
+  }
+  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) override {
+    return pool_.TakeDedicated(node, proto);
+  }
   BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) override {
     return pool_.Shared(pool_.Get(node), proto, hint);
   }

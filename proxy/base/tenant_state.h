@@ -2,9 +2,10 @@
 // reload without resetting buckets or connection counts).
 //
 // TenantShared: one per tenant name for the whole process (rate-limit buckets,
-// the connection count), created on first use and reconfigured in place by the
-// control thread on every snapshot. TenantLocal: one per tenant per worker
-// (borrowing views of the buckets, hot-key sketch, metric counters).
+// the connections' fair shares of ops/s, the connection count), created on
+// first use and reconfigured in place by the control thread on every snapshot.
+// TenantLocal: one per tenant per worker (borrowing views of the buckets,
+// hot-key sketch, metric counters).
 #pragma once
 
 #include <atomic>
@@ -20,12 +21,14 @@
 #include "config/config.h"
 #include "proxy/base/hotkeys.h"
 #include "proxy/base/metrics.h"
+#include "ratelimit/fair_share.h"
 #include "ratelimit/shared_bucket.h"
 
 namespace keyfence::proxy {
 
 struct TenantShared {
   ratelimit::SharedBucket ops;
+  ratelimit::FairShare ops_fair;  // the connections' shares of `ops`
   ratelimit::SharedBucket bytes;
   std::atomic<int64_t> connections{0};
 };

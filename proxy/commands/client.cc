@@ -17,7 +17,7 @@ std::string ClientInfoLine(CommandContext& ctx) {
   const SessionInfo& i = ctx.info();
   const ConnState& st = ctx.state();
   uint64_t now = Loop::NowNs();
-  std::string flags = ctx.dedicated().subscribed() ? "P" : (ctx.tx().open ? "x" : "N");
+  std::string flags = ctx.pubsub().active() ? "P" : (ctx.tx().open ? "x" : "N");
   return "id=" + std::to_string(i.id) + " addr=" + i.peer.remote_ip + ":" +
          std::to_string(i.peer.remote_port) + " laddr=" + i.peer.local_ip + ":" +
          std::to_string(i.peer.local_port) + " fd=0 name=" + st.name +

@@ -63,8 +63,13 @@ class CommandContext {
   virtual void SetExecRules(uint64_t tag, ExecRules rules) = 0;
   virtual void Complete(uint64_t tag, std::string_view reply) = 0;
   ReplySink& sink() { return *sink_; }
-  // Receives pub/sub pushes on the dedicated connection.
-  virtual UnsolicitedSink& pushes() = 0;
+  // A push (pub/sub message or ack) for the client: after every reply owed
+  // now, never discarded by CLIENT REPLY. Append one frame, then EndReply().
+  virtual std::string& BeginPush() = 0;
+  // Sends `error` after the replies owed, then closes the connection.
+  virtual void CloseWithError(std::string_view error) = 0;
+  // Deletes a backend connection once its handlers are done.
+  virtual void Retire(std::unique_ptr<BackendConn> conn) = 0;
   // A refused request: counted under `reason`, answered with `error`.
   virtual void Reject(RejectReason reason, std::string_view error) = 0;
   // Replies still owed to this client (a barrier waits for none).
@@ -75,6 +80,7 @@ class CommandContext {
   virtual uint16_t prefix_crc() const = 0;
   ConnState& state() { return state_; }
   DedicatedLink& dedicated() { return dedicated_; }
+  PubSubState& pubsub() { return pubsub_; }
   Transaction& tx() { return tx_; }
   virtual const SessionInfo& info() = 0;
   virtual const config::Snapshot& snapshot() const = 0;
@@ -127,6 +133,7 @@ class CommandContext {
   tenancy::NameRefs refs_;
   ConnState state_;
   DedicatedLink dedicated_;
+  PubSubState pubsub_;
   Transaction tx_;
   uint64_t hint_ = 0;
   ReplySink* sink_ = nullptr;

@@ -35,8 +35,12 @@ bool WalkNamespace(CommandContext&, const protocol::CommandInfo&, const tenancy:
 
 // pubsub.cc
 bool PubsubChannels(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
-// Keeps the subscription counts from (un)subscribe acks.
-void TrackSubscriptions(ConnState& st, std::string_view frame);
+// (S|P)(UN)SUBSCRIBE on the client's subscriber connections (subscriptions.cc).
+bool Subscribe(CommandContext& ctx, const protocol::CommandInfo& cmd);
+// PING on a RESP2 subscribed connection: answered in pub/sub form by a node.
+void PingSubscribed(CommandContext& ctx);
+// Drops every subscriber connection (RESET, close, nothing subscribed).
+void DropSubscriptions(CommandContext& ctx);
 
 // transactions.cc: MULTI, EXEC, DISCARD, WATCH, UNWATCH (one implementation
 // for every backend) and queueing inside MULTI.
@@ -52,7 +56,7 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
 bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, tenancy::Route route,
                       int slot, bool* sent = nullptr);
 // Takes a dedicated connection for `slot`; false (and an error reply) if none.
-bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber);
+bool TakeDedicated(CommandContext& ctx, int slot);
 
 // multikey.cc: MGET/MSET/DEL/UNLINK/EXISTS/TOUCH split by slot and merged.
 bool Splittable(const protocol::CommandInfo& cmd);

@@ -12,7 +12,7 @@ namespace keyfence::proxy::commands {
 namespace errors = protocol::errors;
 using tenancy::Route;
 
-bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber) {
+bool TakeDedicated(CommandContext& ctx, int slot) {
   std::string error;
   std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(slot, ctx.proto(), &error);
   if (!c) {
@@ -22,8 +22,7 @@ bool TakeDedicated(CommandContext& ctx, int slot, bool subscriber) {
   DedicatedLink& d = ctx.dedicated();
   d.conn = std::move(c);
   d.slot = slot;
-  d.mode = subscriber ? DedicatedLink::Mode::kPubSub : DedicatedLink::Mode::kDedicated;
-  if (subscriber) d.conn->set_unsolicited(&ctx.pushes());
+  d.mode = DedicatedLink::Mode::kDedicated;
   return true;
 }
 
@@ -41,15 +40,10 @@ bool HeldForBlocking(CommandContext& ctx) {
 bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route route, int slot,
                       bool* sent) {
   DedicatedLink& d = ctx.dedicated();
-  const bool pubsub = route == Route::kPubSub;
   if (!d.active()) {
     if (ctx.inflight()) return false;  // the shared connection's replies come first
-    if (!TakeDedicated(ctx, slot, pubsub)) return true;
-  } else if (pubsub && !d.subscribed()) {
-    if (ctx.inflight()) return false;
-    ctx.ReplyError(errors::kSubscribeWithState);
-    return true;
-  } else if (slot != kAnySlot && d.slot != kAnySlot && slot != d.slot && !d.subscribed()) {
+    if (!TakeDedicated(ctx, slot)) return true;
+  } else if (slot != kAnySlot && d.slot != kAnySlot && slot != d.slot) {
     if (HeldForBlocking(ctx)) return false;  // after the blocking command
     ctx.ReplyError(errors::kCrossSlot);
     return true;
@@ -64,7 +58,6 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
   if (sent != nullptr) *sent = true;
   tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, d.conn->out());
   d.conn->MarkDirty();
-  if (pubsub) return true;  // replies arrive as pushes
   d.conn->Push(&ctx.sink(), ctx.Defer(rule.reply));
   return true;
 }
@@ -72,17 +65,19 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
 bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
              Route route) {
   if (route == Route::kTransaction) return TransactionCommand(ctx, cmd, rule);
+  if (route == Route::kPubSub) {
+    if (ctx.tx().open || ctx.dedicated().active()) {
+      if (!ctx.tx().open && ctx.inflight()) return false;
+      ctx.ReplyError(errors::kSubscribeWithState);
+      return true;
+    }
+    return Subscribe(ctx, cmd);
+  }
   auto args = ctx.args();
   Backend& backend = ctx.backend();
   bool cross = false;
   int slot = backend.SlotOf(ctx.prefix_crc(), args, ctx.refs(), &cross);
-  if (ctx.tx().open) {
-    if (route == Route::kPubSub) {
-      ctx.ReplyError(errors::kSubscribeWithState);
-      return true;
-    }
-    return Queue(ctx, rule, slot, cross);
-  }
+  if (ctx.tx().open) return Queue(ctx, rule, slot, cross);
   DedicatedLink& d = ctx.dedicated();
   if (cross) {
     if (Splittable(cmd) && HeldForBlocking(ctx)) return false;  // after the blocking command

@@ -14,11 +14,8 @@ namespace errors = protocol::errors;
 
 bool Ping(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
   auto args = ctx.args();
-  DedicatedLink& d = ctx.dedicated();
-  if (d.subscribed() && ctx.proto() == 2) {
-    // Subscribed clients get the pub/sub form of PONG from the backend.
-    d.conn->out().append(Verbatim(ctx));
-    d.conn->MarkDirty();
+  if (ctx.pubsub().active() && ctx.proto() == 2) {
+    PingSubscribed(ctx);  // the pub/sub form of PONG, from the backend
     return true;
   }
   if (args.size() > 2) {

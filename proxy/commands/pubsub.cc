@@ -1,9 +1,6 @@
-// Pub/sub commands keyfence handles itself: PUBSUB CHANNELS/SHARDCHANNELS
-// (inside the namespace), and the subscription counts of a subscriber
-// connection. (P|S)SUBSCRIBE themselves are forwarded on the client's
-// dedicated subscriber connection (forward.cc).
+// PUBSUB CHANNELS/SHARDCHANNELS inside the namespace. The subscriptions
+// themselves are in subscriptions.cc.
 #include "protocol/glob.h"
-#include "protocol/reply_parser.h"
 #include "proxy/base/text.h"
 #include "proxy/commands/families.h"
 #include "proxy/commands/helpers.h"
@@ -23,21 +20,6 @@ bool PubsubChannels(CommandContext& ctx, const protocol::CommandInfo&, const ten
                                                       : ReplyRule::kChannelList;
   SendBuilt(ctx, bytes, rule, pattern == "*" ? "" : pattern);
   return true;
-}
-
-void TrackSubscriptions(ConnState& st, std::string_view frame) {
-  std::vector<protocol::ReplyNode> n;
-  if (!protocol::ParseReplyTree(frame, &n) || n.size() < 4) return;
-  if (n[0].count != 3) return;
-  std::string_view kind = n[1].str;
-  const protocol::ReplyNode& cnt = n[3];
-  if (cnt.type != protocol::ReplyType::kInteger) return;
-  if (kind == "subscribe" || kind == "unsubscribe" || kind == "psubscribe" ||
-      kind == "punsubscribe") {
-    st.classic_subs = cnt.integer;
-  } else if (kind == "ssubscribe" || kind == "sunsubscribe") {
-    st.shard_subs = cnt.integer;
-  }
 }
 
 }  // namespace keyfence::proxy::commands

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,16 +30,51 @@ struct ConnState {
   int64_t shard_subs = 0;    // SSUBSCRIBE count
 };
 
-// The client's own backend connection, while it needs one.
+// The client's own backend connection, while it needs one (blocking
+// commands, WATCH, EXEC). Subscriptions use PubSubState instead.
 struct DedicatedLink {
-  enum class Mode : uint8_t { kNone, kDedicated, kPubSub };
+  enum class Mode : uint8_t { kNone, kDedicated };
   std::unique_ptr<BackendConn> conn;
   Mode mode = Mode::kNone;
   int slot = kAnySlot;      // the hash slot it was taken for (cluster: the node)
   bool blocking = false;    // a blocking command was sent on it
   bool watching = false;    // WATCHed keys live on it
   bool active() const { return conn != nullptr; }
-  bool subscribed() const { return mode == Mode::kPubSub; }
+};
+
+// One client command's subscription acks, which may come from several
+// subscriber connections; its reply slot completes when all have arrived.
+struct AckWait {
+  uint64_t tag = 0;
+  size_t remaining = 0;
+  std::string data;  // the acks, rewritten for the client, in arrival order
+};
+
+// A part of such a command sent on one connection.
+struct LinkAcks {
+  std::shared_ptr<AckWait> wait;
+  size_t count = 0;   // acks still due on this connection
+  int slot = kAnySlot;  // where it was routed (a MOVED reply re-routes it)
+  std::string bytes;  // the request, for that resend
+  int resends = 0;
+};
+
+// A subscriber connection to one node: classic channels and patterns (on the
+// first one), and the shard channels whose slots that node serves.
+struct SubLink {
+  std::unique_ptr<BackendConn> conn;
+  std::unique_ptr<UnsolicitedSink> sink;  // routes its frames back with this link
+  int64_t classic_subs = 0;  // from its acks
+  int64_t shard_subs = 0;
+  std::deque<LinkAcks> acks;  // FIFO: acks this connection still owes
+};
+
+// The client's subscriptions: a subscriber connection per node it needs
+// (Redis Cluster serves a shard channel only on its slot's node).
+struct PubSubState {
+  std::vector<std::unique_ptr<SubLink>> links;
+  SubLink* classic = nullptr;  // the link of SUBSCRIBE/PSUBSCRIBE
+  bool active() const { return !links.empty(); }
 };
 
 // MULTI ... EXEC: keyfence answers MULTI and keeps the rewritten commands;

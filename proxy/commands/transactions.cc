@@ -37,7 +37,7 @@ bool Exec(CommandContext& ctx) {
       tx.open = true;  // retried once the earlier replies are in
       return false;
     }
-    if (!TakeDedicated(ctx, tx.slot, false)) {
+    if (!TakeDedicated(ctx, tx.slot)) {
       tx.Clear();
       return true;
     }

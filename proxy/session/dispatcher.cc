@@ -52,7 +52,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   if (st.reply_mode == ReplyMode::kSkip) st.reply_mode = ReplyMode::kOn;
   s.args_ = args;
 
-  const tenancy::SessionView view{binding.tenant(), st.proto, s.dedicated_.subscribed(),
+  const tenancy::SessionView view{binding.tenant(), st.proto, s.pubsub_.active(),
                                   s.tx_.open};
   const tenancy::Decision d = tenancy::Decide(view, args, &s.refs_);
   if (d.outcome == Outcome::kReject) {
@@ -94,13 +94,25 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     }
     return h(s, *d.cmd, rule);
   }
-  // Hot keys: one request in kHotSample, weighted back up.
+  // Hot keys: requests sampled at random (one decrement and compare unless
+  // sampled), weighted back up. Big keys: while the tenant has big values, the
+  // first key rides in the reply slot to name a big reply (Session::OnReply).
+  static_assert(session::kHotSample == HotKeys::kSampleEvery, "one sampling rate");
   TenantLocal* local = binding.local();
-  if (!s.refs_.empty() && s.refs_[0].kind == tenancy::RefKind::kKey &&
-      (++local->sample & (session::kHotSample - 1)) == 0) {
-    local->hot.Record(args[s.refs_[0].pos], session::kHotSample);
+  if (s.refs_.empty() || s.refs_[0].kind != tenancy::RefKind::kKey) {
+    return commands::Forward(s, *d.cmd, rule, d.route);
   }
-  return commands::Forward(s, *d.cmd, rule, d.route);
+  const std::string_view key = args[s.refs_[0].pos];
+  local->hot.Observe(key);
+  if (!local->hot.big.capturing(s.info_.last_cmd_ns)) {
+    return commands::Forward(s, *d.cmd, rule, d.route);
+  }
+  const uint64_t seq = s.conn_.replies().next_seq();
+  const bool done = commands::Forward(s, *d.cmd, rule, d.route);
+  if (ReplySlot* slot = s.conn_.replies().Find(seq)) {
+    slot->SetKey(key.substr(0, BigKeys::kMaxKeyBytes), seq);
+  }
+  return done;
 }
 
 }  // namespace keyfence::proxy

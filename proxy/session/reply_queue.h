@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,32 @@ struct ReplySlot {
   ExecRules exec_rules;  // EXEC: the rules of the queued commands
   uint64_t start_ns = 0;
   uint16_t cmd_id = 0;   // for the big-reply log line
+  // The request's first key, to name the key of a big reply: set by the
+  // dispatcher only while the tenant has big values (BigKeys::capturing), valid
+  // only when key_seq == seq (slots are reused as they are, so an older
+  // request's key may still be here). Short keys are copied into key_short (a
+  // plain memcpy, ~20 instructions), longer ones into key_long (its capacity
+  // reused).
+  static constexpr size_t kKeyInline = 40;
+  uint64_t key_seq = 0;
+  uint32_t key_len = 0;
+  char key_short[kKeyInline];
+  std::string key_long;
+  void SetKey(std::string_view k, uint64_t for_seq) {
+    key_seq = for_seq;
+    key_len = static_cast<uint32_t>(k.size());
+    if (k.size() <= kKeyInline) {
+      std::memcpy(key_short, k.data(), k.size());
+    } else {
+      key_long.assign(k);
+    }
+  }
+  // The key of this slot's request, if it was captured.
+  std::optional<std::string_view> key() const {
+    if (key_seq != seq) return std::nullopt;
+    return key_len <= kKeyInline ? std::string_view(key_short, key_len)
+                                 : std::string_view(key_long);
+  }
 };
 
 // How a backend reply is rewritten for this client.
@@ -39,6 +67,8 @@ class ReplyQueue {
 
   bool empty() const { return slots_.empty(); }
   size_t size() const { return slots_.size(); }
+  // The seq the next Push() takes.
+  uint64_t next_seq() const { return next_seq_; }
 
   ReplySlot& Push(tenancy::ReplyRule rule, bool discard, uint64_t start_ns, uint16_t cmd_id);
   // The waiting slot `seq`, or null.

@@ -76,6 +76,7 @@ void Session::OnBadInput(RejectReason reason) {
 void Session::OnClosed() {
   backend().Forget(this);
   ops_.clear();
+  commands::DropSubscriptions(*this);
   if (dedicated_.conn) {
     dedicated_.conn->set_unsolicited(nullptr);
     dedicated_.conn->Forget(this);
@@ -123,8 +124,8 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
     local->counters->ObserveLatencyNs(now - slot->start_ns);
     binding_.ChargeReply(frame.size(), now);
     if (frame.size() > binding_.tenant()->limits.big_value_bytes) {
-      binding_.NoteBig(true, frame.size(),
-                       protocol::CommandTable::Get().ById(slot->cmd_id).name, info_.id);
+      binding_.NoteBigKey(frame.size(), slot->key(),
+                          protocol::CommandTable::Get().ById(slot->cmd_id).name, info_.id);
     }
   }
   const config::Tenant* t = binding_.tenant();
@@ -158,25 +159,15 @@ void Session::Reject(RejectReason reason, std::string_view error) {
 
 // --- pub/sub and the dedicated connection -----------------------------------
 
-void Session::OnUnsolicited(std::string_view frame) {
-  if (conn_.closed()) return;
-  commands::TrackSubscriptions(state_, frame);
-  const config::Tenant* t = binding_.tenant();
-  tenancy::ReplyContext ctx{t != nullptr ? std::string_view(t->prefix) : "", "", state_.proto};
-  tenancy::RewriteReply(ReplyRule::kPubSub, frame, ctx, conn_.out());
-  conn_.MarkDirty();
-  if (dedicated_.subscribed() && state_.classic_subs == 0 && state_.shard_subs == 0) {
-    // Unsubscribed from everything: the connection is clean again and goes
-    // back to the pool once its other requests (RESP3) are answered.
-    dedicated_.mode = DedicatedLink::Mode::kDedicated;
-    dedicated_.conn->set_unsolicited(nullptr);
-    MaybeReleaseDedicated();
-  }
+std::string& Session::BeginPush() {
+  return conn_.replies().LocalReply(false, info_.last_cmd_ns, cur_cmd_id_);
 }
 
-void Session::OnBackendClosed() {
-  if (!dedicated_.subscribed()) return;
-  conn_.CloseWithError(errors::kSubscriberLost);
+void Session::Retire(std::unique_ptr<BackendConn> conn) {
+  if (!conn) return;
+  conn->Forget(this);
+  BackendConn* c = conn.release();
+  asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
 }
 
 void Session::MaybeReleaseDedicated() {
@@ -234,7 +225,7 @@ void Session::AuthFailed() {
 BindResult Session::Bind(const config::Tenant* t) {
   const config::Tenant* cur = binding_.tenant();
   if (cur != nullptr && t != nullptr && cur->app != t->app &&
-      (dedicated_.active() || tx_.open || inflight())) {
+      (dedicated_.active() || pubsub_.active() || tx_.open || inflight())) {
     return BindResult::kStateHeld;
   }
   if (!binding_.Bind(t)) return BindResult::kTooManyConnections;
@@ -244,6 +235,7 @@ BindResult Session::Bind(const config::Tenant* t) {
 
 void Session::ResetConnection() {
   DropDedicated();
+  commands::DropSubscriptions(*this);
   tx_.Clear();
   state_ = ConnState{};
   if (listener_.tenant.empty()) binding_.Leave();

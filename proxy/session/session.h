@@ -24,8 +24,7 @@ namespace keyfence::proxy {
 
 class Session final : public RequestHandler,
                       public CommandContext,
-                      public ReplySink,
-                      public UnsolicitedSink {
+                      public ReplySink {
  public:
   Session(SessionHost& host, std::unique_ptr<ClientStream> stream, config::Listener listener,
           uint64_t id);
@@ -51,9 +50,6 @@ class Session final : public RequestHandler,
 
   // ReplySink: a backend reply for reply slot `tag`.
   void OnReply(uint64_t tag, std::string_view frame) override;
-  // UnsolicitedSink: pub/sub frames on the subscriber connection.
-  void OnUnsolicited(std::string_view frame) override;
-  void OnBackendClosed() override;
 
   // CommandContext.
   std::string& BeginReply() override;
@@ -61,7 +57,9 @@ class Session final : public RequestHandler,
   uint64_t Defer(tenancy::ReplyRule rule, std::string_view pattern) override;
   void SetExecRules(uint64_t tag, ExecRules rules) override;
   void Complete(uint64_t tag, std::string_view reply) override;
-  UnsolicitedSink& pushes() override { return *this; }
+  std::string& BeginPush() override;
+  void CloseWithError(std::string_view error) override { conn_.CloseWithError(error); }
+  void Retire(std::unique_ptr<BackendConn> conn) override;
   void Reject(RejectReason reason, std::string_view error) override;
   bool inflight() const override { return !conn_.replies().empty(); }
   const config::Tenant* tenant() const override { return binding_.tenant(); }

@@ -24,6 +24,7 @@ bool TenantBinding::Bind(const config::Tenant* t) {
     Leave();
     counted_ = true;
     local.counters->AddConnection(1);
+    ops_share_.Reset();
   }
   tenant_ = t;
   name_ = t->app;
@@ -48,7 +49,7 @@ TenantCounters& TenantBinding::counters() {
 
 TenantBinding::Admit TenantBinding::AdmitLimited(uint64_t* wait_ns) {
   const uint64_t now = Loop::NowNs();
-  if (local_->ops.TryTake(1, now)) {
+  if (ops_share_.TryTake(local_->ops, local_->shared->ops_fair, 1, now)) {
     delay_deadline_ns_ = 0;
     return Admit::kGo;
   }
@@ -57,8 +58,9 @@ TenantBinding::Admit TenantBinding::AdmitLimited(uint64_t* wait_ns) {
       delay_deadline_ns_ = now + uint64_t{tenant_->limits.max_delay_ms} * 1000000;
     }
     if (now < delay_deadline_ns_) {
-      *wait_ns = std::min(std::max<uint64_t>(local_->ops.WaitNs(1), 200000),
-                          delay_deadline_ns_ - now);
+      // Until the bucket has a token and this connection is under its share.
+      const uint64_t wait = ops_share_.WaitNs(local_->ops, local_->shared->ops_fair, 1, now);
+      *wait_ns = std::min(std::max<uint64_t>(wait, 200000), delay_deadline_ns_ - now);
       return Admit::kWait;
     }
   }
@@ -70,20 +72,40 @@ bool TenantBinding::TakeBytesLimited(size_t bytes) {
   return local_->bytes.TryTake(static_cast<double>(bytes), Loop::NowNs());
 }
 
-// Big values are counted always and logged at most once a second per tenant
-// and worker, with the tenant, the connection and the key (requests) or the
-// command (replies).
-void TenantBinding::NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id) {
-  local_->counters->CountBig(reply);
-  uint64_t now = Loop::NowNs();
-  if (now - local_->big_log_ns < 1000000000ull) return;
-  local_->big_log_ns = now;
+namespace {
+std::string ShownKey(std::string_view what) {
   std::string shown(what.substr(0, 128));
   for (char& c : shown) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   }
+  return shown;
+}
+}  // namespace
+
+// Big values are counted always and logged at most once a second per tenant
+// and worker, with the tenant, the connection and the key (requests; replies:
+// the request's first key and the command). A big value arms the capture of
+// first keys in reply slots (BigKeys::kCaptureNs) so that big replies are named.
+void TenantBinding::NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id) {
+  local_->counters->CountBig(reply);
+  uint64_t now = Loop::NowNs();
+  local_->hot.big.Arm(now);  // from now on requests carry their key (NoteBigKey)
+  if (now - local_->big_log_ns < 1000000000ull) return;
+  local_->big_log_ns = now;
   spdlog::warn("big {}: tenant={} conn={} {}={} bytes={}", reply ? "reply" : "request",
-               tenant_->app, conn_id, reply ? "command" : "key", shown, bytes);
+               tenant_->app, conn_id, reply ? "command" : "key", ShownKey(what), bytes);
+}
+
+void TenantBinding::NoteBigKey(size_t bytes, std::optional<std::string_view> key,
+                               std::string_view command, uint64_t conn_id) {
+  local_->counters->CountBig(true);
+  uint64_t now = Loop::NowNs();
+  local_->hot.big.Arm(now);
+  if (key) local_->hot.big.Record(*key, bytes);
+  if (now - local_->big_log_ns < 1000000000ull) return;
+  local_->big_log_ns = now;
+  spdlog::warn("big reply: tenant={} conn={} key={} command={} bytes={}", tenant_->app, conn_id,
+               key ? ShownKey(*key) : std::string("(unknown)"), command, bytes);
 }
 
 protocol::RequestLimits TenantBinding::ParserLimits() const {

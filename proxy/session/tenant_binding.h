@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,7 @@
 #include "protocol/request_parser.h"
 #include "proxy/base/tenant_state.h"
 #include "proxy/session/session_host.h"
+#include "ratelimit/fair_share.h"
 
 namespace keyfence::proxy {
 
@@ -36,7 +38,8 @@ class TenantBinding {
 
   enum class Admit : uint8_t { kGo, kRejected, kWait };
   // ops_per_sec: kGo; kRejected (reply with OpsLimitError()); kWait for
-  // *wait_ns (on_limit: delay, within max_delay_ms).
+  // *wait_ns (on_limit: delay, within max_delay_ms). While the tenant is over
+  // its limit, each connection gets a fair share (ratelimit/fair_share.h).
   Admit AdmitRequest(uint64_t* wait_ns) {
     if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
     return AdmitLimited(wait_ns);
@@ -52,6 +55,11 @@ class TenantBinding {
   }
   // Counts a big request (key) or reply (command) and logs it at most once a second.
   void NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id);
+  // A big reply of `command` for the request's first `key` (none: the key was
+  // not captured, or the command has none): counted, recorded in the tenant's
+  // big keys, logged at most once a second (shared with NoteBig).
+  void NoteBigKey(size_t bytes, std::optional<std::string_view> key, std::string_view command,
+                  uint64_t conn_id);
   // The parser limits for this binding (tighter before AUTH).
   protocol::RequestLimits ParserLimits() const;
 
@@ -66,6 +74,7 @@ class TenantBinding {
   uint16_t prefix_crc_ = 0;  // CRC16 state of the tenant prefix (slot computation)
   bool counted_ = false;     // in local_->shared->connections
   uint64_t delay_deadline_ns_ = 0;  // on_limit: delay, while waiting for a token
+  ratelimit::ConnShare ops_share_;  // this connection's part of the tenant's ops/s
 };
 
 }  // namespace keyfence::proxy

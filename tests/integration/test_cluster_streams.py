@@ -156,3 +156,73 @@ def test_scan_fills_pages_for_a_small_tenant_among_many_keys(kf, cluster):
         assert sorted(seen) == sorted(mine)  # each key exactly once
         assert pages <= 3, f"{pages} pages ({empty} empty) for 8 keys"
         assert empty <= 1
+
+
+def channels_on_every_master(cluster):
+    """One shard channel per master (client-side names)."""
+    found = {}
+    for i in range(5000):
+        ch = f"sch{i}".encode()
+        port = cluster.node_for_slot(key_slot(P + ch)).port
+        found.setdefault(port, ch)
+        if len(found) == len(cluster.master_nodes()):
+            return list(found.values())
+    raise AssertionError("no channels")
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_subscriber_over_every_master(kf, cluster, proto):
+    chans = channels_on_every_master(cluster)
+    assert len(chans) == 3
+    ms = [MonitorChecker(n) for n in cluster.nodes]
+    try:
+        with kf.raw("orders") as c, kf.raw("orders") as pub:
+            if proto == 3:
+                assert c.cmd("HELLO", "3")[b"proto"] == 3
+            # One write: SUBSCRIBE, then SSUBSCRIBE to channels of all three masters.
+            c.send("SUBSCRIBE", "news")
+            c.send("SSUBSCRIBE", *chans)
+            assert c.read() == [b"subscribe", b"news", 1]
+            acks = [c.read() for _ in chans]
+            assert sorted(a[1] for a in acks) == sorted(chans)
+            assert sorted(a[2] for a in acks) == [1, 2, 3]  # the client's total
+            assert all(a[0] == b"ssubscribe" for a in acks)
+            for ch in chans:
+                assert pub.cmd("SPUBLISH", ch, b"m-" + ch) == 1
+                assert c.read() == [b"smessage", ch, b"m-" + ch]
+            assert pub.cmd("PUBLISH", "news", "hello") == 1
+            assert c.read() == [b"message", b"news", b"hello"]
+            if proto == 3:
+                # Regular commands while subscribed, on any slot: no redirect leaks.
+                for i in range(20):
+                    assert c.cmd("SET", f"sk{i}", i) == "OK"
+                    assert c.cmd("GET", f"sk{i}") == str(i).encode()
+            else:
+                assert c.cmd("PING") == [b"pong", b""]
+            c.send("SUNSUBSCRIBE")
+            left = sorted(c.read()[2] for _ in chans)
+            assert left == [0, 1, 2]
+            assert c.cmd("UNSUBSCRIBE", "news") == [b"unsubscribe", b"news", 0]
+            assert c.cmd("PING") in ("PONG", b"PONG")
+    finally:
+        for m in ms:
+            m.stop()
+    for m in ms:
+        m.assert_clean()
+
+
+def test_subscriptions_stay_in_the_tenant(kf, cluster):
+    chans = channels_on_every_master(cluster)
+    with kf.raw("orders") as mine, kf.raw("payments") as theirs, kf.raw("orders") as pub:
+        mine.send("SSUBSCRIBE", *chans)
+        theirs.send("SSUBSCRIBE", *chans)
+        for _ in chans:
+            mine.read()
+            theirs.read()
+        for ch in chans:
+            assert pub.cmd("SPUBLISH", ch, "for-orders") == 1  # orders' subscriber only
+        for ch in chans:
+            assert mine.read() == [b"smessage", ch, b"for-orders"]
+        theirs.settimeout(0.5)
+        with pytest.raises(Exception):
+            theirs.read()  # nothing reaches the other tenant

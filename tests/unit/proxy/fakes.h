@@ -333,8 +333,7 @@ class FakeRedis {
   };
 
   void Accept() {
-    auto conn = std::make_shared<std::unique_ptr<Conn>>(
-        std::make_unique<Conn>(io_));
+    auto conn = std::make_shared<std::unique_ptr<Conn>>(std::make_unique<Conn>(io_));
     auto alive = alive_;
     acceptor_.async_accept((*conn)->socket, [this, alive, conn](boost::system::error_code ec) {
       if (!*alive || ec) return;
@@ -347,34 +346,34 @@ class FakeRedis {
   void Read(size_t i) {
     Conn& c = *conns_[i];
     auto alive = alive_;
-    c.socket.async_read_some(asio::buffer(c.buf), [this, alive, i](boost::system::error_code ec,
-                                                                   size_t n) {
-      if (!*alive || ec) return;
-      Conn& c = *conns_[i];
-      c.in.append(c.buf, n);
-      c.raw.append(c.buf, n);
-      for (;;) {
-        size_t consumed = 0;
-        if (c.parser.Parse(c.in.data(), c.in.size(), &consumed) != protocol::ParseStatus::kOk) {
-          break;
-        }
-        Request r{i, {}};
-        for (size_t a = 0; a < c.parser.argc(); ++a) r.args.emplace_back(c.parser.arg(a));
-        c.in.erase(0, consumed);
-        requests_.push_back(r);
-        std::string reply;
-        if (handler_) {
-          reply = handler_(r);
-        } else if (!queued_.empty()) {
-          reply = std::move(queued_.front());
-          queued_.pop_front();
-        } else {
-          reply = "+OK\r\n";
-        }
-        Write(i, reply);
-      }
-      Read(i);
-    });
+    c.socket.async_read_some(
+        asio::buffer(c.buf), [this, alive, i](boost::system::error_code ec, size_t n) {
+          if (!*alive || ec) return;
+          Conn& c = *conns_[i];
+          c.in.append(c.buf, n);
+          c.raw.append(c.buf, n);
+          for (;;) {
+            size_t consumed = 0;
+            if (c.parser.Parse(c.in.data(), c.in.size(), &consumed) != protocol::ParseStatus::kOk) {
+              break;
+            }
+            Request r{i, {}};
+            for (size_t a = 0; a < c.parser.argc(); ++a) r.args.emplace_back(c.parser.arg(a));
+            c.in.erase(0, consumed);
+            requests_.push_back(r);
+            std::string reply;
+            if (handler_) {
+              reply = handler_(r);
+            } else if (!queued_.empty()) {
+              reply = std::move(queued_.front());
+              queued_.pop_front();
+            } else {
+              reply = "+OK\r\n";
+            }
+            Write(i, reply);
+          }
+          Read(i);
+        });
   }
 
   void Write(size_t i, std::string_view bytes) {

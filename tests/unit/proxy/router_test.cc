@@ -55,8 +55,8 @@ class FakeView final : public ClusterView {
   }
 
   std::vector<config::Endpoint> masters;
-  std::map<int, int> owner;  // slot -> master (default: master 0)
-  std::vector<std::string> asked;  // MasterIndex() calls
+  std::map<int, int> owner;                // slot -> master (default: master 0)
+  std::vector<std::string> asked;          // MasterIndex() calls
   std::vector<std::pair<int, int>> moved;  // NoteMoved() calls
 
  private:
@@ -66,7 +66,12 @@ class FakeView final : public ClusterView {
 
 // Two masters a (index 0) and b (index 1), and c, a node outside the topology.
 struct Cluster {
-  FakeHost host{config::testing::MustLoad(config::testing::kBase)};
+  explicit Cluster(std::string_view yaml = config::testing::kBase)
+      : host(config::testing::MustLoad(yaml)) {
+    view.masters = {a.endpoint(), b.endpoint()};
+  }
+
+  FakeHost host;
   FakeRedis a{host.loop().io()};
   FakeRedis b{host.loop().io()};
   FakeRedis c{host.loop().io()};
@@ -74,14 +79,13 @@ struct Cluster {
   Router router{host, view};
   RecordingSink sink;
 
-  Cluster() { view.masters = {a.endpoint(), b.endpoint()}; }
-
   void Get(uint64_t tag = 42, bool follow = true, int slot = kSlot) {
     router.Send(Resp({"GET", "k"}), slot, &sink, tag, 2, follow);
     host.loop().FlushDirty();
   }
   bool WaitReplies(size_t n = 1, std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
-    return RunUntil(host.loop(), [&] { return sink.replies.size() >= n; }, timeout);
+    return RunUntil(
+        host.loop(), [&] { return sink.replies.size() >= n; }, timeout);
   }
   uint64_t redirects(RedirectType t) { return host.metrics().redirects(t); }
 };
@@ -151,6 +155,23 @@ TEST_CASE("router: ASK sends ASKING then the request to the importing node, tabl
   CHECK(k.b.Lines() == Lines{"ASKING", "GET k"});
 }
 
+TEST_CASE("router: TRYAGAIN from the importing node retries there, with ASKING again") {
+  Cluster k;
+  k.a.Queue("-ASK " + std::to_string(kSlot) + " " + k.b.address() + "\r\n");
+  auto gets = std::make_shared<int>(0);
+  k.b.set_handler([gets](const FakeRedis::Request& r) {
+    if (r.args[0] == "ASKING") return std::string("+OK\r\n");
+    return ++*gets == 1 ? std::string("-TRYAGAIN Multiple keys request during rehashing\r\n")
+                        : Bulk("v");
+  });
+  k.Get();
+  REQUIRE(k.WaitReplies());
+  CHECK(k.sink.replies == Replies{{42, "$1\r\nv\r\n"}});
+  CHECK(k.a.Lines() == Lines{"GET k"});
+  CHECK(k.b.Lines() == Lines{"ASKING", "GET k", "ASKING", "GET k"});
+  CHECK(k.view.moved.empty());
+}
+
 TEST_CASE("router: a redirect to a node outside the topology is not followed") {
   Cluster k;
   k.a.Queue(Moved(k.c));
@@ -206,14 +227,25 @@ TEST_CASE("router: more than kMaxRedirects MOVED gives the too-many error") {
   CHECK(k.view.moved.size() == Router::kMaxRedirects);
 }
 
-TEST_CASE("router: endless TRYAGAIN gives the too-many error after kMaxRedirects retries") {
-  Cluster k;
+TEST_CASE("router: endless TRYAGAIN fails once backend.retry_budget_ms is spent") {
+  Cluster k(config::testing::WithBase("  retry_budget_ms: 300\n"));
+  REQUIRE(k.host.settings().retry_budget_ms == 300);
   k.a.set_handler([](const FakeRedis::Request&) { return std::string("-TRYAGAIN later\r\n"); });
+  const auto start = std::chrono::steady_clock::now();
   k.Get();
-  REQUIRE(k.WaitReplies(1, std::chrono::seconds(5)));
+  REQUIRE(k.WaitReplies(1, std::chrono::seconds(3)));
+  const auto waited = std::chrono::steady_clock::now() - start;
   CHECK(k.sink.replies ==
         Replies{{42, "-ERR keyfence: too many cluster redirects or retries\r\n"}});
-  CHECK(k.a.requests().size() == 1 + Router::kMaxRedirects);
+  CHECK(waited >= std::chrono::milliseconds(290));
+  CHECK(waited < std::chrono::seconds(2));
+  // Backoff 20, 40, 80, 160, 200 ms...: a handful of sends, not a busy loop.
+  const size_t sent = k.a.requests().size();
+  CHECK(sent >= 3);
+  CHECK(sent <= 7);
+  RunFor(k.host.loop(), std::chrono::milliseconds(250));  // and nothing after the error
+  CHECK(k.a.requests().size() == sent);
+  CHECK(k.sink.replies.size() == 1);
 }
 
 TEST_CASE("router: a slot without a master waits for the topology, then is sent") {
@@ -242,7 +274,6 @@ TEST_CASE("router: a forgotten sink gets no reply") {
 
 TEST_CASE("router: a node that is down answers with the backend error at once") {
   Cluster k;
-  config::Endpoint dead = k.c.endpoint();
   k.view.masters = {{"127.0.0.1", 1}};  // nothing listens on port 1
   k.Get();
   REQUIRE(k.WaitReplies());
@@ -250,7 +281,6 @@ TEST_CASE("router: a node that is down answers with the backend error at once") 
   CHECK(k.sink.replies[0].first == 42);
   CHECK(k.sink.replies[0].second.starts_with("-ERR keyfence: backend 127.0.0.1:1 unavailable ("));
   CHECK(k.sink.replies[0].second.ends_with(")\r\n"));
-  (void)dead;
 }
 
 TEST_CASE("router: ParseRedirect") {
