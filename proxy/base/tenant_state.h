@@ -52,7 +52,6 @@ struct TenantLocal {
   ratelimit::BorrowingBucket ops;
   ratelimit::BorrowingBucket bytes;
   HotKeys hot;
-  uint32_t sample = 0;  // hot-key sampling counter
   uint64_t big_log_ns = 0;  // last big-value log line (at most one a second)
 };
 

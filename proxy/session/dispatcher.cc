@@ -94,21 +94,25 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     }
     return h(s, *d.cmd, rule);
   }
-  // Hot keys: requests sampled at random (one decrement and compare unless
-  // sampled), weighted back up. Big keys: while the tenant has big values, the
-  // first key rides in the reply slot to name a big reply (Session::OnReply).
+  return Forward(s, *d.cmd, rule, d.route);
+}
+
+// Forwards, noting the request's first key: hot keys are sampled at random
+// (one decrement and compare unless sampled), weighted back up; while the
+// tenant has big values the first key rides in the reply slot to name a big
+// reply (Session::OnReply).
+bool Dispatcher::Forward(Session& s, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+                         tenancy::Route route) {
   static_assert(session::kHotSample == HotKeys::kSampleEvery, "one sampling rate");
-  TenantLocal* local = binding.local();
+  TenantLocal* local = s.binding_.local();
   if (s.refs_.empty() || s.refs_[0].kind != tenancy::RefKind::kKey) {
-    return commands::Forward(s, *d.cmd, rule, d.route);
+    return commands::Forward(s, cmd, rule, route);
   }
-  const std::string_view key = args[s.refs_[0].pos];
+  const std::string_view key = s.args_[s.refs_[0].pos];
   local->hot.Observe(key);
-  if (!local->hot.big.capturing(s.info_.last_cmd_ns)) {
-    return commands::Forward(s, *d.cmd, rule, d.route);
-  }
+  if (!local->hot.big.capturing(s.info_.last_cmd_ns)) return commands::Forward(s, cmd, rule, route);
   const uint64_t seq = s.conn_.replies().next_seq();
-  const bool done = commands::Forward(s, *d.cmd, rule, d.route);
+  const bool done = commands::Forward(s, cmd, rule, route);
   if (ReplySlot* slot = s.conn_.replies().Find(seq)) {
     slot->SetKey(key.substr(0, BigKeys::kMaxKeyBytes), seq);
   }

@@ -8,6 +8,9 @@
 #include <span>
 #include <string_view>
 
+#include "protocol/command_table.h"
+#include "tenancy/command_rules.h"
+
 namespace keyfence::proxy {
 
 class Session;
@@ -16,6 +19,10 @@ class Dispatcher {
  public:
   // False: a barrier (retry the same request later).
   static bool Dispatch(Session& s, std::span<const std::string_view> args, size_t bytes);
+
+ private:
+  static bool Forward(Session& s, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+                      tenancy::Route route);
 };
 
 }  // namespace keyfence::proxy
