@@ -27,7 +27,9 @@ bool Exec(CommandContext& ctx) {
   DedicatedLink& d = ctx.dedicated();
   tx.open = false;
   if (tx.failed) {
-    if (d.active() && d.watching) SendUnwatch(d, nullptr, 0);
+    // Tag 0 is no reply slot: the reply is dropped, and its arrival lets the
+    // connection go back to the pool.
+    if (d.active() && d.watching) SendUnwatch(d, &ctx.sink(), 0);
     tx.Clear();
     ctx.ReplyError(errors::kExecAbort);
     return true;

@@ -118,7 +118,10 @@ void Session::SetExecRules(uint64_t tag, ExecRules rules) {
 void Session::OnReply(uint64_t tag, std::string_view frame) {
   if (conn_.closed()) return;
   ReplySlot* slot = conn_.replies().Find(tag);
-  if (slot == nullptr) return;
+  if (slot == nullptr) {  // a reply nobody waits for (tag 0: an internal UNWATCH)
+    AfterDelivery();
+    return;
+  }
   if (TenantLocal* local = binding_.local()) {
     uint64_t now = Loop::NowNs();
     local->counters->ObserveLatencyNs(now - slot->start_ns);

@@ -322,6 +322,8 @@ TEST_CASE("dispatcher: EXEC rewrites each queued command's reply by its rule") {
 // Redis queues every command but EXEC/DISCARD/MULTI/WATCH/QUIT/RESET after
 // MULTI, PING and ECHO included, and EXEC's array has their replies: clients
 // (redis-py's transaction pipeline) count on one EXEC element per command.
+// Known gap (issue 10, item 1): local commands are answered at once inside
+// MULTI. Kept as a failing expectation until that issue is done.
 TEST_CASE("dispatcher: PING inside MULTI is queued and answered in EXEC's array", "[!mayfail]") {
   Client c;
   FakeRedis server(c.host.loop().io());
@@ -349,8 +351,7 @@ TEST_CASE("dispatcher: PING inside MULTI is queued and answered in EXEC's array"
 // EXECABORT after WATCH sends UNWATCH on the dedicated connection with no
 // sink; once it is answered the connection is clean and should go back to
 // the pool, so the next command of another slot takes the shared path.
-TEST_CASE("dispatcher: an aborted WATCH transaction unpins the connection (cluster)",
-          "[!mayfail]") {
+TEST_CASE("dispatcher: an aborted WATCH transaction unpins the connection (cluster)") {
   Client c({.cluster = true});
   FakeRedis server(c.host.loop().io());
   ServeTransactions(server);
