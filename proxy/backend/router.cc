@@ -74,28 +74,16 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
   uint32_t rid = prepared_;
   prepared_ = UINT32_MAX;
   Inflight& f = slab_[rid];
+  Start(f, slot, proto, reinterpret_cast<uintptr_t>(sink) >> 4, read_only);
   f.sink = sink;
   f.tag = tag;
-  f.slot = slot;
-  f.proto = proto;
-  f.redirects = 0;
-  f.hops = 0;
-  f.retries = 0;
-  f.retry_start_ns = 0;
-  f.waits = 0;
   f.follow = follow;
-  f.asking = false;
-  f.read = read_only;
-  f.hint = reinterpret_cast<uintptr_t>(sink) >> 4;
-  f.node = view_.MasterForSlot(slot);
   if (f.node < 0) return WaitForOwner(rid);
   Transmit(rid);
 }
 
-std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
-  uint32_t rid = Allocate();
-  prepared_ = rid;
-  Inflight& f = slab_[rid];
+// A fresh entry for a request of `slot`, aimed at the slot's master.
+void Router::Start(Inflight& f, int slot, int proto, uint64_t hint, bool read_only) {
   f.slot = slot;
   f.proto = proto;
   f.hint = hint;
@@ -105,9 +93,16 @@ std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
   f.retry_start_ns = 0;
   f.waits = 0;
   f.asking = false;
-  f.read = false;
+  f.read = read_only;
   f.via_replica = false;
   f.node = view_.MasterForSlot(slot);
+}
+
+std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
+  uint32_t rid = Allocate();
+  prepared_ = rid;
+  Inflight& f = slab_[rid];
+  Start(f, slot, proto, hint, false);
   if (f.node >= 0) {
     BackendConn& c = view_.MasterConn(f.node, proto, hint);
     if (c.connected()) {

@@ -94,6 +94,7 @@ class Router : public ReplySink {
     uint64_t hint = 0;  // spreads clients over connections_per_node
   };
   uint32_t Allocate();
+  void Start(Inflight& f, int slot, int proto, uint64_t hint, bool read_only);
   void Transmit(uint32_t rid);
   bool WithinBudget(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
