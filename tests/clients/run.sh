@@ -9,5 +9,11 @@ if [[ ! -d "$here/node_modules/ioredis" || ! -d "$here/node_modules/redis" ]]; t
 fi
 export KEYFENCE_BIN="${KEYFENCE_BIN:-$here/../../build/keyfence}"
 cd "$here"
+# run.sh            the standalone suites
+# run.sh --cluster  cluster.test.mjs against keyfence over a 3-master Redis Cluster
+if [[ "${1:-}" == "--cluster" ]]; then
+  exec /usr/bin/python3 "$here/../integration/harness.py" run --cluster -- \
+    node --test --test-reporter=spec --test-timeout=30000 cluster.test.mjs
+fi
 exec /usr/bin/python3 "$here/../integration/harness.py" run -- \
   node --test --test-reporter=spec --test-timeout=20000 ioredis.test.mjs node-redis.test.mjs

@@ -1155,14 +1155,19 @@ class MonitorChecker:
 
 def _main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[1] != "run" or "--" not in argv:
-        print("usage: harness.py run -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: harness.py run [--cluster] -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     cmd = argv[argv.index("--") + 1:]
-    srv = RedisServer()
+    cluster = "--cluster" in argv[:argv.index("--")]
+    srv = RedisClusterNodes(3) if cluster else RedisServer()
     kf = None
     try:
         srv.start()
-        kf = Keyfence(srv.port)
+        if cluster:
+            kf = Keyfence(srv.ports[0], {"backend": {"mode": "cluster"}},
+                          backend_nodes=[f"{HOST}:{srv.ports[0]}"])
+        else:
+            kf = Keyfence(srv.port)
         try:
             kf.start()
         except KeyfenceStartError as e:
@@ -1175,9 +1180,9 @@ def _main(argv: list[str]) -> int:
             "KF_ORDERS_PORT": str(kf.ports["orders"]),
             "KF_PAYMENTS_PORT": str(kf.ports["payments"]),
             "KF_ADMIN_PORT": str(kf.admin_port),
-            "KF_BACKEND_PORT": str(srv.port),
+            "KF_BACKEND_PORT": str(srv.ports[0] if cluster else srv.port),
         })
-        print(f"harness: backend 127.0.0.1:{srv.port}, keyfence ports {kf.ports}, "
+        print(f"harness: backend 127.0.0.1:{env['KF_BACKEND_PORT']}, keyfence ports {kf.ports}, "
               f"admin {kf.admin_port}", file=sys.stderr)
         try:
             rc = subprocess.call(cmd, env=env, timeout=240)
