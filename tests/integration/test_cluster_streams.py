@@ -226,3 +226,50 @@ def test_subscriptions_stay_in_the_tenant(kf, cluster):
         theirs.settimeout(0.5)
         with pytest.raises(Exception):
             theirs.read()  # nothing reaches the other tenant
+
+
+def test_big_key_migration_under_a_same_slot_mget_loop(kf, cluster):
+    """A 50 MB list migrates while a client loops MGET over it and a neighbour key
+    of the same slot: the client sees no error, no redirect, no backend address."""
+    big, small = b"{bigmig}list", b"{bigmig}k"
+    bbig, bsmall = P + b"{shop@orders:bigmig}list", P + b"{shop@orders:bigmig}k"
+    slot = key_slot(bbig)
+    src = cluster.node_for_slot(slot)
+    dst = next(n for n in cluster.nodes if n.port != src.port)
+    src_id, dst_id = cluster.node_id(src), cluster.node_id(dst)
+    chunk = b"x" * 100_000
+    with kf.raw("orders") as c:
+        for _ in range(10):
+            assert c.cmd("RPUSH", big, *([chunk] * 50)) > 0  # 500 x 100 KB = 50 MB
+        assert c.cmd("SET", small, "v") == "OK"
+    errors, rounds, stop = [], [0], threading.Event()
+
+    def loop():
+        with kf.raw("orders", timeout=30) as m:
+            while not stop.is_set():
+                r = m.cmd("MGET", small, "{bigmig}missing")
+                if r != [b"v", None]:
+                    errors.append(r)
+                rounds[0] += 1
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        time.sleep(0.2)
+        with dst.raw(timeout=60) as d, src.raw(timeout=60) as s:
+            assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
+            assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
+            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 30000, "KEYS", bbig) == "OK"
+            time.sleep(1.5)  # the slot is split: the MGET is retried (TRYAGAIN/ASK)
+            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 30000, "KEYS", bsmall) == "OK"
+            for n in cluster.nodes:
+                with n.raw() as x:
+                    assert x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not errors, errors[:3]
+    assert rounds[0] > 10
+    with kf.raw("orders") as c:
+        assert c.cmd("LLEN", big) == 500
