@@ -12,6 +12,7 @@
 #include "protocol/error_replies.h"
 #include "protocol/reply_parser.h"
 #include "proxy/commands/families.h"
+#include "proxy/commands/helpers.h"
 #include "tenancy/namespace.h"
 #include "tenancy/rewriter.h"
 
@@ -318,8 +319,7 @@ bool Subscribe(CommandContext& ctx, const protocol::CommandInfo& cmd) {
 void PingSubscribed(CommandContext& ctx) {
   PubSubState& ps = ctx.pubsub();
   SubLink* l = ps.classic != nullptr ? ps.classic : ps.links.front().get();
-  tenancy::NameRefs none;
-  tenancy::WriteRequest(ctx.args(), none, "", l->conn->out());
+  l->conn->out().append(Verbatim(ctx));
   l->conn->MarkDirty();
 }
 

@@ -77,12 +77,7 @@ void Session::OnClosed() {
   backend().Forget(this);
   ops_.clear();
   commands::DropSubscriptions(*this);
-  if (dedicated_.conn) {
-    dedicated_.conn->set_unsolicited(nullptr);
-    dedicated_.conn->Forget(this);
-    BackendConn* c = dedicated_.conn.release();
-    asio::post(host_.loop().io(), [c] { delete c; });
-  }
+  DropDedicated();
   binding_.Leave();
   if (delay_timer_) delay_timer_->cancel();
   host_.SessionClosed(this);
@@ -185,12 +180,7 @@ void Session::MaybeReleaseDedicated() {
 
 void Session::DropDedicated() {
   DedicatedLink& d = dedicated_;
-  if (d.conn) {
-    d.conn->set_unsolicited(nullptr);
-    d.conn->Forget(this);
-    BackendConn* c = d.conn.release();
-    asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
-  }
+  Retire(std::move(d.conn));
   d.mode = DedicatedLink::Mode::kNone;
   d.slot = kAnySlot;
   d.blocking = d.watching = false;

@@ -22,7 +22,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import Keyfence, KeyfenceStartError, MonitorChecker, RedisServer  # noqa: E402
+from harness import (Keyfence, KeyfenceStartError, MonitorChecker,  # noqa: E402
+                     RedisClusterNodes, RedisServer)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -58,18 +59,37 @@ def start_keyfence(backend_port, overrides=None, **kw):
     return kf
 
 
-@pytest.fixture(scope="module")
-def keyfence(redis_server, keyfence_overrides):
-    kf = start_keyfence(redis_server.port, keyfence_overrides)
-    yield kf
+def stop_keyfence(kf):
+    """SIGTERM, clean up, and fail if it had died or did not exit 0."""
     alive = kf.alive
     try:
         rc = kf.stop()
     finally:
         log = kf.log_tail(60)
         kf.cleanup()
-    assert alive, f"keyfence died during the module; log:\n{log}"
+    assert alive, f"keyfence died; log:\n{log}"
     assert rc == 0, f"keyfence exited with {rc} on SIGTERM; log:\n{log}"
+
+
+def running_cluster(n=3, **kw):
+    """A started RedisClusterNodes, cleaned up after (use with yield from)."""
+    c = RedisClusterNodes(n, **kw)
+    try:
+        c.start()
+    except Exception:
+        c.cleanup()
+        raise
+    try:
+        yield c
+    finally:
+        c.cleanup()
+
+
+@pytest.fixture(scope="module")
+def keyfence(redis_server, keyfence_overrides):
+    kf = start_keyfence(redis_server.port, keyfence_overrides)
+    yield kf
+    stop_keyfence(kf)
 
 
 @pytest.fixture

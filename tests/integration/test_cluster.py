@@ -6,8 +6,8 @@ and MOVED/ASK during a live slot migration."""
 
 import pytest
 
-from conftest import start_keyfence
-from harness import (HOST, MonitorChecker, RedisClusterNodes, RespError, key_slot,
+from conftest import running_cluster, start_keyfence, stop_keyfence
+from harness import (HOST, MonitorChecker, RespError, key_slot,
                      metric_value, wait_until)
 
 P = b"shop@orders:"
@@ -16,14 +16,7 @@ CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = RedisClusterNodes(3)
-    try:
-        c.start()
-    except Exception:
-        c.cleanup()
-        raise
-    yield c
-    c.cleanup()
+    yield from running_cluster(3)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +24,7 @@ def keyfence(cluster):
     kf = start_keyfence(cluster.ports[0], {"backend": {"mode": "cluster"}},
                         backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
     yield kf
-    alive = kf.alive
-    try:
-        rc = kf.stop()
-    finally:
-        log = kf.log_tail(60)
-        kf.cleanup()
-    assert alive, f"keyfence died during the module; log:\n{log}"
-    assert rc == 0, f"keyfence exited with {rc}; log:\n{log}"
+    stop_keyfence(kf)
 
 
 @pytest.fixture

@@ -14,24 +14,13 @@ import time
 
 import pytest
 
-from conftest import start_keyfence
+from conftest import start_keyfence, stop_keyfence
 from harness import (HOST, ConnectionClosed, MonitorChecker, RedisClusterNodes, RespError,
                      key_slot, metric_value, wait_until)
 
 P = b"shop@orders:"
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 CLUSTER_MODE = {"backend": {"mode": "cluster"}}
-
-
-def stop_keyfence(kf):
-    alive = kf.alive
-    try:
-        rc = kf.stop()
-    finally:
-        log = kf.log_tail(60)
-        kf.cleanup()
-    assert alive, f"keyfence died; log:\n{log}"
-    assert rc == 0, f"keyfence exited with {rc}; log:\n{log}"
 
 
 @pytest.fixture(scope="module")

@@ -13,23 +13,12 @@ import time
 
 import pytest
 
-from conftest import start_keyfence
+from conftest import start_keyfence, stop_keyfence
 from harness import (HOST, MonitorChecker, RedisClusterNodes, RespError, encode_command,
                      key_slot, metric_value, wait_until)
 
 P = b"shop@orders:"
 N = 300
-
-
-def stop_keyfence(kf):
-    alive = kf.alive
-    try:
-        rc = kf.stop()
-    finally:
-        log = kf.log_tail(60)
-        kf.cleanup()
-    assert alive, f"keyfence died; log:\n{log}"
-    assert rc == 0, f"keyfence exited with {rc}; log:\n{log}"
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,15 @@ import time
 
 import pytest
 
-from conftest import start_keyfence
-from harness import HOST, MonitorChecker, RedisClusterNodes, RespError, key_slot
+from conftest import running_cluster, start_keyfence, stop_keyfence
+from harness import HOST, MonitorChecker, RespError, key_slot
 
 P = b"shop@orders:"
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = RedisClusterNodes(3)
-    try:
-        c.start()
-    except Exception:
-        c.cleanup()
-        raise
-    yield c
-    c.cleanup()
+    yield from running_cluster(3)
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +26,7 @@ def keyfence(cluster):
                         {"backend": {"mode": "cluster", "retry_budget_ms": 8000}},
                         backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
     yield kf
-    alive = kf.alive
-    try:
-        rc = kf.stop()
-    finally:
-        log = kf.log_tail(60)
-        kf.cleanup()
-    assert alive, f"keyfence died during the module; log:\n{log}"
-    assert rc == 0, f"keyfence exited with {rc}; log:\n{log}"
+    stop_keyfence(kf)
 
 
 @pytest.fixture
