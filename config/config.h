@@ -103,6 +103,10 @@ struct Backend {
   // Cluster: how long a request keeps being retried through TRYAGAIN, ASK and
   // CLUSTERDOWN (a slot migration, a failover) before the client gets an error.
   uint32_t retry_budget_ms = 5000;
+  // How long keyfence keeps restoring a client's subscriptions after their
+  // subscriber connection was lost (a node down, a failover) before it closes
+  // the client with an error.
+  uint32_t subscriber_recovery_ms = 30000;
   ReadFrom read_from = ReadFrom::kMaster;
 };
 

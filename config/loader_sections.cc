@@ -99,6 +99,7 @@ void Parser::BackendSection(const Val& v, Backend* b) {
              {"connect_timeout_ms", UintTo(&b->connect_timeout_ms, 1, kMaxMs)},
              {"request_timeout_ms", UintTo(&b->request_timeout_ms, 1, kMaxMs)},
              {"retry_budget_ms", UintTo(&b->retry_budget_ms, 0, kMaxMs)},
+             {"subscriber_recovery_ms", UintTo(&b->subscriber_recovery_ms, 0, kMaxMs)},
              {"read_from",
               [&](const Val& f) {
                 size_t i = 0;

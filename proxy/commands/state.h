@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "proxy/backend/backend.h"
 #include "tenancy/command_rules.h"
 
@@ -50,31 +51,54 @@ struct AckWait {
   std::string data;  // the acks, rewritten for the client, in arrival order
 };
 
-// A part of such a command sent on one connection.
+// A part of a subscription command sent on one connection.
 struct LinkAcks {
+  // The client command's reply slot; null for keyfence's own resubscribe,
+  // whose acks the client never sees.
   std::shared_ptr<AckWait> wait;
-  size_t count = 0;   // acks still due on this connection
-  int slot = kAnySlot;  // where it was routed (a MOVED reply re-routes it)
-  std::string bytes;  // the request, for that resend
+  size_t count = 0;     // acks still due on this connection
+  int slot = kAnySlot;  // shard parts: where it was routed (a redirect re-routes it)
+  bool shard = false;   // SSUBSCRIBE / SUNSUBSCRIBE (else the classic link's)
+  bool subscribe = false;
+  std::vector<std::string> names;  // shard subscribes: the client's channel names
+  std::string bytes;  // the request, for a resend
   int resends = 0;
 };
 
 // A subscriber connection to one node: classic channels and patterns (on the
-// first one), and the shard channels whose slots that node serves.
+// classic one), and the shard channels whose slots that node serves.
 struct SubLink {
   std::unique_ptr<BackendConn> conn;
   std::unique_ptr<UnsolicitedSink> sink;  // routes its frames back with this link
   int64_t classic_subs = 0;  // from its acks
   int64_t shard_subs = 0;
   std::deque<LinkAcks> acks;  // FIFO: acks this connection still owes
+  absl::flat_hash_set<std::string> shard;  // shard channels subscribed here (client names)
 };
 
 // The client's subscriptions: a subscriber connection per node it needs
-// (Redis Cluster serves a shard channel only on its slot's node).
+// (Redis Cluster serves a shard channel only on its slot's node), and what
+// it is subscribed to, so that a lost connection or a slot that moved is
+// resubscribed where it lives now without the client noticing.
 struct PubSubState {
   std::vector<std::unique_ptr<SubLink>> links;
   SubLink* classic = nullptr;  // the link of SUBSCRIBE/PSUBSCRIBE
-  bool active() const { return !links.empty(); }
+  // Client names, as asked for (updated when a command is sent).
+  absl::flat_hash_set<std::string> channels, patterns;
+  // Recovery: shard channels without a connection, command parts waiting
+  // for one, the classic set to subscribe again; since when (0: nothing lost).
+  absl::flat_hash_set<std::string> orphans;
+  std::deque<LinkAcks> parked;
+  bool classic_lost = false;
+  uint64_t lost_since_ns = 0;
+  uint32_t retry_ms = 0;
+  bool wake_armed = false;
+  uint32_t classic_tries = 0;  // spreads classic reconnects over the masters
+  // Subscribed (or restoring, or a command waiting to be sent).
+  bool wants() const {
+    return !channels.empty() || !patterns.empty() || !orphans.empty() || !parked.empty();
+  }
+  bool active() const { return !links.empty() || wants(); }
 };
 
 // MULTI ... EXEC: keyfence answers MULTI and keeps the rewritten commands;

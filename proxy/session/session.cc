@@ -80,6 +80,7 @@ void Session::OnClosed() {
   DropDedicated();
   binding_.Leave();
   if (delay_timer_) delay_timer_->cancel();
+  if (wake_timer_) wake_timer_->cancel();
   host_.SessionClosed(this);
 }
 
@@ -241,6 +242,15 @@ void Session::DelayFor(uint64_t ns) {
   auto alive = alive_;
   delay_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
     if (!ec && *alive) conn_.Resume();
+  });
+}
+
+void Session::WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) {
+  if (!wake_timer_) wake_timer_ = std::make_unique<asio::steady_timer>(host_.loop().io());
+  wake_timer_->expires_after(std::chrono::milliseconds(ms));
+  auto alive = alive_;
+  wake_timer_->async_wait([this, alive, fn](const boost::system::error_code& ec) {
+    if (!ec && *alive && !conn_.closed()) fn(*this);
   });
 }
 

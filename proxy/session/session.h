@@ -71,6 +71,7 @@ class Session final : public RequestHandler,
   void DropDedicated() override;
   void Adopt(std::unique_ptr<AsyncOp> op) override { ops_.push_back(std::move(op)); }
   void Finished(AsyncOp* op) override;
+  void WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) override;
   bool AuthThrottled() override;
   void AuthFailed() override;
   BindResult Bind(const config::Tenant* t) override;
@@ -95,6 +96,7 @@ class Session final : public RequestHandler,
   SessionInfo info_;
   std::vector<std::unique_ptr<AsyncOp>> ops_;
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
+  std::unique_ptr<boost::asio::steady_timer> wake_timer_;
   std::shared_ptr<bool> alive_;
   // The request being dispatched.
   uint16_t cur_cmd_id_ = 0;

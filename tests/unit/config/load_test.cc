@@ -77,6 +77,7 @@ TEST_CASE("load: defaults are DESIGN.md's") {
   CHECK(s->backend.connect_timeout_ms == 1000);
   CHECK(s->backend.request_timeout_ms == 5000);
   CHECK(s->backend.retry_budget_ms == 5000);
+  CHECK(s->backend.subscriber_recovery_ms == 30000);
   CHECK(s->backend.read_from == ReadFrom::kMaster);
   CHECK(s->global_deny.empty());
   CHECK(s->tenants.empty());
@@ -114,6 +115,7 @@ backend:
   connect_timeout_ms: 50
   request_timeout_ms: 60
   retry_budget_ms: 1500
+  subscriber_recovery_ms: 2500
   read_from: prefer_replica
 policy:
   deny_commands: []
@@ -148,6 +150,7 @@ tenants:
   CHECK(s->backend.connect_timeout_ms == 50);
   CHECK(s->backend.request_timeout_ms == 60);
   CHECK(s->backend.retry_budget_ms == 1500);
+  CHECK(s->backend.subscriber_recovery_ms == 2500);
   CHECK(s->backend.read_from == ReadFrom::kPreferReplica);
   const Limits& l = s->default_limits;
   CHECK(l.ops_per_sec == 1);
