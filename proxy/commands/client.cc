@@ -23,8 +23,9 @@ std::string ClientInfoLine(CommandContext& ctx) {
          std::to_string(i.peer.local_port) + " fd=0 name=" + st.name +
          " age=" + std::to_string((now - i.created_ns) / 1000000000) +
          " idle=" + std::to_string((now - i.last_cmd_ns) / 1000000000) + " flags=" + flags +
-         " db=0 sub=" + std::to_string(st.classic_subs) + " psub=0 ssub=" +
-         std::to_string(st.shard_subs) + " multi=" + (ctx.tx().open ? "0" : "-1") +
+         " db=0 sub=" + std::to_string(ctx.pubsub().channels.size()) +
+         " psub=" + std::to_string(ctx.pubsub().patterns.size()) +
+         " ssub=" + std::to_string(ctx.pubsub().shards.size()) + " multi=" + (ctx.tx().open ? "0" : "-1") +
          " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
          "events=r cmd=client|info user=" +
          (ctx.tenant() != nullptr ? ctx.tenant()->app : std::string("default")) +

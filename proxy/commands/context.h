@@ -95,8 +95,7 @@ class CommandContext {
   // Async operations owned by the session.
   virtual void Adopt(std::unique_ptr<AsyncOp> op) = 0;
   virtual void Finished(AsyncOp* op) = 0;
-  // Calls fn(*this) once, `ms` from now, unless the connection closed first
-  // (one timer: a new call replaces the one pending).
+  // Calls fn(*this) once, `ms` from now, unless the connection closed first.
   virtual void WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) = 0;
 
   // Tenant and lifecycle (handshake commands).

@@ -57,6 +57,9 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, tenancy::R
                       int slot, bool* sent = nullptr);
 // Takes a dedicated connection for `slot`; false (and an error reply) if none.
 bool TakeDedicated(CommandContext& ctx, int slot);
+// dedicated.cc: sends a request on the dedicated connection, to be sent
+// again if the slot moves under it (blocking commands, not WATCH/MULTI).
+void SendDedicated(CommandContext& ctx, uint64_t tag, std::string bytes);
 
 // multikey.cc: MGET/MSET/DEL/UNLINK/EXISTS/TOUCH split by slot and merged.
 bool Splittable(const protocol::CommandInfo& cmd);

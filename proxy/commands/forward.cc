@@ -56,6 +56,12 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
   }
   if (route == Route::kBlocking) d.blocking = true;
   if (sent != nullptr) *sent = true;
+  if (route != Route::kTransaction && !d.watching) {  // may be sent again (dedicated.cc)
+    std::string bytes;
+    tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, bytes);
+    SendDedicated(ctx, ctx.Defer(rule.reply), std::move(bytes));
+    return true;
+  }
   tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, d.conn->out());
   d.conn->MarkDirty();
   d.conn->Push(&ctx.sink(), ctx.Defer(rule.reply));

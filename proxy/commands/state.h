@@ -27,8 +27,15 @@ struct ConnState {
   std::string lib_name, lib_ver;
   ReplyMode reply_mode = ReplyMode::kOn;
   bool discard_current = false;  // CLIENT REPLY OFF/SKIP applies to this request
-  int64_t classic_subs = 0;  // SUBSCRIBE + PSUBSCRIBE count (from the acks)
-  int64_t shard_subs = 0;    // SSUBSCRIBE count
+};
+
+// A request on the dedicated connection that may have to be sent again
+// (its slot moved while a blocking command waited on it).
+struct DedicatedRequest {
+  uint64_t tag = 0;
+  std::string bytes;
+  uint64_t first_retry_ns = 0;  // budget: backend.retry_budget_ms from here
+  int hops = 0;
 };
 
 // The client's own backend connection, while it needs one (blocking
@@ -40,15 +47,24 @@ struct DedicatedLink {
   int slot = kAnySlot;      // the hash slot it was taken for (cluster: the node)
   bool blocking = false;    // a blocking command was sent on it
   bool watching = false;    // WATCHed keys live on it
+  // Blocking commands (no WATCH, no MULTI): the replies come through `sink`,
+  // which sends a request again when a redirect answers it (dedicated.cc).
+  std::unique_ptr<ReplySink> sink;
+  std::deque<DedicatedRequest> sent;  // on conn, in order
+  std::deque<DedicatedRequest> held;  // redirected: to be sent again
+  uint32_t retry_ms = 0;
+  bool wake_armed = false;
   bool active() const { return conn != nullptr; }
 };
 
-// One client command's subscription acks, which may come from several
-// subscriber connections; its reply slot completes when all have arrived.
+// One client command's reply: its acks, made when the command was sent
+// (with Redis's counts, whichever connection answers first); the reply slot
+// completes when every connection has acked its part.
 struct AckWait {
   uint64_t tag = 0;
-  size_t remaining = 0;
-  std::string data;  // the acks, rewritten for the client, in arrival order
+  size_t remaining = 0;  // backend acks still due
+  std::string data;      // the client's acks
+  std::string error;     // a part failed: the reply is this error instead
 };
 
 // A part of a subscription command sent on one connection.
@@ -70,8 +86,6 @@ struct LinkAcks {
 struct SubLink {
   std::unique_ptr<BackendConn> conn;
   std::unique_ptr<UnsolicitedSink> sink;  // routes its frames back with this link
-  int64_t classic_subs = 0;  // from its acks
-  int64_t shard_subs = 0;
   std::deque<LinkAcks> acks;  // FIFO: acks this connection still owes
   absl::flat_hash_set<std::string> shard;  // shard channels subscribed here (client names)
 };
@@ -83,8 +97,9 @@ struct SubLink {
 struct PubSubState {
   std::vector<std::unique_ptr<SubLink>> links;
   SubLink* classic = nullptr;  // the link of SUBSCRIBE/PSUBSCRIBE
-  // Client names, as asked for (updated when a command is sent).
-  absl::flat_hash_set<std::string> channels, patterns;
+  // Client names, as asked for (updated when a command is sent): the acks'
+  // counts, and what a new connection subscribes again.
+  absl::flat_hash_set<std::string> channels, patterns, shards;
   // Recovery: shard channels without a connection, command parts waiting
   // for one, the classic set to subscribe again; since when (0: nothing lost).
   absl::flat_hash_set<std::string> orphans;
@@ -96,9 +111,11 @@ struct PubSubState {
   uint32_t classic_tries = 0;  // spreads classic reconnects over the masters
   // Subscribed (or restoring, or a command waiting to be sent).
   bool wants() const {
-    return !channels.empty() || !patterns.empty() || !orphans.empty() || !parked.empty();
+    return !channels.empty() || !patterns.empty() || !shards.empty() || !parked.empty();
   }
   bool active() const { return !links.empty() || wants(); }
+  int64_t classic_count() const { return static_cast<int64_t>(channels.size() + patterns.size()); }
+  int64_t shard_count() const { return static_cast<int64_t>(shards.size()); }
 };
 
 // MULTI ... EXEC: keyfence answers MULTI and keeps the rewritten commands;

@@ -119,15 +119,19 @@ void Park(CommandContext& ctx, LinkAcks part) {
   ScheduleRestore(ctx);
 }
 
-// One ack into its command's reply slot (completed when all are in); the
-// acks of keyfence's own requests are only counted.
-void AddAck(CommandContext& ctx, SubLink& link, std::string_view client_frame) {
+// `n` backend acks of a client command are in (or stand failed).
+void Acked(CommandContext& ctx, AckWait& wait, size_t n) {
+  wait.remaining -= std::min(wait.remaining, n);
+  if (wait.remaining == 0) ctx.Complete(wait.tag, wait.error.empty() ? wait.data : wait.error);
+}
+
+// One backend ack: counted against the part it answers (the client's acks
+// were made with the command; keyfence's own requests have none).
+void AddAck(CommandContext& ctx, SubLink& link) {
   LinkAcks& a = link.acks.front();
   std::shared_ptr<AckWait> wait = a.wait;
   if (--a.count == 0) link.acks.pop_front();
-  if (wait == nullptr) return;
-  wait->data.append(client_frame);
-  if (--wait->remaining == 0) ctx.Complete(wait->tag, wait->data);
+  if (wait != nullptr) Acked(ctx, *wait, 1);
 }
 
 // Recovery is over once nothing waits and every resubscribe was acked.
@@ -146,9 +150,8 @@ void MaybeRecovered(PubSubState& ps) {
 
 // Nothing subscribed and no ack owed: the connections go.
 void MaybeDrop(CommandContext& ctx) {
-  const ConnState& st = ctx.state();
   const PubSubState& ps = ctx.pubsub();
-  if (st.classic_subs != 0 || st.shard_subs != 0 || ps.wants()) return;
+  if (ps.wants()) return;
   for (const auto& l : ps.links) {
     if (!l->acks.empty()) return;
   }
@@ -198,62 +201,44 @@ void OnLinkError(CommandContext& ctx, SubLink& link, std::string_view frame) {
     ctx.CloseWithError(protocol::errors::kSubscriberLost);
     return;
   }
-  if (moved) {
-    protocol::AppendError(e, protocol::errors::kTooManyRedirects);
-  } else {
-    AppendStripped(ctx, frame, e);
+  if (a.wait->error.empty()) {
+    if (moved) {
+      protocol::AppendError(a.wait->error, protocol::errors::kTooManyRedirects);
+    } else {
+      AppendStripped(ctx, frame, a.wait->error);
+    }
   }
-  a.wait->data.append(e);
-  a.wait->remaining -= std::min(a.wait->remaining, a.count);
-  if (a.wait->remaining == 0) ctx.Complete(a.wait->tag, a.wait->data);
+  Acked(ctx, *a.wait, a.count);
 }
 
 void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
   if (frame.empty()) return;
   if (frame[0] == '-' || frame[0] == '!') return OnLinkError(ctx, link, frame);
-  ConnState& st = ctx.state();
   PubSubState& ps = ctx.pubsub();
   std::vector<protocol::ReplyNode> n;
   const bool ack = protocol::ParseReplyTree(frame, &n) && n.size() >= 4 && n[0].count == 3 &&
                    n[3].type == protocol::ReplyType::kInteger &&
                    n[1].str.find("subscribe") != std::string_view::npos;
   if (!ack) {  // message / pmessage / smessage / pong
-    tenancy::ReplyContext rc{ctx.tenant()->prefix, "", st.proto};
+    tenancy::ReplyContext rc{ctx.tenant()->prefix, "", ctx.proto()};
     tenancy::RewriteReply(tenancy::ReplyRule::kPubSub, frame, rc, ctx.BeginPush());
     ctx.EndReply();
     return;
   }
-  const std::string_view kind = n[1].str;
-  const bool shard = kind == "ssubscribe" || kind == "sunsubscribe";
   std::string channel;
-  bool named = !n[2].is_null;
-  if (named) {
-    named = shard ? tenancy::AppendClientKey(channel, ctx.tenant()->prefix, n[2].str)
-                  : tenancy::AppendClientChannel(channel, ctx.tenant()->prefix, n[2].str);
-  }
-  if (shard) {
-    link.shard_subs = n[3].integer;
-  } else {
-    link.classic_subs = n[3].integer;
-    st.classic_subs = n[3].integer;
-  }
-  if (shard && kind == "sunsubscribe" && named && link.shard.erase(channel) > 0) {
+  if (n[1].str == "sunsubscribe" && !n[2].is_null &&
+      tenancy::AppendClientKey(channel, ctx.tenant()->prefix, n[2].str) &&
+      link.shard.erase(channel) > 0) {
     // Unasked: the node no longer serves the channel's slot (it moved).
     ps.orphans.insert(std::move(channel));
-    st.shard_subs = ShardTotal(ps);
     Restore(ctx);
     return;
   }
-  if (shard) st.shard_subs = ShardTotal(ps);
-  std::string out;
-  AppendAck(out, st.proto, kind, named ? &channel : nullptr,
-            shard ? st.shard_subs : st.classic_subs);
-  if (!link.acks.empty()) {
-    AddAck(ctx, link, out);
-  } else {  // unasked, and nothing keyfence can restore
-    ctx.BeginPush().append(out);
-    ctx.EndReply();
+  if (link.acks.empty()) {  // unasked, and nothing to restore: the client never asked
+    spdlog::debug("client {}: unasked ack dropped", ctx.info().id);
+    return;
   }
+  AddAck(ctx, link);
   MaybeRecovered(ps);
   MaybeDrop(ctx);
 }
@@ -277,7 +262,6 @@ void LinkLost(CommandContext& ctx, SubLink& link) {
   ps.links.erase(it);
   gone->conn->set_unsolicited(nullptr);
   ctx.Retire(std::move(gone->conn));
-  ctx.state().shard_subs = ShardTotal(ps);
   if (!ps.active()) {
     DropSubscriptions(ctx);
     return;
@@ -416,12 +400,6 @@ void AppendAck(std::string& out, int proto, std::string_view kind, const std::st
     protocol::AppendNull(out, proto);
   }
   protocol::AppendInteger(out, count);
-}
-
-int64_t ShardTotal(const PubSubState& ps) {
-  int64_t n = static_cast<int64_t>(ps.orphans.size());
-  for (const auto& l : ps.links) n += l->shard_subs;
-  return n;
 }
 
 }  // namespace keyfence::proxy::commands

@@ -36,7 +36,5 @@ std::string SubRequest(std::string_view prefix, std::string_view cmd, bool shard
 // An ack as Redis sends it: [kind, channel or null, count].
 void AppendAck(std::string& out, int proto, std::string_view kind, const std::string* channel,
                int64_t count);
-// The client's shard subscription count (over its connections).
-int64_t ShardTotal(const PubSubState& ps);
 
 }  // namespace keyfence::proxy::commands

@@ -20,71 +20,79 @@ namespace keyfence::proxy::commands {
 
 namespace {
 
-// Redis's acks for unsubscribing what is not subscribed, answered locally.
-void LocalUnsubscribeAcks(CommandContext& ctx, std::string_view name, int64_t count) {
-  auto args = ctx.args();
-  std::string out;
-  if (args.size() == 1) AppendAck(out, ctx.proto(), name, nullptr, count);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string ch(args[i]);
-    AppendAck(out, ctx.proto(), name, &ch, count);
+// The command's reply slot, filled once `backend_acks` acks are in.
+std::shared_ptr<AckWait> Wait(CommandContext& ctx, std::string acks, size_t backend_acks) {
+  auto wait = std::make_shared<AckWait>();
+  wait->tag = ctx.Defer(tenancy::ReplyRule::kNone);
+  wait->remaining = backend_acks;
+  wait->data = std::move(acks);
+  if (backend_acks == 0) ctx.Complete(wait->tag, wait->data);
+  return wait;
+}
+
+// Applies (un)subscribing `names` to `set`, with Redis's acks (the count
+// after each) appended to `acks`. Without names, unsubscribes every member.
+void Apply(CommandContext& ctx, std::string_view cmd, bool unsub, bool shard,
+           std::span<const std::string_view> names, std::string& acks) {
+  PubSubState& ps = ctx.pubsub();
+  auto& set = shard ? ps.shards : cmd[0] == 'p' ? ps.patterns : ps.channels;
+  auto count = [&] { return shard ? ps.shard_count() : ps.classic_count(); };
+  if (names.empty()) {  // UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE of everything
+    std::vector<std::string> all(set.begin(), set.end());
+    if (all.empty()) AppendAck(acks, ctx.proto(), cmd, nullptr, count());
+    for (const std::string& n : all) {
+      set.erase(n);
+      AppendAck(acks, ctx.proto(), cmd, &n, count());
+    }
+    return;
   }
-  ctx.BeginPush().append(out);
-  ctx.EndReply();
+  for (std::string_view v : names) {
+    std::string n(v);
+    if (unsub) {
+      set.erase(n);
+    } else {
+      set.insert(n);
+    }
+    AppendAck(acks, ctx.proto(), cmd, &n, count());
+  }
 }
 
 // SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE on the classic link.
 bool SubscribeClassic(CommandContext& ctx, std::string_view name, bool unsub) {
   PubSubState& ps = ctx.pubsub();
-  if (unsub && ps.classic == nullptr && !ps.classic_lost) {
-    LocalUnsubscribeAcks(ctx, name, 0);  // nothing classic is subscribed
+  auto args = ctx.args();
+  std::vector<std::string_view> names(args.begin() + 1, args.end());
+  if (unsub && ps.classic == nullptr && !ps.classic_lost) {  // nothing classic subscribed
+    std::string acks;
+    Apply(ctx, name, true, false, names, acks);
+    ctx.BeginPush().append(acks);
+    ctx.EndReply();
     return true;
   }
   SubLink* link = ClassicLink(ctx, !Restoring(ps));
   if (link == nullptr && !Restoring(ps)) return true;  // the error was sent
-  auto args = ctx.args();
-  std::vector<std::string_view> names(args.begin() + 1, args.end());
-  auto& set = name[0] == 'p' ? ps.patterns : ps.channels;
+  const auto& set = name[0] == 'p' ? ps.patterns : ps.channels;
   LinkAcks a;
   a.bytes = SubRequest(ctx.tenant()->prefix, name, false, names);
-  // Without names, UNSUBSCRIBE acks each channel it drops (or once, null).
+  // Without names, the node acks each member it drops (or once, null).
   a.count = names.empty() ? std::max<size_t>(1, set.size()) : names.size();
-  if (!unsub) {
-    for (std::string_view n : names) set.emplace(n);
-  } else if (names.empty()) {
-    set.clear();
-  } else {
-    for (std::string_view n : names) set.erase(std::string(n));
-  }
-  a.wait = std::make_shared<AckWait>();
-  a.wait->tag = ctx.Defer(tenancy::ReplyRule::kNone);
-  a.wait->remaining = a.count;
+  std::string acks;
+  Apply(ctx, name, unsub, false, names, acks);
+  a.wait = Wait(ctx, std::move(acks), a.count);
   SendPart(ctx, link, std::move(a));
   return true;
 }
 
-// SUNSUBSCRIBE without channels: every link's shard channels, and locally
-// those waiting for a connection.
+// SUNSUBSCRIBE without channels: on every link that holds shard channels.
 bool UnsubscribeAllShards(CommandContext& ctx) {
   PubSubState& ps = ctx.pubsub();
   if (!ps.parked.empty()) return false;  // after the commands still waiting to be sent
-  std::string local;
-  size_t remaining = 0;
-  for (const auto& l : ps.links) remaining += l->shard.size();
-  int64_t left = static_cast<int64_t>(remaining + ps.orphans.size());
-  for (const std::string& ch : ps.orphans) AppendAck(local, ctx.proto(), "sunsubscribe", &ch, --left);
+  std::string acks;
+  Apply(ctx, "sunsubscribe", true, true, {}, acks);
   ps.orphans.clear();
-  if (remaining == 0) {
-    if (local.empty()) AppendAck(local, ctx.proto(), "sunsubscribe", nullptr, 0);
-    ctx.state().shard_subs = ShardTotal(ps);
-    ctx.BeginPush().append(local);
-    ctx.EndReply();
-    return true;
-  }
-  auto wait = std::make_shared<AckWait>();
-  wait->tag = ctx.Defer(tenancy::ReplyRule::kNone);
-  wait->remaining = remaining;
-  wait->data = std::move(local);
+  size_t backend_acks = 0;
+  for (const auto& l : ps.links) backend_acks += l->shard.size();
+  auto wait = Wait(ctx, std::move(acks), backend_acks);
   for (auto& l : ps.links) {
     if (l->shard.empty()) continue;
     LinkAcks a;
@@ -98,16 +106,19 @@ bool UnsubscribeAllShards(CommandContext& ctx) {
   return true;
 }
 
-// The client unsubscribes these shard channels: wherever keyfence holds them.
-void ForgetShardChannel(PubSubState& ps, const std::string& ch) {
-  ps.orphans.erase(ch);
-  for (auto& l : ps.links) l->shard.erase(ch);
+// The link a shard channel is subscribed on (null: none).
+SubLink* Holder(PubSubState& ps, std::string_view ch) {
+  const std::string key(ch);
+  for (auto& l : ps.links) {
+    if (l->shard.contains(key)) return l.get();
+  }
+  return nullptr;
 }
 
 struct SlotGroup {
   int slot;
   SubLink* link;  // null: waiting for a connection (restoring)
-  std::vector<size_t> args;
+  std::vector<std::string_view> names;
 };
 
 }  // namespace
@@ -122,52 +133,45 @@ bool Subscribe(CommandContext& ctx, const protocol::CommandInfo& cmd) {
   const bool restoring = Restoring(ps);
   // Shard channels: grouped by slot, on the connection to the slot's node.
   // Redis Cluster takes shard channels of one slot per SSUBSCRIBE (CROSSSLOT
-  // otherwise), even on the same node.
+  // otherwise), even on the same node. Unsubscribing where no connection is
+  // has nothing to ask a node.
   std::vector<SlotGroup> groups;
-  std::vector<size_t> local;  // unsubscribes where nothing is subscribed
   for (size_t i = 1; i < args.size(); ++i) {
     const int slot = tenancy::BackendKeySlot(ctx.prefix_crc(), args[i]);
     size_t g = 0;
     while (g < groups.size() && groups[g].slot != slot) ++g;
     if (g == groups.size()) {
-      SubLink* l = LinkFor(ctx, slot, !unsub, !unsub && !restoring);
+      SubLink* l = unsub ? Holder(ps, args[i]) : nullptr;
+      if (l == nullptr) l = LinkFor(ctx, slot, !unsub, !unsub && !restoring);
       if (l == nullptr && !unsub && !restoring) return true;  // the error was sent
-      if (l == nullptr && unsub) {
-        local.push_back(i);
-        continue;
-      }
       groups.push_back({slot, l, {}});
     }
-    groups[g].args.push_back(i);
+    groups[g].names.push_back(args[i]);
   }
-  if (unsub) {
-    for (size_t i = 1; i < args.size(); ++i) ForgetShardChannel(ps, std::string(args[i]));
+  std::string acks;
+  Apply(ctx, name, unsub, true, args.subspan(1), acks);
+  size_t backend_acks = 0;
+  for (const SlotGroup& g : groups) {
+    if (g.link != nullptr || !unsub) backend_acks += g.names.size();
   }
-  auto wait = std::make_shared<AckWait>();
-  wait->tag = ctx.Defer(tenancy::ReplyRule::kNone);
-  wait->remaining = args.size() - 1 - local.size();
-  const int64_t total = ShardTotal(ps);
-  for (size_t i : local) {
-    std::string ch(args[i]);
-    AppendAck(wait->data, ctx.proto(), name, &ch, total);
-  }
-  if (wait->remaining == 0) {
-    ctx.Complete(wait->tag, wait->data);
-    return true;
-  }
+  auto wait = Wait(ctx, std::move(acks), backend_acks);
   for (SlotGroup& g : groups) {
+    if (unsub) {
+      for (std::string_view n : g.names) {  // wherever keyfence holds it
+        std::string ch(n);
+        ps.orphans.erase(ch);
+        for (auto& l : ps.links) l->shard.erase(ch);
+      }
+      if (g.link == nullptr) continue;
+    }
     LinkAcks a;
     a.wait = wait;
-    a.count = g.args.size();
+    a.count = g.names.size();
     a.slot = g.slot;
     a.shard = true;
     a.subscribe = !unsub;
-    std::vector<std::string_view> names;
-    for (size_t i : g.args) {
-      names.push_back(args[i]);
-      a.names.emplace_back(args[i]);
-    }
-    a.bytes = SubRequest(ctx.tenant()->prefix, name, true, names);
+    a.names.assign(g.names.begin(), g.names.end());
+    a.bytes = SubRequest(ctx.tenant()->prefix, name, true, g.names);
     SendPart(ctx, g.link, std::move(a));
   }
   return true;
@@ -198,7 +202,6 @@ void DropSubscriptions(CommandContext& ctx) {
     ctx.Retire(std::move(l->conn));
   }
   ps = PubSubState();
-  ctx.state().classic_subs = ctx.state().shard_subs = 0;
 }
 
 }  // namespace keyfence::proxy::commands

@@ -80,7 +80,6 @@ void Session::OnClosed() {
   DropDedicated();
   binding_.Leave();
   if (delay_timer_) delay_timer_->cancel();
-  if (wake_timer_) wake_timer_->cancel();
   host_.SessionClosed(this);
 }
 
@@ -165,6 +164,7 @@ std::string& Session::BeginPush() {
 void Session::Retire(std::unique_ptr<BackendConn> conn) {
   if (!conn) return;
   conn->Forget(this);
+  if (dedicated_.sink) conn->Forget(dedicated_.sink.get());
   BackendConn* c = conn.release();
   asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
 }
@@ -176,6 +176,7 @@ void Session::MaybeReleaseDedicated() {
   d.blocking = false;
   d.mode = DedicatedLink::Mode::kNone;
   d.slot = kAnySlot;
+  d.sent.clear();
   backend().ReturnDedicated(std::move(d.conn));
 }
 
@@ -185,6 +186,8 @@ void Session::DropDedicated() {
   d.mode = DedicatedLink::Mode::kNone;
   d.slot = kAnySlot;
   d.blocking = d.watching = false;
+  d.sent.clear();
+  d.held.clear();
 }
 
 void Session::Finished(AsyncOp* op) {
@@ -246,10 +249,10 @@ void Session::DelayFor(uint64_t ns) {
 }
 
 void Session::WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) {
-  if (!wake_timer_) wake_timer_ = std::make_unique<asio::steady_timer>(host_.loop().io());
-  wake_timer_->expires_after(std::chrono::milliseconds(ms));
+  // Rare (retries while the backend changes): a timer each, kept by its handler.
+  auto t = std::make_shared<asio::steady_timer>(host_.loop().io(), std::chrono::milliseconds(ms));
   auto alive = alive_;
-  wake_timer_->async_wait([this, alive, fn](const boost::system::error_code& ec) {
+  t->async_wait([this, alive, fn, t](const boost::system::error_code& ec) {
     if (!ec && *alive && !conn_.closed()) fn(*this);
   });
 }

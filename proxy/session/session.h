@@ -96,7 +96,6 @@ class Session final : public RequestHandler,
   SessionInfo info_;
   std::vector<std::unique_ptr<AsyncOp>> ops_;
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
-  std::unique_ptr<boost::asio::steady_timer> wake_timer_;
   std::shared_ptr<bool> alive_;
   // The request being dispatched.
   uint16_t cur_cmd_id_ = 0;

@@ -7,7 +7,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
 import { createClient } from 'redis';
-import { HOST, ports, uniq, sleep, T } from './common.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { HOST, ports, uniq, sleep, T, clusterPorts, keySlot, nodeCommand, eventually }
+  from './common.mjs';
 
 const closers = [];
 after(async () => { for (const c of closers) { try { await c(); } catch {} } });
@@ -98,3 +101,119 @@ test('ioredis: subscriber on shard channels of many slots', T, async () => {
   for (let i = 0; i < 100 && got.length < chans.length; i++) await sleep(20);
   assert.deepEqual(got.map(([c]) => c).sort(), [...chans].sort());
 });
+
+// Last: it moves slots. redis-cli moves the source's lowest 1000 slots, one by one
+// (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), while every client keeps working on keys
+// and shard channels of exactly those slots.
+test('a 1000-slot reshard under BLPOP workers and subscribers: no error, no redirect',
+  { timeout: 90000 }, async () => {
+    assert.ok(clusterPorts.length >= 3, 'KF_CLUSTER_PORTS is not set: run.sh --cluster');
+    const slots = await nodeCommand(clusterPorts[0], 'CLUSTER', 'SLOTS');
+    const owner = (s) => slots.find(([a, b]) => a <= s && s <= b)[2][1];
+    const src = owner(0);
+    const dst = slots.map((r) => r[2][1]).find((p) => p !== src);
+    const srcId = await nodeCommand(src, 'CLUSTER', 'MYID');
+    const dstId = await nodeCommand(dst, 'CLUSTER', 'MYID');
+    const P = 'shop@orders:';
+    const moving = (s) => s < 1000;
+    const pick = (tag, n, pred) => {
+      const out = [];
+      for (let i = 0; out.length < n && i < 200000; i++) {
+        if (pred(keySlot(P + `${tag}${i}`))) out.push(`${tag}${i}`);
+      }
+      return out;
+    };
+    const tag = uniq('rs');
+    const ks = pick(`${tag}:k`, 6, moving);
+    const [q1, q2] = pick(`${tag}:q`, 2, moving);
+    const chans = [...pick(`${tag}:ch`, 5, moving), ...pick(`${tag}:st`, 2, (s) => !moving(s))];
+    const news = `${tag}:news`;
+
+    const seen = [];  // every error or reply text a client got
+    const bad = (v) => /MOVED|ASK|CROSSSLOT|TRYAGAIN|CLUSTERDOWN|127\.0\.0\.1:\d+/.test(String(v));
+    const errors = [];
+    const note = (who) => (e) => { errors.push(`${who}: ${e && e.message ? e.message : e}`); };
+
+    const prod = io();
+    for (const k of ks) assert.equal(await prod.set(k, 'v'), 'OK');
+    const ioWorker = io();
+    const nrWorker = await nr();
+    const nrSub = await nr();
+    const ioSub = io();
+    const pub = await nr();
+    const got = { nr: [], io: [] };
+    await nrSub.subscribe(news, (m) => got.nr.push([news, m]));
+    for (const ch of chans) await nrSub.sSubscribe(ch, (m, c) => got.nr.push([c, m]));
+    ioSub.on('smessage', (c, m) => got.io.push([c, m]));
+    for (const ch of chans) await ioSub.ssubscribe(ch);
+
+    let done = false;
+    const rounds = { io: 0, nr: 0, sub: 0, jobs: 0 };
+    const ioLoop = (async () => {
+      while (!done) {
+        const p = ioWorker.pipeline();
+        p.blpop(q1, 0.05);
+        for (const k of ks) p.get(k);
+        p.set(ks[0], 'v');
+        const res = await p.exec().catch((e) => [[e]]);
+        for (const [err, v] of res) {
+          if (err) note('ioredis worker')(err);
+          seen.push(v);
+        }
+        if (res[0] && Array.isArray(res[0][1])) rounds.jobs++;
+        rounds.io++;
+      }
+    })();
+    const nrLoop = (async () => {
+      while (!done) {
+        const res = await Promise.all([nrWorker.blPop(q2, 0.05), ...ks.map((k) => nrWorker.get(k)),
+          nrWorker.set(ks[1], 'v')]).catch((e) => { note('node-redis worker')(e); return []; });
+        seen.push(...res.map((r) => JSON.stringify(r)));
+        if (res.slice(1, 1 + ks.length).some((v) => v !== 'v')) errors.push(`bad GET ${res}`);
+        rounds.nr++;
+      }
+    })();
+    const subLoop = (async () => {  // RESP3 commands on the subscribed connection
+      while (!done) {
+        const v = await nrSub.get(ks[2]).catch(note('node-redis subscriber'));
+        if (v !== 'v') errors.push(`subscriber GET ${v}`);
+        rounds.sub++;
+        await sleep(5);
+      }
+    })();
+    const prodLoop = (async () => {
+      while (!done) {
+        await prod.rpush(q1, 'job').catch(note('producer'));
+        await prod.rpush(q2, 'job').catch(note('producer'));
+        for (const ch of chans) await pub.sPublish(ch, 'during').catch(note('publisher'));
+        await sleep(20);
+      }
+    })();
+
+    await sleep(300);
+    const r = await promisify(execFile)('redis-cli', ['--cluster', 'reshard', `${HOST}:${src}`,
+      '--cluster-from', srcId, '--cluster-to', dstId, '--cluster-slots', '1000',
+      '--cluster-yes'], { timeout: 60000, maxBuffer: 64 << 20 });
+    assert.match(r.stdout, /Moving slot 999 /);
+    await sleep(300);
+    done = true;
+    await Promise.all([ioLoop, nrLoop, subLoop, prodLoop]);
+
+    const after = await nodeCommand(clusterPorts[0], 'CLUSTER', 'SLOTS');
+    const ownerNow = (s) => after.find(([a, b]) => a <= s && s <= b)[2][1];
+    assert.equal(ownerNow(keySlot(P + chans[0])), dst, 'the channels\' slots moved');
+    // Every shard channel is served where it lives now, to both subscribers.
+    for (const ch of chans) {
+      await eventually(async () => (await pub.sPublish(ch, 'final ' + ch)) === 2, 5000,
+        `both subscribers of ${ch} on its new node`);
+    }
+    await pub.publish(news, 'final news');
+    await eventually(() => ['nr', 'io'].every((w) => chans.every((ch) =>
+      got[w].some(([c, m]) => c === ch && m === 'final ' + ch))), 5000, 'final messages');
+    await eventually(() => got.nr.some(([c, m]) => c === news && m === 'final news'), 5000, 'news');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(seen.filter(bad), []);
+    for (const w of ['nr', 'io']) assert.deepEqual(got[w].filter(([c, m]) => bad(c) || bad(m)), []);
+    assert.ok(rounds.io > 5 && rounds.nr > 5 && rounds.sub > 5 && rounds.jobs > 0,
+      JSON.stringify(rounds));
+  });

@@ -10,6 +10,26 @@ function need(name) {
 }
 
 export const HOST = process.env.KF_HOST || '127.0.0.1';
+// Cluster mode (run.sh --cluster): every node's port.
+export const clusterPorts = (process.env.KF_CLUSTER_PORTS || '').split(',').filter(Boolean)
+  .map(Number);
+
+// Redis Cluster's key slot (CRC16-XMODEM of the key or its {hash tag}, mod 16384).
+export function keySlot(key) {
+  let k = Buffer.from(key);
+  const open = k.indexOf('{');
+  if (open >= 0) {
+    const close = k.indexOf('}', open + 1);
+    if (close > open + 1) k = k.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const b of k) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) crc = (crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
 export const ports = {
   gateway: need('KF_GATEWAY_PORT'),
   orders: need('KF_ORDERS_PORT'),
@@ -29,7 +49,12 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Minimal RESP2 client to read the BACKEND directly (to check the namespace prefix).
 export async function backendCommand(...args) {
-  const sock = net.createConnection({ host: HOST, port: ports.backend });
+  return nodeCommand(ports.backend, ...args);
+}
+
+// The same, to any redis-server on loopback (a cluster node).
+export async function nodeCommand(port, ...args) {
+  const sock = net.createConnection({ host: HOST, port });
   sock.setTimeout(5000);
   const req = `*${args.length}\r\n` + args.map((a) => {
     const b = Buffer.from(String(a));

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import (Keyfence, KeyfenceStartError, MonitorChecker,  # noqa: E402
+from harness import (HOST, Keyfence, KeyfenceStartError, MonitorChecker,  # noqa: E402
                      RedisClusterNodes, RedisServer)
 
 
@@ -83,6 +83,23 @@ def running_cluster(n=3, **kw):
         yield c
     finally:
         c.cleanup()
+
+
+def cluster_keyfence(cluster, **backend):
+    """keyfence in cluster mode seeded with ONE node (it discovers the others), stopped
+    after (use with yield from in a module fixture). `backend` adds backend settings."""
+    kf = start_keyfence(cluster.ports[0], {"backend": {"mode": "cluster", **backend}},
+                        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
+    yield kf
+    stop_keyfence(kf)
+
+
+def checked_cluster_keyfence(keyfence, cluster):
+    """Per test: keyfence is running and the cluster empty; keyfence is alive after."""
+    assert keyfence.alive, keyfence.log_tail()
+    cluster.flushall()
+    yield keyfence
+    assert keyfence.alive, "keyfence died during the test; log:\n" + keyfence.log_tail()
 
 
 @pytest.fixture(scope="module")

@@ -563,6 +563,21 @@ class RedisClusterNodes:
             raise KeyError(f"no running replica of the master on port {master.port}")
         return reps[0]
 
+    def move_slot(self, slot: int, dst: "RedisServer"):
+        """Moves one slot (and its keys) to `dst` as `redis-cli --cluster reshard` does:
+        IMPORTING/MIGRATING, MIGRATE of its keys, then SETSLOT NODE on dst, the source,
+        and the other masters."""
+        src = self.node_for_slot(slot)
+        src_id, dst_id = self.node_id(src), self.node_id(dst)
+        with dst.raw() as d, src.raw() as s:
+            assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
+            assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
+            for k in s.cmd("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 10000, "KEYS", k) == "OK"
+        for n in [dst, src] + [n for n in self.master_nodes() if n not in (src, dst)]:
+            with n.raw() as x:
+                assert x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"
+
     def kill(self, node: "RedisServer"):
         """SIGKILL one node by PID (its data dir stays, so it could be restarted)."""
         node.stop()
@@ -1181,6 +1196,7 @@ def _main(argv: list[str]) -> int:
             "KF_PAYMENTS_PORT": str(kf.ports["payments"]),
             "KF_ADMIN_PORT": str(kf.admin_port),
             "KF_BACKEND_PORT": str(srv.ports[0] if cluster else srv.port),
+            "KF_CLUSTER_PORTS": ",".join(str(p) for p in srv.ports) if cluster else "",
         })
         print(f"harness: backend 127.0.0.1:{env['KF_BACKEND_PORT']}, keyfence ports {kf.ports}, "
               f"admin {kf.admin_port}", file=sys.stderr)

@@ -6,7 +6,7 @@ and MOVED/ASK during a live slot migration."""
 
 import pytest
 
-from conftest import running_cluster, start_keyfence, stop_keyfence
+from conftest import checked_cluster_keyfence, cluster_keyfence, running_cluster
 from harness import (HOST, MonitorChecker, RespError, key_slot,
                      metric_value, wait_until)
 
@@ -21,18 +21,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def keyfence(cluster):
-    kf = start_keyfence(cluster.ports[0], {"backend": {"mode": "cluster"}},
-                        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
-    yield kf
-    stop_keyfence(kf)
+    yield from cluster_keyfence(cluster)
 
 
 @pytest.fixture
 def kf(keyfence, cluster):
-    assert keyfence.alive, keyfence.log_tail()
-    cluster.flushall()
-    yield keyfence
-    assert keyfence.alive, "keyfence died during the test; log:\n" + keyfence.log_tail()
+    yield from checked_cluster_keyfence(keyfence, cluster)
 
 
 @pytest.fixture

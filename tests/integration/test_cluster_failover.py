@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import start_keyfence, stop_keyfence
+from conftest import checked_cluster_keyfence, cluster_keyfence, start_keyfence, stop_keyfence
 from harness import (HOST, ConnectionClosed, MonitorChecker, RedisClusterNodes, RespError,
                      key_slot, metric_value, wait_until)
 
@@ -37,19 +37,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def keyfence(cluster):
-    # seeded with ONE node: keyfence must discover the others itself
-    kf = start_keyfence(cluster.ports[0], CLUSTER_MODE,
-                        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
-    yield kf
-    stop_keyfence(kf)
+    yield from cluster_keyfence(cluster)  # seeded with ONE node: it discovers the others
 
 
 @pytest.fixture
 def kf(keyfence, cluster):
-    assert keyfence.alive, keyfence.log_tail()
-    cluster.flushall()
-    yield keyfence
-    assert keyfence.alive, "keyfence died during the test; log:\n" + keyfence.log_tail()
+    yield from checked_cluster_keyfence(keyfence, cluster)
 
 
 @pytest.fixture

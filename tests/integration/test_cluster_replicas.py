@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import start_keyfence, stop_keyfence
-from harness import (HOST, MonitorChecker, RedisClusterNodes, RespError, encode_command,
+from harness import (HOST, MonitorChecker, RedisClusterNodes, encode_command,
                      key_slot, metric_value, wait_until)
 
 P = b"shop@orders:"

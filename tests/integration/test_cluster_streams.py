@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import running_cluster, start_keyfence, stop_keyfence
+from conftest import checked_cluster_keyfence, cluster_keyfence, running_cluster
 from harness import HOST, MonitorChecker, RespError, key_slot
 
 P = b"shop@orders:"
@@ -22,19 +22,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def keyfence(cluster):
-    kf = start_keyfence(cluster.ports[0],
-                        {"backend": {"mode": "cluster", "retry_budget_ms": 8000}},
-                        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
-    yield kf
-    stop_keyfence(kf)
+    yield from cluster_keyfence(cluster, retry_budget_ms=8000)
 
 
 @pytest.fixture
 def kf(keyfence, cluster):
-    assert keyfence.alive, keyfence.log_tail()
-    cluster.flushall()
-    yield keyfence
-    assert keyfence.alive, "keyfence died during the test; log:\n" + keyfence.log_tail()
+    yield from checked_cluster_keyfence(keyfence, cluster)
 
 
 def keys_on_other_slots(base: bytes, n: int):
@@ -82,6 +75,29 @@ def test_commands_pipelined_behind_blpop_run_after_it(kf, cluster):
             m.stop()
     for m in ms:
         m.assert_clean()
+
+
+def test_blpop_waiting_while_its_slot_moves_is_sent_again(kf, cluster):
+    """The node answers a waiting BLPOP with MOVED when the slot leaves it; keyfence
+    sends it again to the new owner: the client gets the element pushed after the move,
+    and the same-slot command pipelined behind it, and no redirect."""
+    q = b"moving-queue"
+    slot = key_slot(P + q)
+    src = cluster.node_for_slot(slot)
+    dst = next(n for n in cluster.master_nodes() if n.port != src.port)
+    with kf.raw("orders") as c, kf.raw("orders") as pusher:
+        c.send("BLPOP", q, 5)
+        c.send("LLEN", q)
+        time.sleep(0.2)
+        cluster.move_slot(slot, dst)
+        time.sleep(0.2)
+        assert pusher.cmd("RPUSH", q, "after-move") == 1
+        assert c.read() == [q, b"after-move"]
+        assert c.read() == 0
+        with dst.raw() as d:
+            assert d.cmd("CLUSTER", "COUNTKEYSINSLOT", slot) == 0  # popped on the new owner
+        # the connection goes on normally, on any slot
+        assert c.cmd("SET", "after", "1") == "OK" and c.cmd("GET", "after") == b"1"
 
 
 def test_same_slot_mget_during_a_long_migration_is_retried(kf, cluster):
