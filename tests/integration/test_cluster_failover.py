@@ -256,6 +256,12 @@ def _failover(cl, seed, kf):
     assert len(healthy) > 50
     with kf.raw("orders", timeout=5) as c:
         assert c.cmd("GET", key) == expect[key]
+    # A subscriber with a shard channel on the victim, and a classic channel.
+    sch = next(ch for ch in (f"fsch{i}".encode() for i in range(5000))
+               if cl.node_for_slot(key_slot(P + ch)).port == victim.port)
+    sub = kf.raw("orders", timeout=5)
+    assert sub.cmd("SUBSCRIBE", "fnews") == [b"subscribe", b"fnews", 1]
+    assert sub.cmd("SSUBSCRIBE", sch) == [b"ssubscribe", sch, 1]
 
     stop = threading.Event()
     h = {"n": 0, "max": 0.0, "slow": [], "errors": [], "wrong": []}
@@ -372,6 +378,16 @@ def _failover(cl, seed, kf):
         got = pipelined(c, [("GET", k) for k in keys])
     bad = [(k, expect[k], g) for k, g in zip(keys, got) if g != expect[k]]
     assert not bad, f"{len(bad)} keys read back wrong after the failover: {bad[:10]}"
+
+    # The subscriber kept its connection; keyfence subscribed it again where its channels
+    # live now (SPUBLISH counts 0 until then, so exactly one message is delivered).
+    with kf.raw("orders", timeout=5) as p:
+        wait_until(lambda: p.cmd("SPUBLISH", sch, "after-failover") == 1, 15, 0.1,
+                   "the shard subscriber restored on the promoted replica")
+        assert sub.read() == [b"smessage", sch, b"after-failover"]
+        p.cmd("PUBLISH", "fnews", "n")  # cluster-wide; its count is the node's own
+        assert sub.read() == [b"message", b"fnews", b"n"]
+    sub.close()
 
     # fail fast, and follow the promotion promptly
     slow_errors = [e for e in down["timeline"] if e[1] > FAIL_FAST_S]
