@@ -283,6 +283,14 @@ void ScheduleRestore(CommandContext& ctx) {
   if (now - ps.lost_since_ns > budget_ns) {
     spdlog::warn("client {}: subscriptions not restored within {} ms; closing", ctx.info().id,
                  ctx.snapshot().backend.subscriber_recovery_ms);
+    // The commands still waiting are answered first: the close follows the replies owed.
+    std::deque<LinkAcks> parked = std::move(ps.parked);
+    ps.parked.clear();
+    for (LinkAcks& a : parked) {
+      if (a.wait == nullptr) continue;
+      if (a.wait->error.empty()) protocol::AppendError(a.wait->error, protocol::errors::kSubscriberLost);
+      Acked(ctx, *a.wait, a.count);
+    }
     ctx.CloseWithError(protocol::errors::kSubscriberLost);
     return;
   }
