@@ -32,6 +32,12 @@ Limits LimitsSpec::ApplyTo(Limits base) const {
   if (max_connections) base.max_connections = *max_connections;
   if (max_request_bytes) base.max_request_bytes = *max_request_bytes;
   if (client_output_buffer_bytes) base.client_output_buffer_bytes = *client_output_buffer_bytes;
+  if (preauth_timeout_ms) base.preauth_timeout_ms = *preauth_timeout_ms;
+  if (max_unauthenticated_per_ip) base.max_unauthenticated_per_ip = *max_unauthenticated_per_ip;
+  if (client_output_buffer_soft_bytes) base.client_output_buffer_soft_bytes = *client_output_buffer_soft_bytes;
+  if (client_output_buffer_soft_seconds) base.client_output_buffer_soft_seconds = *client_output_buffer_soft_seconds;
+  if (max_dedicated_connections) base.max_dedicated_connections = *max_dedicated_connections;
+  if (max_script_ms) base.max_script_ms = *max_script_ms;
   if (big_value_bytes) base.big_value_bytes = *big_value_bytes;
   if (allow_scripts) base.allow_scripts = *allow_scripts;
   return base;

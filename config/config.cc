@@ -274,6 +274,12 @@ void WriteLimits(Json& j, const Limits& l) {
   j.Key("max_delay_ms").Num(l.max_delay_ms).Key("max_connections").Num(l.max_connections);
   j.Key("max_request_bytes").Num(l.max_request_bytes);
   j.Key("client_output_buffer_bytes").Num(l.client_output_buffer_bytes);
+  j.Key("preauth_timeout_ms").Num(l.preauth_timeout_ms);
+  j.Key("max_unauthenticated_per_ip").Num(l.max_unauthenticated_per_ip);
+  j.Key("client_output_buffer_soft_bytes").Num(l.client_output_buffer_soft_bytes);
+  j.Key("client_output_buffer_soft_seconds").Num(l.client_output_buffer_soft_seconds);
+  j.Key("max_dedicated_connections").Num(l.max_dedicated_connections);
+  j.Key("max_script_ms").Num(l.max_script_ms);
   j.Key("big_value_bytes").Num(l.big_value_bytes).Key("allow_scripts").Bool(l.allow_scripts);
   j.Close('}');
 }

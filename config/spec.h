@@ -58,6 +58,12 @@ struct LimitsSpec {
   std::optional<uint32_t> max_connections;
   std::optional<uint64_t> max_request_bytes;
   std::optional<uint64_t> client_output_buffer_bytes;
+  std::optional<uint32_t> preauth_timeout_ms;
+  std::optional<uint32_t> max_unauthenticated_per_ip;
+  std::optional<uint64_t> client_output_buffer_soft_bytes;
+  std::optional<uint32_t> client_output_buffer_soft_seconds;
+  std::optional<uint32_t> max_dedicated_connections;
+  std::optional<uint32_t> max_script_ms;
   std::optional<uint64_t> big_value_bytes;
   std::optional<bool> allow_scripts;
 

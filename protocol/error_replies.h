@@ -35,6 +35,10 @@ inline constexpr std::string_view kListenerTenantMissing =
 inline constexpr std::string_view kTenantRemoved = "ERR keyfence: tenant removed by configuration";
 inline constexpr std::string_view kRequestTooLarge =
     "ERR Protocol error: request larger than max_request_bytes";
+inline constexpr std::string_view kTooManyUnauthenticated =
+    "ERR keyfence: too many unauthenticated connections from this address";
+inline constexpr std::string_view kPreauthTimeout =
+    "ERR keyfence: no AUTH within limits.preauth_timeout_ms";
 inline constexpr std::string_view kSubscriberLost =
     "ERR keyfence: subscriber connection to the backend was lost";
 
@@ -196,11 +200,11 @@ inline constexpr std::string_view kTooManyRetries =
     "ERR keyfence: too many cluster redirects or retries";
 inline constexpr std::string_view kTooManyRedirects = "ERR keyfence: too many cluster redirects";
 
-// "ERR keyfence: backend <node> unavailable (<why>)"
-inline std::string BackendUnavailable(std::string_view node, std::string_view why) {
+// "ERR keyfence: backend unavailable (<why>)". Clients never learn a backend
+// address (keyfence logs it): they would bypass keyfence with it.
+inline std::string BackendUnavailable(std::string_view why) {
   std::string e(kBackendPrefix);
-  e.append(node);
-  e += " unavailable (";
+  e += "unavailable (";
   e.append(why);
   e += ')';
   return e;

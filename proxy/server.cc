@@ -44,6 +44,27 @@ bool Server::TryAddClient() {
 
 void Server::RemoveClient() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
+bool Server::TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
+                                   uint64_t total_cap) {
+  std::lock_guard<std::mutex> l(unauth_mu_);
+  uint32_t& n = unauth_by_addr_[addr];
+  if ((per_addr != 0 && n >= per_addr) || unauth_total_ >= total_cap) {
+    if (n == 0) unauth_by_addr_.erase(addr);
+    return false;
+  }
+  ++n;
+  ++unauth_total_;
+  return true;
+}
+
+void Server::RemoveUnauthenticated(const std::string& addr) {
+  std::lock_guard<std::mutex> l(unauth_mu_);
+  auto it = unauth_by_addr_.find(addr);
+  if (it == unauth_by_addr_.end()) return;
+  if (--it->second == 0) unauth_by_addr_.erase(it);
+  --unauth_total_;
+}
+
 void Server::RequestTopologyRefresh() {
   if (topology_) topology_->RequestRefresh();
 }

@@ -3,6 +3,8 @@
 // snapshots; workers pick them up between requests.
 #pragma once
 
+#include "absl/container/flat_hash_map.h"
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -35,6 +37,12 @@ class Server {
   // Global client cap (max_clients); called by workers at accept/close time.
   bool TryAddClient();
   void RemoveClient();
+  // Connections that have not authenticated yet (gateway listeners), per
+  // client address (limits.max_unauthenticated_per_ip) and in total (half of
+  // max_clients, so they never take every slot). Thread-safe (a mutex: at
+  // connect and AUTH time only).
+  bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr, uint64_t total);
+  void RemoveUnauthenticated(const std::string& addr);
 
   // Reloads the config file: (true, json with the version) or (false, errors).
   std::pair<bool, std::string> Reload();
@@ -43,6 +51,9 @@ class Server {
   void RequestTopologyRefresh();
 
  private:
+  std::mutex unauth_mu_;
+  absl::flat_hash_map<std::string, uint32_t> unauth_by_addr_;  // unauth_mu_
+  uint64_t unauth_total_ = 0;                                  // unauth_mu_
   void Publish(config::SnapshotPtr snap);
   void ProbeBackend();
   void WaitSignal();

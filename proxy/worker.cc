@@ -75,7 +75,7 @@ void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
 
 void Worker::Listen(const std::vector<config::Listener>& listeners) {
   for (const auto& l : listeners) {
-    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), l});
+    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), l, nullptr, 0});
     tcp::endpoint ep(asio::ip::make_address(l.bind.host), l.bind.port);
     a->acceptor.open(ep.protocol());
     a->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -104,10 +104,12 @@ void Worker::Accept(size_t i) {
   Acceptor& a = *acceptors_[i];
   a.acceptor.async_accept([this, i](const boost::system::error_code& ec, tcp::socket sock) {
     if (ec) {
-      if (ec == asio::error::operation_aborted || stopping_) return;
-      spdlog::warn("worker {}: accept failed: {}", index_, ec.message());
-      return Accept(i);
+      if (ec == asio::error::operation_aborted || stopping_ || !acceptors_[i]->acceptor.is_open()) {
+        return;
+      }
+      return AcceptFailed(i, ec);
     }
+    acceptors_[i]->backoff_ms = 0;
     if (!server_.TryAddClient()) {
       std::string e = "-";
       e.append(protocol::errors::kMaxClients);
@@ -125,6 +127,32 @@ void Worker::Accept(size_t i) {
     raw->Start();
     loop_.FlushDirty();
     Accept(i);
+  });
+}
+
+bool Worker::TryAddUnauthenticated(const std::string& addr, uint32_t per_addr, uint64_t total) {
+  return server_.TryAddUnauthenticated(addr, per_addr, total);
+}
+
+void Worker::RemoveUnauthenticated(const std::string& addr) {
+  server_.RemoveUnauthenticated(addr);
+}
+
+void Worker::AcceptFailed(size_t i, const boost::system::error_code& ec) {
+  constexpr uint32_t kFirstMs = 10, kMaxMs = 1000;
+  metrics_.CountAcceptError();
+  Acceptor& a = *acceptors_[i];
+  a.backoff_ms = a.backoff_ms == 0 ? kFirstMs : std::min(a.backoff_ms * 2, kMaxMs);
+  const uint64_t now = Loop::NowNs();
+  if (now - last_accept_log_ns_ >= 1000000000) {
+    last_accept_log_ns_ = now;
+    spdlog::warn("worker {}: accept failed on {}: {}; pausing accepts for {} ms", index_,
+                 a.listener.bind.ToString(), ec.message(), a.backoff_ms);
+  }
+  if (!a.pause) a.pause = std::make_unique<asio::steady_timer>(loop_.io());
+  a.pause->expires_after(std::chrono::milliseconds(a.backoff_ms));
+  a.pause->async_wait([this, i](const boost::system::error_code& e) {
+    if (!e && !stopping_ && acceptors_[i]->acceptor.is_open()) Accept(i);
   });
 }
 
@@ -217,6 +245,13 @@ void Worker::Tick() {
     if (++ticks_ % 50 == 0) {  // every 5 s: hot-key counts halve (a decaying window)
       for (auto& [name, t] : tenants_) t->hot.Decay();
     }
+    if (ticks_ % 5 == 0) {  // every 0.5 s: clients over the soft output limit for too long
+      const uint64_t now = Loop::NowNs();
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        Session* s = (it++)->get();  // a close erases it from the list
+        s->CheckOutput(now);
+      }
+    }
     if (backend_) {
       backend_->CheckTimeouts(Loop::NowNs());
       loop_.FlushDirty();
@@ -230,6 +265,7 @@ void Worker::StopAccepting() {
     for (auto& a : acceptors_) {
       boost::system::error_code ec;
       a->acceptor.close(ec);
+      if (a->pause) a->pause->cancel();
     }
   });
 }
@@ -255,6 +291,7 @@ void Worker::Stop() {
     for (auto& a : acceptors_) {
       boost::system::error_code ec;
       a->acceptor.close(ec);
+      if (a->pause) a->pause->cancel();
     }
     std::vector<Session*> all;
     for (auto& s : sessions_) all.push_back(s.get());

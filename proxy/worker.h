@@ -66,6 +66,9 @@ class Worker final : public SessionHost, public BackendHost {
   }
   bool AuthThrottled(const std::string& addr, uint64_t now_ns) override;
   void AuthFailed(const std::string& addr, uint64_t now_ns) override;
+  bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
+                             uint64_t total) override;
+  void RemoveUnauthenticated(const std::string& addr) override;
   size_t sessions() const override { return sessions_count_.load(std::memory_order_relaxed); }
   void SessionClosed(Session* s) override;
   WorkerMetrics& metrics() override { return metrics_; }
@@ -90,7 +93,14 @@ class Worker final : public SessionHost, public BackendHost {
   struct Acceptor {
     boost::asio::ip::tcp::acceptor acceptor;
     config::Listener listener;
+    // After a failed accept (EMFILE at the fd limit): accepting pauses, with
+    // backoff, instead of spinning; the connections wait in the backlog.
+    std::unique_ptr<boost::asio::steady_timer> pause;
+    uint32_t backoff_ms = 0;
   };
+  // An accept failed: count it, log at most once a second, retry later.
+  void AcceptFailed(size_t i, const boost::system::error_code& ec);
+  uint64_t last_accept_log_ns_ = 0;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   config::SnapshotPtr snapshot_;
   uint64_t snapshot_version_ = 0;

@@ -17,6 +17,9 @@ bool EqNoCase(std::string_view a, std::string_view b) {
                                 absl::string_view(b.data(), b.size()));
 }
 
+// `POST` or `Host:` (any case): the first words of an HTTP request.
+bool IsHttpLine(std::string_view name) { return EqNoCase(name, "post") || EqNoCase(name, "host:"); }
+
 Decision Rejected(Decision d, RejectKind kind) {
   d.outcome = Outcome::kReject;
   d.reject = kind;
@@ -95,7 +98,13 @@ Decision Decide(const SessionView& s, std::span<const std::string_view> args, Na
   const CommandTable& table = CommandTable::Get();
   const CommandRules& rules = CommandRules::Get();
   const CommandInfo* cmd = table.Find(args[0]);
-  if (cmd == nullptr) return Rejected(d, RejectKind::kUnknownCommand);
+  if (cmd == nullptr) {
+    if (IsHttpLine(args[0])) {
+      d.outcome = Outcome::kCrossProtocol;
+      return d;
+    }
+    return Rejected(d, RejectKind::kUnknownCommand);
+  }
   d.cmd = cmd;
   d.rule = &rules.For(cmd->id);
 

@@ -31,6 +31,8 @@ enum class Outcome : uint8_t {
   kClientExtension,  // CLIENT SETINFO / CLIENT NO-TOUCH that the table lacks (Redis 7.2):
                      // +OK locally, not counted
   kReject,           // reply RejectText(...) and nothing else
+  kCrossProtocol,    // `POST` or `Host:`: an HTTP request (a web page scripting the port);
+                     // closed without a reply, as Redis does
 };
 
 enum class RejectKind : uint8_t {

@@ -55,7 +55,7 @@ void BackendConn::Connect() {
     // Host names are resolved synchronously once per connect (cold path).
     tcp::resolver resolver(host_.loop().io());
     auto results = resolver.resolve(endpoint_.host, std::to_string(endpoint_.port), ec);
-    if (ec || results.empty()) return Fail("cannot resolve " + endpoint_.host);
+    if (ec || results.empty()) return Fail("cannot resolve the host name");
     addr = results.begin()->endpoint().address();
   }
   framer_.Reset();
@@ -267,7 +267,7 @@ void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
   spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
-  down_error_ = protocol::errors::BackendUnavailable(endpoint_.ToString(), why);
+  down_error_ = protocol::errors::BackendUnavailable(why);
   auto alive = alive_;
   ResetSocket();
   backoff_ms_ = backoff_ms_ == 0 ? kBackoffMinMs : std::min(backoff_ms_ * 2, kBackoffMaxMs);

@@ -145,6 +145,7 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
   FoldedMap tenants;
   uint64_t moved = 0;
   uint64_t ask = 0;
+  uint64_t accept_errors = 0;
   std::map<std::pair<std::string, std::string>, uint64_t> backend_errors;
   {
     std::lock_guard lock(workers_mu_);
@@ -152,6 +153,7 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
     for (const auto& worker : workers_) {
       moved += worker->redirects(RedirectType::kMoved);
       ask += worker->redirects(RedirectType::kAsk);
+      accept_errors += worker->accept_errors();
       worker->ForEachBackendError(
           [&](const std::string& node, const std::string& kind, uint64_t count) {
             backend_errors[{node, kind}] += count;
@@ -193,6 +195,11 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
   AddCounter(redirects, {{"type", "moved"}}, moved);
   AddCounter(redirects, {{"type", "ask"}}, ask);
 
+  auto accepts = Family("keyfence_accept_errors_total",
+                        "Failed accept() calls (at the fd limit: accepting pauses with backoff).",
+                        MetricType::Counter);
+  AddCounter(accepts, {}, accept_errors);
+
   auto errors = Family("keyfence_backend_errors_total", "Backend failures, by node and kind.",
                        MetricType::Counter);
   for (const auto& [key, count] : backend_errors) {
@@ -210,8 +217,8 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* family :
-       {&requests, &rejected, &duration, &connections, &big, &redirects, &errors, &reloads,
-        &version}) {
+       {&requests, &rejected, &duration, &connections, &big, &redirects, &accepts, &errors,
+        &reloads, &version}) {
     // A family without samples would print a bare HELP/TYPE header; leave it out.
     if (!family->metric.empty()) out.push_back(std::move(*family));
   }

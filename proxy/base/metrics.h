@@ -137,6 +137,9 @@ class WorkerMetrics {
 
   // Owner thread only.
   void CountRedirect(RedirectType type) { (type == RedirectType::kMoved ? moved_ : ask_).Add(); }
+  // accept() failed (EMFILE at the fd limit, ENOBUFS, ...): keyfence_accept_errors_total.
+  void CountAcceptError() { accept_errors_.Add(); }
+  uint64_t accept_errors() const { return accept_errors_.Load(); }
 
   // Scrape side: calls fn(name, counters) for every tenant, under the map mutex.
   template <typename Fn>
@@ -161,6 +164,7 @@ class WorkerMetrics {
   std::map<std::pair<std::string, std::string>, uint64_t> backend_errors_;       // mu_
   OwnedCounter moved_;
   OwnedCounter ask_;
+  OwnedCounter accept_errors_;
 };
 
 // Per-tenant totals across workers, for GET /tenants.

@@ -100,7 +100,11 @@ void ClientConn::ProcessInput() {
         BadInput(RejectReason::kTooLarge, protocol::errors::kRequestTooLarge);
         break;
       }
-      if (want > in_.Size()) in_.Prepare(want - in_.Size());
+      // A declared bulk reserves at most as much again as has arrived (and
+      // 64 KiB): a header alone cannot make keyfence reserve 512 MB.
+      if (want > in_.Size()) {
+        in_.Prepare(std::min(want - in_.Size(), std::max(in_.Size(), kMinReadAhead)));
+      }
       break;
     }
     if (st == protocol::ParseStatus::kError) {
@@ -122,16 +126,39 @@ void ClientConn::ProcessInput() {
   processing_ = false;
 }
 
+bool ClientConn::CheckOutput(uint64_t now_ns) {
+  if (closed_) return false;
+  const size_t pending = pending_output();
+  if (pending == 0) {
+    over_soft_since_ns_ = 0;
+    return true;
+  }
+  const OutputLimits l = handler_.output_limits();
+  if (l.hard > 0 && pending > l.hard) {
+    handler_.OnOutputOverLimit(l.hard, false);
+    Close();
+    return false;
+  }
+  if (l.soft == 0 || pending <= l.soft) {
+    over_soft_since_ns_ = 0;
+    return true;
+  }
+  if (over_soft_since_ns_ == 0) over_soft_since_ns_ = now_ns;
+  if (now_ns - over_soft_since_ns_ < l.soft_ns) return true;
+  handler_.OnOutputOverLimit(l.soft, true);
+  Close();
+  return false;
+}
+
 void ClientConn::Flush() {
-  if (closed_ || write_in_flight_) return;
+  if (closed_) return;
+  // Every turn that adds output, even while a write is in flight: a client
+  // that does not read cannot pile up more than its limit.
+  if (!out_.empty() && !CheckOutput(Loop::NowNs())) return;
+  if (write_in_flight_) return;
   if (out_.empty()) {
     if (close_after_flush_ && replies_.empty()) Close();
     return;
-  }
-  uint64_t limit = handler_.output_limit();
-  if (limit > 0 && out_.size() > limit) {
-    handler_.OnOutputOverLimit(limit);
-    return Close();
   }
   writing_.swap(out_);
   out_.clear();

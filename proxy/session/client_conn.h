@@ -23,6 +23,14 @@
 
 namespace keyfence::proxy {
 
+// Like Redis's client-output-buffer-limit: over `hard` bytes, or over `soft`
+// bytes for longer than `soft_ns`, the client is disconnected (0: no limit).
+struct OutputLimits {
+  uint64_t hard = 0;
+  uint64_t soft = 0;
+  uint64_t soft_ns = 0;
+};
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
@@ -32,10 +40,10 @@ class RequestHandler {
   virtual bool OnRequest(std::span<const std::string_view> args, size_t bytes) = 0;
   // The largest request accepted now.
   virtual uint64_t max_request_bytes() const = 0;
-  // Output allowed to pile up before the client is disconnected (0: no limit).
-  virtual uint64_t output_limit() const = 0;
-  // The output grew over output_limit(): the connection closes.
-  virtual void OnOutputOverLimit(uint64_t limit) = 0;
+  // Output allowed to pile up before the client is disconnected.
+  virtual OutputLimits output_limits() const = 0;
+  // The output went over a limit (soft: for too long): the connection closes.
+  virtual void OnOutputOverLimit(uint64_t limit, bool soft) = 0;
   // A request the stream could not carry (counted; the connection closes).
   virtual void OnBadInput(RejectReason reason) = 0;
   // The connection closed.
@@ -62,6 +70,12 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   void CloseWithError(std::string_view error);
   void CloseAfterFlush() { close_after_flush_ = true; }
   void Close();
+
+  // Closes the connection (dropping its output) if it is over its output
+  // limits; called on every flush and periodically. False if it closed.
+  bool CheckOutput(uint64_t now_ns);
+  // Bytes of replies not yet taken by the socket.
+  size_t pending_output() const { return out_.size() + writing_.size(); }
 
   bool closed() const { return closed_; }
   bool closing() const { return closed_ || close_after_flush_; }
@@ -94,6 +108,7 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   bool reading_enabled_ = false;
   bool read_paused_ = false;
   bool processing_ = false;
+  uint64_t over_soft_since_ns_ = 0;  // 0: under the soft output limit
   bool close_after_flush_ = false;
   bool closed_ = false;
 };

@@ -66,6 +66,10 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     return true;
   }
   if (d.outcome == Outcome::kClientExtension) return commands::ClientExtension(s);
+  if (d.outcome == Outcome::kCrossProtocol) {
+    s.CrossProtocol();
+    return true;
+  }
 
   const tenancy::Rule& rule = *d.rule;
   if (rule.local != Local::kQuit && rule.local != Local::kReset) {

@@ -1,4 +1,6 @@
 #include "proxy/session/session.h"
+
+#include <atomic>
 #include "proxy/session/session_limits.h"
 
 #include <spdlog/spdlog.h>
@@ -38,9 +40,40 @@ void Session::Start() {
     const config::Tenant* t = snapshot_->FindTenant(listener_.tenant);
     if (t == nullptr) return conn_.CloseWithError(errors::kListenerTenantMissing);
     if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
+  } else {
+    EnterUnauthenticated();
+    if (conn_.closing()) return;
   }
   conn_.parser().set_limits(binding_.ParserLimits());
   if (!conn_.Start()) conn_.Close();
+}
+
+void Session::EnterUnauthenticated() {
+  if (unauthenticated_) return;
+  const config::Limits& l = snapshot_->default_limits;
+  const uint64_t total = std::max<uint64_t>(1, snapshot_->max_clients / 2);
+  if (!host_.TryAddUnauthenticated(info_.peer.remote_ip, l.max_unauthenticated_per_ip, total)) {
+    spdlog::warn("client {} from {}: too many unauthenticated connections; closing", info_.id,
+                 info_.peer.remote_ip);
+    return conn_.CloseWithError(errors::kTooManyUnauthenticated);
+  }
+  unauthenticated_ = true;
+  if (l.preauth_timeout_ms == 0) return;
+  if (!preauth_timer_) preauth_timer_ = std::make_unique<asio::steady_timer>(host_.loop().io());
+  preauth_timer_->expires_after(std::chrono::milliseconds(l.preauth_timeout_ms));
+  auto alive = alive_;
+  preauth_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
+    if (ec || !*alive || !unauthenticated_ || conn_.closing()) return;
+    binding_.counters().CountRejected(RejectReason::kAuth);
+    conn_.CloseWithError(errors::kPreauthTimeout);
+  });
+}
+
+void Session::LeaveUnauthenticated() {
+  if (!unauthenticated_) return;
+  unauthenticated_ = false;
+  host_.RemoveUnauthenticated(info_.peer.remote_ip);
+  if (preauth_timer_) preauth_timer_->cancel();
 }
 
 void Session::RefreshSnapshot() {
@@ -59,18 +92,36 @@ uint64_t Session::max_request_bytes() const {
   return t != nullptr ? t->limits.max_request_bytes : session::kPreAuthMaxBulk * 4;
 }
 
-uint64_t Session::output_limit() const {
+OutputLimits Session::output_limits() const {
   const config::Tenant* t = binding_.tenant();
-  return t != nullptr ? t->limits.client_output_buffer_bytes : 0;
+  const config::Limits& l = t != nullptr ? t->limits : snapshot_->default_limits;
+  return {l.client_output_buffer_bytes, l.client_output_buffer_soft_bytes,
+          uint64_t{l.client_output_buffer_soft_seconds} * 1000000000};
 }
 
-void Session::OnOutputOverLimit(uint64_t limit) {
-  spdlog::warn("client {} tenant {}: output buffer over {} bytes, closing", info_.id,
-               binding_.name(), limit);
+void Session::OnOutputOverLimit(uint64_t limit, bool soft) {
+  binding_.counters().CountRejected(RejectReason::kTooLarge);
+  spdlog::warn("client {} tenant {}: output buffer over its {} limit of {} bytes{}; closing",
+               info_.id, binding_.name(), soft ? "soft" : "hard", limit,
+               soft ? " for too long" : "");
 }
 
 void Session::OnBadInput(RejectReason reason) {
   if (binding_.local() != nullptr) binding_.counters().CountRejected(reason);
+}
+
+void Session::CrossProtocol() {
+  OnBadInput(RejectReason::kProtocol);
+  static std::atomic<uint64_t> last_log_ns{0};  // at most one line a second
+  const uint64_t now = Loop::NowNs();
+  uint64_t last = last_log_ns.load(std::memory_order_relaxed);
+  if (now - last > 1000000000 &&
+      last_log_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    spdlog::warn("client {} from {}: possible SECURITY ATTACK: an HTTP request line on a Redis "
+                 "port (cross-protocol scripting); connection closed",
+                 info_.id, info_.peer.remote_ip);
+  }
+  conn_.Close();
 }
 
 void Session::OnClosed() {
@@ -80,6 +131,7 @@ void Session::OnClosed() {
   DropDedicated();
   binding_.Leave();
   if (delay_timer_) delay_timer_->cancel();
+  LeaveUnauthenticated();
   host_.SessionClosed(this);
 }
 
@@ -226,6 +278,7 @@ BindResult Session::Bind(const config::Tenant* t) {
     return BindResult::kStateHeld;
   }
   if (!binding_.Bind(t)) return BindResult::kTooManyConnections;
+  if (t != nullptr) LeaveUnauthenticated();
   conn_.parser().set_limits(binding_.ParserLimits());
   return BindResult::kOk;
 }
@@ -235,7 +288,10 @@ void Session::ResetConnection() {
   commands::DropSubscriptions(*this);
   tx_.Clear();
   state_ = ConnState{};
-  if (listener_.tenant.empty()) binding_.Leave();
+  if (listener_.tenant.empty()) {
+    binding_.Leave();
+    EnterUnauthenticated();
+  }
   conn_.parser().set_limits(binding_.ParserLimits());
 }
 

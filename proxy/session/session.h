@@ -43,9 +43,15 @@ class Session final : public RequestHandler,
   // RequestHandler (dispatcher.cc).
   bool OnRequest(std::span<const std::string_view> args, size_t bytes) override;
   uint64_t max_request_bytes() const override;
-  uint64_t output_limit() const override;
-  void OnOutputOverLimit(uint64_t limit) override;
+  OutputLimits output_limits() const override;
+  void OnOutputOverLimit(uint64_t limit, bool soft) override;
+  // The periodic output-limit check (worker tick).
+  void CheckOutput(uint64_t now_ns) { conn_.CheckOutput(now_ns); }
   void OnBadInput(RejectReason reason) override;
+  // An HTTP request line (`POST`, `Host:`) on the Redis port: a web page the
+  // client's host opened scripting this port. Logged, counted, closed without
+  // a reply (Redis does the same).
+  void CrossProtocol();
   void OnClosed() override;
 
   // ReplySink: a backend reply for reply slot `tag`.
@@ -86,6 +92,10 @@ class Session final : public RequestHandler,
   void MaybeReleaseDedicated();
   // Waits `ns` (on_limit: delay), then resumes the input.
   void DelayFor(uint64_t ns);
+  // A gateway connection without a tenant: counted against the per-address
+  // and total caps, and closed if it does not AUTH within preauth_timeout_ms.
+  void EnterUnauthenticated();
+  void LeaveUnauthenticated();
 
   SessionHost& host_;
   config::Listener listener_;
@@ -96,6 +106,8 @@ class Session final : public RequestHandler,
   SessionInfo info_;
   std::vector<std::unique_ptr<AsyncOp>> ops_;
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
+  std::unique_ptr<boost::asio::steady_timer> preauth_timer_;
+  bool unauthenticated_ = false;  // counted by the host
   std::shared_ptr<bool> alive_;
   // The request being dispatched.
   uint16_t cur_cmd_id_ = 0;

@@ -31,6 +31,11 @@ class SessionHost {
   virtual bool AuthThrottled(const std::string& addr, uint64_t now_ns) = 0;
   virtual void AuthFailed(const std::string& addr, uint64_t now_ns) = 0;
   virtual size_t sessions() const = 0;
+  // Unauthenticated connections (process-wide): false if `addr` or the total
+  // is at its cap.
+  virtual bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
+                                     uint64_t total) = 0;
+  virtual void RemoveUnauthenticated(const std::string& addr) = 0;
   // The session closed; the host deletes it once its handlers are done.
   virtual void SessionClosed(Session* s) = 0;
 };

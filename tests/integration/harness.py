@@ -707,8 +707,9 @@ class Keyfence:
     """
 
     def __init__(self, backend_port: int, overrides: dict | None = None,
-                 backend_nodes: list[str] | None = None):
+                 backend_nodes: list[str] | None = None, rlimits: dict | None = None):
         self.bin = keyfence_bin()
+        self.rlimits = rlimits or {}  # resource.RLIMIT_* -> (soft, hard), set in the child
         self.backend_port = backend_port
         self.backend_nodes = backend_nodes
         self.overrides = overrides or {}
@@ -779,13 +780,18 @@ class Keyfence:
                     raise
         raise last
 
+    def _apply_rlimits(self):
+        import resource
+        for what, lim in self.rlimits.items():
+            resource.setrlimit(what, lim)
+
     def _start_once(self, timeout: float):
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
                 [self.bin, "--config", self.config_path, "--log-level", "info"],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=self._apply_rlimits if self.rlimits else None)
         except OSError as e:  # e.g. the binary is being rewritten by a build
             raise KeyfenceStartError(f"cannot run {self.bin}: {e}") from e
         finally:

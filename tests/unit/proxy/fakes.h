@@ -146,6 +146,8 @@ class FakeHost final : public SessionHost, public BackendHost {
   bool AuthThrottled(const std::string&, uint64_t) override { return false; }
   void AuthFailed(const std::string&, uint64_t) override { ++auth_failures; }
   size_t sessions() const override { return 1; }
+  bool TryAddUnauthenticated(const std::string&, uint32_t, uint64_t) override { return true; }
+  void RemoveUnauthenticated(const std::string&) override {}
   void SessionClosed(Session*) override { ++sessions_closed; }
 
   WorkerMetrics& metrics() override { return metrics_; }

@@ -279,7 +279,8 @@ TEST_CASE("router: a node that is down answers with the backend error at once") 
   REQUIRE(k.WaitReplies());
   REQUIRE(k.sink.replies.size() == 1);
   CHECK(k.sink.replies[0].first == 42);
-  CHECK(k.sink.replies[0].second.starts_with("-ERR keyfence: backend 127.0.0.1:1 unavailable ("));
+  CHECK(k.sink.replies[0].second.starts_with("-ERR keyfence: backend unavailable ("));
+  CHECK(k.sink.replies[0].second.find("127.0.0.1") == std::string::npos);
   CHECK(k.sink.replies[0].second.ends_with(")\r\n"));
 }
 

@@ -65,6 +65,8 @@ const char* Str(Outcome o) {
       return "kClientExtension";
     case Outcome::kReject:
       return "kReject";
+    case Outcome::kCrossProtocol:
+      return "kCrossProtocol";
   }
   return "?";
 }
@@ -212,6 +214,24 @@ TEST_CASE("decision: unknown commands, containers and arity") {
        R::kUnknownCommand,
        kShared,
        "ERR unknown command 'FOO', with args beginning with: 'a' 'b' 'c' ",
+       "",
+       ""},
+      {"an HTTP request line: closed, before and after AUTH",
+       Anon(),
+       {"POST", "/", "HTTP/1.1"},
+       Outcome::kCrossProtocol,
+       R::kNone,
+       kShared,
+       "",
+       "",
+       ""},
+      {"an HTTP header line",
+       In(Orders()),
+       {"host:", "localhost:6379"},
+       Outcome::kCrossProtocol,
+       R::kNone,
+       kShared,
+       "",
        "",
        ""},
       {"unknown command without args",
