@@ -121,7 +121,8 @@ void Session::CrossProtocol() {
                  "port (cross-protocol scripting); connection closed",
                  info_.id, info_.peer.remote_ip);
   }
-  conn_.Close();
+  conn_.CloseAfterFlush();  // the replies before it, then nothing more is read
+  conn_.MarkDirty();
 }
 
 void Session::OnClosed() {
