@@ -96,6 +96,8 @@ struct Admin {
 };
 
 enum class BackendMode : uint8_t { kStandalone, kCluster };
+// backend.acl: off, or per_tenant (each tenant's traffic as its own backend ACL user).
+enum class BackendAcl : uint8_t { kOff, kPerTenant };
 enum class ReadFrom : uint8_t { kMaster, kReplica, kPreferReplica };
 
 struct Backend {
@@ -113,6 +115,7 @@ struct Backend {
   // subscriber connection was lost (a node down, a failover) before it closes
   // the client with an error.
   uint32_t subscriber_recovery_ms = 30000;
+  BackendAcl acl = BackendAcl::kOff;
   ReadFrom read_from = ReadFrom::kMaster;
 };
 

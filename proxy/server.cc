@@ -44,6 +44,16 @@ bool Server::TryAddClient() {
 
 void Server::RemoveClient() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
+std::vector<config::Endpoint> Server::AclNodes(const config::Snapshot& snap) const {
+  std::vector<config::Endpoint> nodes = snap.backend.nodes;
+  std::lock_guard<std::mutex> l(map_mu_);
+  if (last_map_) {
+    nodes.insert(nodes.end(), last_map_->masters.begin(), last_map_->masters.end());
+    for (const auto& rs : last_map_->replicas) nodes.insert(nodes.end(), rs.begin(), rs.end());
+  }
+  return nodes;
+}
+
 bool Server::TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
                                    uint64_t total_cap) {
   std::lock_guard<std::mutex> l(unauth_mu_);
@@ -111,6 +121,7 @@ std::pair<bool, std::string> Server::Reload() {
     spdlog::warn("config reload: listener, worker and admin.bind changes take effect after a "
                  "restart");
   }
+  acl_.Apply(r.snapshot, AclNodes(*r.snapshot));  // before any request runs on the new rules
   Publish(r.snapshot);
   return {true, "{\"ok\":true,\"version\":" + std::to_string(r.snapshot->version) + "}"};
 }
@@ -351,10 +362,22 @@ int Server::Run() {
                      ec.message());
     return 1;
   }
+  acl_.Apply(snapshot_, AclNodes(*snapshot_));  // tenant users exist before the first request
   for (auto& w : workers_) w->Start();
-  // Topology changes (cluster) reach the workers as immutable slot maps.
+  // Topology changes (cluster) reach the workers as immutable slot maps; the
+  // tenants' ACL users are set on new nodes first.
   topology_ = MakeDiscovery(snapshot_->backend, [this](SlotMapPtr m) {
     spdlog::info("cluster topology v{}: {} masters", m->version, m->masters.size());
+    {
+      std::lock_guard<std::mutex> l(map_mu_);
+      last_map_ = m;
+    }
+    config::SnapshotPtr snap;
+    {
+      std::lock_guard<std::mutex> l(snapshot_mu_);
+      snap = snapshot_;
+    }
+    acl_.AddNodes(AclNodes(*snap));
     for (auto& w : workers_) w->PublishSlotMap(m);
   });
   if (topology_) topology_->Start();

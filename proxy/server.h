@@ -3,6 +3,8 @@
 // snapshots; workers pick them up between requests.
 #pragma once
 
+#include "proxy/backend/acl_users.h"
+
 #include "absl/container/flat_hash_map.h"
 
 #include <atomic>
@@ -47,10 +49,16 @@ class Server {
   // Reloads the config file: (true, json with the version) or (false, errors).
   std::pair<bool, std::string> Reload();
   TenantRegistry& tenants() { return tenants_; }
+  AclUsers& acl() { return acl_; }
   // Thread-safe; no-op in standalone mode.
   void RequestTopologyRefresh();
 
  private:
+  // backend.acl: the nodes whose tenant users are set now (configured, or of the topology).
+  std::vector<config::Endpoint> AclNodes(const config::Snapshot& snap) const;
+  AclUsers acl_;
+  mutable std::mutex map_mu_;
+  SlotMapPtr last_map_;  // map_mu_
   std::mutex unauth_mu_;
   absl::flat_hash_map<std::string, uint32_t> unauth_by_addr_;  // unauth_mu_
   uint64_t unauth_total_ = 0;                                  // unauth_mu_

@@ -134,6 +134,10 @@ bool Worker::TryAddUnauthenticated(const std::string& addr, uint32_t per_addr, u
   return server_.TryAddUnauthenticated(addr, per_addr, total);
 }
 
+const BackendUser* Worker::BackendUserFor(std::string_view app) {
+  return server_.acl().For(app);
+}
+
 void Worker::RemoveUnauthenticated(const std::string& addr) {
   server_.RemoveUnauthenticated(addr);
 }

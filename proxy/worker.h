@@ -69,6 +69,7 @@ class Worker final : public SessionHost, public BackendHost {
   bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
                              uint64_t total) override;
   void RemoveUnauthenticated(const std::string& addr) override;
+  const BackendUser* BackendUserFor(std::string_view app) override;
   size_t sessions() const override { return sessions_count_.load(std::memory_order_relaxed); }
   void SessionClosed(Session* s) override;
   WorkerMetrics& metrics() override { return metrics_; }

@@ -49,9 +49,9 @@ class Backend {
                      const tenancy::NameRefs& refs, bool* cross) const = 0;
 
   // One Prepare()/Commit() pair at a time.
-  virtual std::string& Prepare(int slot, int proto, uint64_t hint) = 0;
+  virtual std::string& Prepare(int slot, int proto, BackendHint hint) = 0;
   virtual void Commit(ReplySink* sink, uint64_t tag, SendFlags flags) = 0;
-  void Send(std::string_view bytes, int slot, int proto, uint64_t hint, ReplySink* sink,
+  void Send(std::string_view bytes, int slot, int proto, BackendHint hint, ReplySink* sink,
             uint64_t tag, SendFlags flags = {}) {
     Prepare(slot, proto, hint).append(bytes);
     Commit(sink, tag, flags);
@@ -59,14 +59,15 @@ class Backend {
 
   // A dedicated connection to the node serving `slot`, or null with *error
   // (an error reply without '-' and CRLF) when no node is known for it.
-  virtual std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error) = 0;
+  virtual std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error,
+                                                 const BackendUser* user) = 0;
   virtual void ReturnDedicated(std::unique_ptr<BackendConn> conn) = 0;
 
   // Every master (standalone: the server); empty while the topology is unknown
   // (a refresh has then been asked for).
   virtual const std::vector<config::Endpoint>& Masters() = 0;
   // The shared connection to one node.
-  virtual BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) = 0;
+  virtual BackendConn& NodeConn(const config::Endpoint& node, int proto, BackendHint hint) = 0;
 
   // The node serving `slot` (kAnySlot: any); false while unknown.
   virtual bool NodeFor(int slot, config::Endpoint* ep) {
@@ -75,9 +76,11 @@ class Backend {
     return false;
   }
   // A dedicated connection to a node (a subscriber connection); null if none.
-  virtual std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) {
+  virtual std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto,
+                                                   const BackendUser* user) {
     (void)node;
     (void)proto;
+    (void)user;
     return nullptr;
   }
   // A MOVED/ASK error some connection got outside the Router (a subscriber

@@ -18,12 +18,14 @@ constexpr uint64_t kBackoffMaxMs = 2000;
 constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
-BackendConn::BackendConn(BackendHost& host, config::Endpoint endpoint, int proto, bool dedicated)
+BackendConn::BackendConn(BackendHost& host, config::Endpoint endpoint, int proto, bool dedicated,
+                         const BackendUser* user)
     : host_(host),
       loop_(host.loop()),
       endpoint_(std::move(endpoint)),
       proto_(proto),
       dedicated_(dedicated),
+      user_(user),
       socket_(host.loop().io()),
       timer_(host.loop().io()),
       framer_(protocol::ReplyLimits{}),
@@ -65,7 +67,10 @@ void BackendConn::Connect() {
   std::string hs;
   const auto& be = host_.settings();
   handshake_replies_ = 0;
-  if (!be.password.empty()) {
+  if (user_ != nullptr) {
+    protocol::AppendCommand(hs, {"AUTH", user_->name, user_->password});
+    ++handshake_replies_;
+  } else if (!be.password.empty()) {
     if (be.username.empty()) {
       protocol::AppendCommand(hs, {"AUTH", be.password});
     } else {

@@ -27,6 +27,22 @@
 
 namespace keyfence::proxy {
 
+// Whom a backend connection authenticates as: a tenant's ACL user
+// (backend.acl: per_tenant, see acl_users.h), or null for keyfence's own
+// (backend.username/password). Immutable once made; never freed.
+struct BackendUser {
+  std::string name;
+  std::string password;
+  uint32_t index = 0;  // dense, for per-user connection slots
+};
+
+// Which shared connection a request takes: `spread` spreads clients over
+// connections_per_node; `user` whom it runs as.
+struct BackendHint {
+  uint64_t spread = 0;
+  const BackendUser* user = nullptr;
+};
+
 // Receives replies in FIFO order. `frame` is one complete reply, valid only
 // during the call.
 class ReplySink {
@@ -46,7 +62,8 @@ class UnsolicitedSink {
 
 class BackendConn : public Flushable {
  public:
-  BackendConn(BackendHost& host, config::Endpoint endpoint, int proto, bool dedicated);
+  BackendConn(BackendHost& host, config::Endpoint endpoint, int proto, bool dedicated,
+              const BackendUser* user = nullptr);
   ~BackendConn() override;
   BackendConn(const BackendConn&) = delete;
   BackendConn& operator=(const BackendConn&) = delete;
@@ -77,6 +94,7 @@ class BackendConn : public Flushable {
   // A connection for replica reads: READONLY is part of its handshake.
   void set_readonly(bool r) { readonly_ = r; }
   bool dedicated() const { return dedicated_; }
+  const BackendUser* user() const { return user_; }
   bool connected() const { return state_ == State::kReady; }
   const config::Endpoint& endpoint() const { return endpoint_; }
   // Fails all requests older than timeout_ns (and closes). Returns true if it did.
@@ -108,6 +126,7 @@ class BackendConn : public Flushable {
   config::Endpoint endpoint_;
   int proto_;
   bool dedicated_;
+  const BackendUser* user_;
   bool readonly_ = false;
   State state_ = State::kIdle;
   boost::asio::ip::tcp::socket socket_;

@@ -28,29 +28,31 @@ int ClusterBackend::SlotOf(uint16_t prefix_crc, std::span<const std::string_view
   return slot;
 }
 
-std::string& ClusterBackend::Prepare(int slot, int proto, uint64_t hint) {
+std::string& ClusterBackend::Prepare(int slot, int proto, BackendHint hint) {
   // Replica reads pick their connection at Commit(), from the command's flags.
   prepared_direct_ = host_.settings().read_from == config::ReadFrom::kMaster;
   if (prepared_direct_) return router_.PrepareDirect(slot, proto, hint);
   prepared_slot_ = slot;
   prepared_proto_ = proto;
+  prepared_user_ = hint.user;
   return router_.Prepare();
 }
 
 void ClusterBackend::Commit(ReplySink* sink, uint64_t tag, SendFlags flags) {
   if (prepared_direct_) return router_.CommitDirect(sink, tag, flags.follow_redirects);
   router_.Commit(prepared_slot_, sink, tag, prepared_proto_, flags.follow_redirects,
-                 flags.read_only);
+                 flags.read_only, prepared_user_);
 }
 
-std::unique_ptr<BackendConn> ClusterBackend::Dedicated(int slot, int proto, std::string* error) {
+std::unique_ptr<BackendConn> ClusterBackend::Dedicated(int slot, int proto, std::string* error,
+                                                 const BackendUser* user) {
   int idx = MasterForSlot(slot);
   if (idx < 0) {
     host_.RequestTopologyRefresh();
     error->assign(protocol::errors::kTopologyUnknown);
     return nullptr;
   }
-  return pool_.TakeDedicated(masters_[idx], proto);
+  return pool_.TakeDedicated(masters_[idx], proto, user);
 }
 
 bool ClusterBackend::NodeFor(int slot, config::Endpoint* ep) {
@@ -133,7 +135,8 @@ int ClusterBackend::MasterIndex(const config::Endpoint& ep) {
   return static_cast<int>(masters_.size() - 1);
 }
 
-BackendConn& ClusterBackend::MasterConn(int master, int proto, uint64_t hint) {
+BackendConn& ClusterBackend::MasterConn(int master, int proto, BackendHint hint) {
+  if (hint.user != nullptr) return pool_.Shared(*master_nodes_[master], proto, hint);
   std::vector<BackendConn*>& fast = master_fast_[proto == 3 ? 1 : 0];
   const size_t i = static_cast<size_t>(master);
   if (i < fast.size() && fast[i] != nullptr) return *fast[i];
@@ -145,14 +148,14 @@ BackendConn& ClusterBackend::MasterConn(int master, int proto, uint64_t hint) {
   return c;
 }
 
-BackendConn* ClusterBackend::ReplicaConn(int master, int proto, uint64_t hint) {
+BackendConn* ClusterBackend::ReplicaConn(int master, int proto, BackendHint hint) {
   config::ReadFrom rf = host_.settings().read_from;
   if (rf == config::ReadFrom::kMaster || static_cast<size_t>(master) >= replicas_.size() ||
       replicas_[master].empty()) {
     return nullptr;
   }
   const auto& reps = replicas_[master];
-  BackendConn& c = pool_.ReadOnly(pool_.Get(reps[hint % reps.size()]), proto);
+  BackendConn& c = pool_.ReadOnly(pool_.Get(reps[hint.spread % reps.size()]), proto, hint.user);
   if (rf == config::ReadFrom::kPreferReplica && !c.Available()) return nullptr;
   return &c;
 }

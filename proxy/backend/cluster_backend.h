@@ -22,19 +22,21 @@ class ClusterBackend final : public Backend, public ClusterView {
 
   int SlotOf(uint16_t prefix_crc, std::span<const std::string_view> args,
              const tenancy::NameRefs& refs, bool* cross) const override;
-  std::string& Prepare(int slot, int proto, uint64_t hint) override;
+  std::string& Prepare(int slot, int proto, BackendHint hint) override;
   void Commit(ReplySink* sink, uint64_t tag, SendFlags flags) override;
-  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error) override;
+  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error,
+                                                 const BackendUser* user) override;
   void ReturnDedicated(std::unique_ptr<BackendConn> conn) override {
     pool_.ReturnDedicated(std::move(conn));
   }
   const std::vector<config::Endpoint>& Masters() override;
   bool NodeFor(int slot, config::Endpoint* ep) override;
-  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) override {
-    return pool_.TakeDedicated(node, proto);
+  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto,
+                                                   const BackendUser* user) override {
+    return pool_.TakeDedicated(node, proto, user);
   }
   bool NoteRedirect(std::string_view error) override;
-  BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) override {
+  BackendConn& NodeConn(const config::Endpoint& node, int proto, BackendHint hint) override {
     return pool_.Shared(pool_.Get(node), proto, hint);
   }
   void Forget(ReplySink* sink) override;
@@ -48,8 +50,8 @@ class ClusterBackend final : public Backend, public ClusterView {
     int idx = slot < 0 ? 0 : owner_[slot];
     return idx >= 0 && static_cast<size_t>(idx) < masters_.size() ? idx : -1;
   }
-  BackendConn& MasterConn(int master, int proto, uint64_t hint) override;
-  BackendConn* ReplicaConn(int master, int proto, uint64_t hint) override;
+  BackendConn& MasterConn(int master, int proto, BackendHint hint) override;
+  BackendConn* ReplicaConn(int master, int proto, BackendHint hint) override;
   int MasterIndex(const config::Endpoint& ep) override;
   void NoteMoved(int slot, int master) override {
     owner_[slot] = static_cast<int16_t>(master);
@@ -70,6 +72,7 @@ class ClusterBackend final : public Backend, public ClusterView {
   // master index (no pool lookup per request).
   std::vector<BackendConn*> master_fast_[2];
   int prepared_slot_ = kAnySlot;
+  const BackendUser* prepared_user_ = nullptr;
   int prepared_proto_ = 2;
   bool prepared_direct_ = false;
 };

@@ -22,37 +22,58 @@ NodePool::Node& NodePool::Get(const config::Endpoint& ep) {
   return *p;
 }
 
-BackendConn& NodePool::Shared(Node& node, int proto, uint64_t hint) {
+NodePool::Node& NodePool::ForUser(Node& own, const BackendUser* user) {
+  if (user == nullptr) return own;
+  if (own.by_user.size() <= user->index) own.by_user.resize(user->index + 1, nullptr);
+  Node*& n = own.by_user[user->index];
+  if (n == nullptr) {
+    auto& p = nodes_[own.endpoint.ToString() + "#" + user->name];
+    if (!p) {
+      p = std::make_unique<Node>();
+      p->endpoint = own.endpoint;
+      p->user = user;
+    }
+    n = p.get();
+  }
+  return *n;
+}
+
+BackendConn& NodePool::Shared(Node& own, int proto, BackendHint hint) {
+  Node& node = ForUser(own, hint.user);
   auto& v = node.shared[ProtoIndex(proto)];
   size_t n = std::max<uint32_t>(1, host_.settings().connections_per_node);
   if (v.size() != n) v.resize(n);
-  auto& c = v[n == 1 ? 0 : hint % n];
-  if (!c) c = std::make_unique<BackendConn>(host_, node.endpoint, proto, false);
+  auto& c = v[n == 1 ? 0 : hint.spread % n];
+  if (!c) c = std::make_unique<BackendConn>(host_, node.endpoint, proto, false, node.user);
   return *c;
 }
 
-BackendConn& NodePool::ReadOnly(Node& node, int proto) {
+BackendConn& NodePool::ReadOnly(Node& own, int proto, const BackendUser* user) {
+  Node& node = ForUser(own, user);
   auto& v = node.shared[ProtoIndex(proto)];
   if (v.empty()) v.resize(1);
   if (!v[0]) {
-    v[0] = std::make_unique<BackendConn>(host_, node.endpoint, proto, false);
+    v[0] = std::make_unique<BackendConn>(host_, node.endpoint, proto, false, node.user);
     v[0]->set_readonly(true);
   }
   return *v[0];
 }
 
-std::unique_ptr<BackendConn> NodePool::TakeDedicated(const config::Endpoint& ep, int proto) {
-  auto& idle = Get(ep).idle_dedicated[ProtoIndex(proto)];
+std::unique_ptr<BackendConn> NodePool::TakeDedicated(const config::Endpoint& ep, int proto,
+                                                     const BackendUser* user) {
+  auto& idle = ForUser(Get(ep), user).idle_dedicated[ProtoIndex(proto)];
   while (!idle.empty()) {
     auto c = std::move(idle.back());
     idle.pop_back();
     if (c->connected()) return c;
   }
-  return std::make_unique<BackendConn>(host_, ep, proto, true);
+  return std::make_unique<BackendConn>(host_, ep, proto, true, user);
 }
 
 void NodePool::ReturnDedicated(std::unique_ptr<BackendConn> conn) {
-  auto it = nodes_.find(conn->endpoint().ToString());
+  std::string key = conn->endpoint().ToString();
+  if (conn->user() != nullptr) key += "#" + conn->user()->name;
+  auto it = nodes_.find(key);
   if (it == nodes_.end() || !conn->connected() || conn->pending() > 0 ||
       it->second->idle_dedicated[ProtoIndex(conn->proto())].size() >= kMaxIdleDedicated) {
     BackendConn* c = conn.release();

@@ -18,21 +18,29 @@ namespace keyfence::proxy {
 
 class NodePool {
  public:
+  // One node's connections for one user (null: keyfence's own). A tenant's
+  // ACL user (backend.acl: per_tenant) has Nodes of its own, made lazily.
   struct Node {
     config::Endpoint endpoint;
+    const BackendUser* user = nullptr;
     std::vector<std::unique_ptr<BackendConn>> shared[2];  // [proto 2, proto 3]
     std::vector<std::unique_ptr<BackendConn>> idle_dedicated[2];
+    std::vector<Node*> by_user;  // own Node: its users' Nodes, by BackendUser::index
   };
 
   explicit NodePool(BackendHost& host) : host_(host) {}
   ~NodePool();
 
   Node& Get(const config::Endpoint& ep);
-  // A shared connection of `node`, spread over connections_per_node by hint.
-  BackendConn& Shared(Node& node, int proto, uint64_t hint);
+  // The Node of `own` (a Get() result) for `user` (null: `own` itself).
+  Node& ForUser(Node& own, const BackendUser* user);
+  // A shared connection of `node` for hint.user, spread over
+  // connections_per_node by hint.spread.
+  BackendConn& Shared(Node& node, int proto, BackendHint hint);
   // The replica-read connection of `node` (READONLY in its handshake).
-  BackendConn& ReadOnly(Node& node, int proto);
-  std::unique_ptr<BackendConn> TakeDedicated(const config::Endpoint& ep, int proto);
+  BackendConn& ReadOnly(Node& node, int proto, const BackendUser* user = nullptr);
+  std::unique_ptr<BackendConn> TakeDedicated(const config::Endpoint& ep, int proto,
+                                             const BackendUser* user = nullptr);
   void ReturnDedicated(std::unique_ptr<BackendConn> conn);
   void Forget(ReplySink* sink);
   void CheckTimeouts(uint64_t now_ns, uint64_t timeout_ns);

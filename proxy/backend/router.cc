@@ -70,11 +70,11 @@ void Router::Send(std::string_view bytes, int slot, ReplySink* sink, uint64_t ta
 }
 
 void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow,
-                    bool read_only) {
+                    bool read_only, const BackendUser* user) {
   uint32_t rid = prepared_;
   prepared_ = UINT32_MAX;
   Inflight& f = slab_[rid];
-  Start(f, slot, proto, reinterpret_cast<uintptr_t>(sink) >> 4, read_only);
+  Start(f, slot, proto, BackendHint{reinterpret_cast<uintptr_t>(sink) >> 4, user}, read_only);
   f.sink = sink;
   f.tag = tag;
   f.follow = follow;
@@ -83,7 +83,7 @@ void Router::Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool fol
 }
 
 // A fresh entry for a request of `slot`, aimed at the slot's master.
-void Router::Start(Inflight& f, int slot, int proto, uint64_t hint, bool read_only) {
+void Router::Start(Inflight& f, int slot, int proto, BackendHint hint, bool read_only) {
   f.slot = slot;
   f.proto = proto;
   f.hint = hint;
@@ -98,7 +98,7 @@ void Router::Start(Inflight& f, int slot, int proto, uint64_t hint, bool read_on
   f.node = view_.MasterForSlot(slot);
 }
 
-std::string& Router::PrepareDirect(int slot, int proto, uint64_t hint) {
+std::string& Router::PrepareDirect(int slot, int proto, BackendHint hint) {
   uint32_t rid = Allocate();
   prepared_ = rid;
   Inflight& f = slab_[rid];
@@ -168,7 +168,7 @@ void Router::ResendAfter(uint32_t rid, int ms) {
 
 void Router::Transmit(uint32_t rid) {
   Inflight& f = slab_[rid];
-  const uint64_t hint = f.hint;
+  const BackendHint hint = f.hint;
   BackendConn* replica = f.read && !f.asking && f.hops == 0
                              ? view_.ReplicaConn(f.node, f.proto, hint)
                              : nullptr;

@@ -28,9 +28,9 @@ class ClusterView {
   virtual ~ClusterView() = default;
   // The master index owning a slot (-1 if unknown; kAnySlot: the first master).
   virtual int MasterForSlot(int slot) const = 0;
-  virtual BackendConn& MasterConn(int master, int proto, uint64_t hint) = 0;
+  virtual BackendConn& MasterConn(int master, int proto, BackendHint hint) = 0;
   // backend.read_from: a replica connection of `master` for a read, or null.
-  virtual BackendConn* ReplicaConn(int master, int proto, uint64_t hint) = 0;
+  virtual BackendConn* ReplicaConn(int master, int proto, BackendHint hint) = 0;
   // Index of ep among the masters, adding it if the topology knows it (a
   // promoted replica); -1 if the node is unknown.
   virtual int MasterIndex(const config::Endpoint& ep) = 0;
@@ -63,12 +63,12 @@ class Router : public ReplySink {
   // Commit() it (one Prepare/Commit pair at a time).
   std::string& Prepare();
   void Commit(int slot, ReplySink* sink, uint64_t tag, int proto, bool follow_redirects,
-              bool read_only = false);
+              bool read_only = false, const BackendUser* user = nullptr);
   // The hot path, written once: the buffer is the output buffer of the
   // slot's master connection when it is up (the bytes are copied into the
   // entry at CommitDirect() for a resend after a redirect); else the entry's
   // own buffer, sent as Commit() would. Replica reads use Prepare/Commit.
-  std::string& PrepareDirect(int slot, int proto, uint64_t hint);
+  std::string& PrepareDirect(int slot, int proto, BackendHint hint);
   void CommitDirect(ReplySink* sink, uint64_t tag, bool follow_redirects);
   void Forget(ReplySink* sink);
   void OnReply(uint64_t rid, std::string_view frame) override;
@@ -91,10 +91,10 @@ class Router : public ReplySink {
     bool via_replica = false;  // the last send went to a replica
     std::string bytes;
     int node = -1;  // master index in the worker's table
-    uint64_t hint = 0;  // spreads clients over connections_per_node
+    BackendHint hint;  // spreads clients over connections_per_node; whom it runs as
   };
   uint32_t Allocate();
-  void Start(Inflight& f, int slot, int proto, uint64_t hint, bool read_only);
+  void Start(Inflight& f, int slot, int proto, BackendHint hint, bool read_only);
   void Transmit(uint32_t rid);
   bool WithinBudget(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);

@@ -4,10 +4,12 @@
 
 namespace keyfence::proxy {
 
-std::string& StandaloneBackend::PrepareSlow(int proto, uint64_t hint) {
+std::string& StandaloneBackend::PrepareSlow(int proto, BackendHint hint) {
   if (server_ == nullptr) server_ = &pool_.Get(host_.settings().nodes[0]);
   BackendConn& c = pool_.Shared(*server_, proto, hint);
-  if (host_.settings().connections_per_node <= 1) fast_[proto == 3 ? 1 : 0] = &c;
+  if (host_.settings().connections_per_node <= 1 && hint.user == nullptr) {
+    fast_[proto == 3 ? 1 : 0] = &c;
+  }
   prepared_ = &c;
   prepared_down_ = !c.Available();
   if (prepared_down_) {
@@ -25,8 +27,9 @@ void StandaloneBackend::CommitDown(ReplySink* sink, uint64_t tag, SendFlags) {
   if (sink != nullptr) sink->OnReply(tag, e);
 }
 
-std::unique_ptr<BackendConn> StandaloneBackend::Dedicated(int, int proto, std::string*) {
-  return pool_.TakeDedicated(host_.settings().nodes[0], proto);
+std::unique_ptr<BackendConn> StandaloneBackend::Dedicated(int, int proto, std::string*,
+                                                          const BackendUser* user) {
+  return pool_.TakeDedicated(host_.settings().nodes[0], proto, user);
 }
 
 const std::vector<config::Endpoint>& StandaloneBackend::Masters() {

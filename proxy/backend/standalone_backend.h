@@ -19,9 +19,9 @@ class StandaloneBackend final : public Backend {
   }
   // The hot path: with one connection per node it is cached per protocol
   // and ready; anything else takes the slow path.
-  std::string& Prepare(int /*slot*/, int proto, uint64_t hint) override {
+  std::string& Prepare(int /*slot*/, int proto, BackendHint hint) override {
     BackendConn* c = fast_[proto == 3 ? 1 : 0];
-    if (c != nullptr && c->connected()) {
+    if (c != nullptr && c->connected() && hint.user == nullptr) {
       prepared_ = c;
       return c->out();
     }
@@ -35,7 +35,8 @@ class StandaloneBackend final : public Backend {
     }
     CommitDown(sink, tag, flags);
   }
-  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error) override;
+  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error,
+                                                 const BackendUser* user) override;
   void ReturnDedicated(std::unique_ptr<BackendConn> conn) override {
     pool_.ReturnDedicated(std::move(conn));
   }
@@ -44,10 +45,11 @@ class StandaloneBackend final : public Backend {
     *ep = host_.settings().nodes[0];
     return true;
   }
-  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto) override {
-    return pool_.TakeDedicated(node, proto);
+  std::unique_ptr<BackendConn> DedicatedTo(const config::Endpoint& node, int proto,
+                                                   const BackendUser* user) override {
+    return pool_.TakeDedicated(node, proto, user);
   }
-  BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t hint) override {
+  BackendConn& NodeConn(const config::Endpoint& node, int proto, BackendHint hint) override {
     return pool_.Shared(pool_.Get(node), proto, hint);
   }
   void Forget(ReplySink* sink) override { pool_.Forget(sink); }
@@ -55,7 +57,7 @@ class StandaloneBackend final : public Backend {
   void Reconfigure() override;
 
  private:
-  std::string& PrepareSlow(int proto, uint64_t hint);
+  std::string& PrepareSlow(int proto, BackendHint hint);
   void CommitDown(ReplySink* sink, uint64_t tag, SendFlags flags);
 
   BackendHost& host_;

@@ -86,9 +86,14 @@ class CommandContext {
   virtual const config::Snapshot& snapshot() const = 0;
   virtual const config::Listener& listener() const = 0;
 
-  // The backend; hint() spreads this client over connections_per_node.
+  // The backend; hint() spreads this client over connections_per_node and
+  // names the tenant's backend ACL user (backend.acl: per_tenant; else null).
+  // own_hint(): keyfence's own user, for its emulations (SCAN walks and the
+  // like, which a tenant's user may not run) and subscriber connections
+  // (Redis ACLs take a PSUBSCRIBE pattern only if it equals an allowed one).
   virtual Backend& backend() = 0;
-  uint64_t hint() const { return hint_; }
+  BackendHint hint() const { return {hint_, backend_user_}; }
+  BackendHint own_hint() const { return {hint_, nullptr}; }
   // Gives the dedicated connection back (pooled if clean) or drops it.
   virtual void DropDedicated() = 0;
 
@@ -138,6 +143,7 @@ class CommandContext {
   PubSubState pubsub_;
   Transaction tx_;
   uint64_t hint_ = 0;
+  const BackendUser* backend_user_ = nullptr;
   ReplySink* sink_ = nullptr;
 };
 

@@ -57,7 +57,8 @@ void Resend(CommandContext& ctx) {
   const bool known = ctx.backend().NodeFor(d.slot, &ep);
   if (!known || !d.conn || !d.conn->connected() || !SameNode(d.conn->endpoint(), ep)) {
     std::string error;
-    std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(d.slot, ctx.proto(), &error);
+    std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(d.slot, ctx.proto(), &error,
+                                                             ctx.hint().user);
     if (!c) return FailHeld(ctx, error);
     ctx.Retire(std::move(d.conn));
     d.conn = std::move(c);

@@ -46,7 +46,7 @@ void FanOut::SendScan() {
     std::from_chars(v.data(), v.data() + v.size(), n);
     scan_work_ += n;
   }
-  BackendConn& c = backend_->NodeConn(scan_nodes_[scan_node_], proto_, ctx_.hint());
+  BackendConn& c = backend_->NodeConn(scan_nodes_[scan_node_], proto_, ctx_.own_hint());
   if (!c.Available()) {
     std::string e;
     protocol::AppendError(e, c.down_error());

@@ -14,7 +14,7 @@ using tenancy::Route;
 
 bool TakeDedicated(CommandContext& ctx, int slot) {
   std::string error;
-  std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(slot, ctx.proto(), &error);
+  std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(slot, ctx.proto(), &error, ctx.hint().user);
   if (!c) {
     ctx.ReplyError(error);
     return false;

@@ -45,7 +45,8 @@ void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule r
     d.conn->MarkDirty();
     return;
   }
-  ctx.backend().Send(bytes, kAnySlot, ctx.proto(), ctx.hint(), &ctx.sink(), tag);
+  // keyfence-built requests (CONFIG GET, KEYS P*, PUBSUB CHANNELS) run as keyfence.
+  ctx.backend().Send(bytes, kAnySlot, ctx.proto(), ctx.own_hint(), &ctx.sink(), tag);
 }
 
 std::string Verbatim(CommandContext& ctx) {

@@ -38,7 +38,7 @@ bool Keys(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule
   ctx.Adopt(std::move(f));
   std::vector<config::Endpoint> nodes = masters;  // the FanOut may finish at once
   for (size_t i = 0; i < nodes.size(); ++i) {
-    BackendConn& c = ctx.backend().NodeConn(nodes[i], ctx.proto(), ctx.hint());
+    BackendConn& c = ctx.backend().NodeConn(nodes[i], ctx.proto(), ctx.own_hint());
     if (!c.Available()) {
       std::string e;
       protocol::AppendError(e, c.down_error());

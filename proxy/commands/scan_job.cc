@@ -23,11 +23,16 @@ ScanJob::ScanJob(CommandContext& ctx, std::vector<config::Endpoint> nodes,
 
 ScanJob::~ScanJob() { ctx_.backend().Forget(this); }
 
-BackendConn& ScanJob::conn() { return ctx_.backend().NodeConn(nodes_[node_], proto_, ctx_.hint()); }
+BackendConn& ScanJob::conn() { return ctx_.backend().NodeConn(nodes_[node_], proto_, ctx_.own_hint()); }
 
 void ScanJob::Start() { SendScan(); }
 
 void ScanJob::SendScan() {
+  if (!conn().Available()) {  // connects it if idle
+    std::string e;
+    protocol::AppendError(e, conn().down_error());
+    return Finish(e);
+  }
   std::string pattern = protocol::GlobEscape(prefix_) + "*";
   protocol::AppendCommand(conn().out(), {"SCAN", cursor_, "MATCH", pattern, "COUNT", kScanCount});
   conn().Push(this, kTagScan);

@@ -68,7 +68,7 @@ SubLink* FindLink(PubSubState& ps, const config::Endpoint& ep) {
 
 SubLink* OpenLink(CommandContext& ctx, const config::Endpoint& ep, bool reply) {
   auto link = std::make_unique<SubLink>();
-  link->conn = ctx.backend().DedicatedTo(ep, ctx.proto());
+  link->conn = ctx.backend().DedicatedTo(ep, ctx.proto(), ctx.own_hint().user);
   if (!link->conn || !link->conn->Available()) {  // Available() connects it
     if (reply) {
       ctx.ReplyError(link->conn ? link->conn->down_error() : protocol::errors::kTopologyUnknown);

@@ -45,7 +45,13 @@ void Session::Start() {
     if (conn_.closing()) return;
   }
   conn_.parser().set_limits(binding_.ParserLimits());
+  PickBackendUser();
   if (!conn_.Start()) conn_.Close();
+}
+
+void Session::PickBackendUser() {
+  const config::Tenant* t = binding_.tenant();
+  backend_user_ = t != nullptr ? host_.BackendUserFor(t->app) : nullptr;
 }
 
 void Session::EnterUnauthenticated() {
@@ -85,6 +91,7 @@ void Session::RefreshSnapshot() {
     binding_.Bind(t);  // the same tenant: its new limits
   }
   conn_.parser().set_limits(binding_.ParserLimits());
+  PickBackendUser();
 }
 
 uint64_t Session::max_request_bytes() const {
@@ -281,6 +288,7 @@ BindResult Session::Bind(const config::Tenant* t) {
   if (!binding_.Bind(t)) return BindResult::kTooManyConnections;
   if (t != nullptr) LeaveUnauthenticated();
   conn_.parser().set_limits(binding_.ParserLimits());
+  PickBackendUser();
   return BindResult::kOk;
 }
 
@@ -294,6 +302,7 @@ void Session::ResetConnection() {
     EnterUnauthenticated();
   }
   conn_.parser().set_limits(binding_.ParserLimits());
+  PickBackendUser();
 }
 
 void Session::DelayFor(uint64_t ns) {

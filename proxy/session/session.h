@@ -96,6 +96,8 @@ class Session final : public RequestHandler,
   // and total caps, and closed if it does not AUTH within preauth_timeout_ms.
   void EnterUnauthenticated();
   void LeaveUnauthenticated();
+  // The tenant's backend ACL user for hint() (after any change of tenant or config).
+  void PickBackendUser();
 
   SessionHost& host_;
   config::Listener listener_;

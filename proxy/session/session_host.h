@@ -36,6 +36,8 @@ class SessionHost {
   virtual bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
                                      uint64_t total) = 0;
   virtual void RemoveUnauthenticated(const std::string& addr) = 0;
+  // The tenant's backend ACL user (backend.acl: per_tenant); null if off.
+  virtual const BackendUser* BackendUserFor(std::string_view app) = 0;
   // The session closed; the host deletes it once its handlers are done.
   virtual void SessionClosed(Session* s) = 0;
 };

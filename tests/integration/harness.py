@@ -752,6 +752,8 @@ class Keyfence:
                 ]},
             },
         }
+        if os.environ.get("KF_TEST_BACKEND_ACL"):  # the suites again with the ACL backstop
+            cfg["backend"]["acl"] = os.environ["KF_TEST_BACKEND_ACL"]
         return deep_merge(cfg, self.overrides)
 
     def write_config(self, cfg: dict | None = None):

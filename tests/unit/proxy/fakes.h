@@ -148,6 +148,7 @@ class FakeHost final : public SessionHost, public BackendHost {
   size_t sessions() const override { return 1; }
   bool TryAddUnauthenticated(const std::string&, uint32_t, uint64_t) override { return true; }
   void RemoveUnauthenticated(const std::string&) override {}
+  const BackendUser* BackendUserFor(std::string_view) override { return nullptr; }
   void SessionClosed(Session*) override { ++sessions_closed; }
 
   WorkerMetrics& metrics() override { return metrics_; }
@@ -205,13 +206,13 @@ class FakeBackend final : public Backend {
     }
     return slot;
   }
-  std::string& Prepare(int slot, int proto, uint64_t hint) override {
+  std::string& Prepare(int slot, int proto, BackendHint hint) override {
     CHECK_FALSE(preparing_);  // one Prepare()/Commit() pair at a time
     preparing_ = true;
     prepared_ = Request{};
     prepared_.slot = slot;
     prepared_.proto = proto;
-    prepared_.hint = hint;
+    prepared_.hint = hint.spread;
     return prepared_.bytes;
   }
   void Commit(ReplySink* sink, uint64_t tag, SendFlags flags) override {
@@ -231,7 +232,7 @@ class FakeBackend final : public Backend {
     sink->OnReply(r.tag, frame);
   }
 
-  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error) override {
+  std::unique_ptr<BackendConn> Dedicated(int slot, int proto, std::string* error, const BackendUser*) override {
     dedicated_slots.push_back(slot);
     if (!dedicated_node) {
       *error = dedicated_error;
@@ -243,7 +244,7 @@ class FakeBackend final : public Backend {
     returned.push_back(std::move(conn));
   }
   const std::vector<config::Endpoint>& Masters() override { return masters; }
-  BackendConn& NodeConn(const config::Endpoint& node, int proto, uint64_t) override {
+  BackendConn& NodeConn(const config::Endpoint& node, int proto, BackendHint) override {
     node_conns.push_back(std::make_unique<BackendConn>(host_, node, proto, false));
     return *node_conns.back();
   }

@@ -36,12 +36,12 @@ class FakeView final : public ClusterView {
     auto it = owner.find(slot);
     return it == owner.end() ? 0 : it->second;
   }
-  BackendConn& MasterConn(int master, int proto, uint64_t) override {
+  BackendConn& MasterConn(int master, int proto, BackendHint) override {
     auto& c = conns_[{master, proto}];
     if (!c) c = std::make_unique<BackendConn>(host_, masters.at(master), proto, false);
     return *c;
   }
-  BackendConn* ReplicaConn(int, int, uint64_t) override { return nullptr; }
+  BackendConn* ReplicaConn(int, int, BackendHint) override { return nullptr; }
   int MasterIndex(const config::Endpoint& ep) override {
     asked.push_back(ep.ToString());
     for (size_t i = 0; i < masters.size(); ++i) {

@@ -1,0 +1,122 @@
+#include "proxy/backend/acl_users.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/rand.h>
+
+#include <spdlog/spdlog.h>
+
+#include "tenancy/acl_rules.h"
+
+namespace keyfence::proxy {
+
+namespace {
+
+using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
+
+std::string RandomPassword() {
+  unsigned char b[32];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s.push_back(kHex[c >> 4]);
+    s.push_back(kHex[c & 15]);
+  }
+  return s;
+}
+
+ReplyPtr Command(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
+                      c, static_cast<int>(argv.size()), argv.data(), lens.data())),
+                  freeReplyObject);
+}
+
+}  // namespace
+
+bool AclUsers::Apply(const config::SnapshotPtr& snap, const std::vector<config::Endpoint>& nodes) {
+  std::lock_guard<std::mutex> l(mu_);
+  snap_ = snap;
+  if (snap->backend.acl != config::BackendAcl::kPerTenant) return true;
+  for (const config::Tenant& t : snap->tenants) {
+    if (users_.contains(t.app)) continue;
+    auto u = std::make_unique<BackendUser>();
+    u->name = tenancy::AclUserName(t);
+    u->password = RandomPassword();
+    u->index = static_cast<uint32_t>(users_.size());
+    users_.emplace(t.app, std::move(u));
+  }
+  for (const config::Endpoint& n : nodes) nodes_.emplace(n.ToString(), n);
+  bool ok = true;
+  done_.clear();  // the rules may have changed: every node again
+  for (const auto& [name, n] : nodes_) ok = ProvisionLocked(n) && ok;
+  return ok;
+}
+
+void AclUsers::AddNodes(const std::vector<config::Endpoint>& nodes) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!snap_ || snap_->backend.acl != config::BackendAcl::kPerTenant) return;
+  for (const config::Endpoint& n : nodes) {
+    if (done_.contains(n.ToString())) continue;
+    nodes_.emplace(n.ToString(), n);
+    ProvisionLocked(n);
+  }
+}
+
+const BackendUser* AclUsers::For(std::string_view app) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!snap_ || snap_->backend.acl != config::BackendAcl::kPerTenant) return nullptr;
+  auto it = users_.find(app);
+  return it == users_.end() ? nullptr : it->second.get();
+}
+
+size_t AclUsers::count() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return users_.size();
+}
+
+// ACL SETUSER for every tenant of the snapshot on one node; a node that
+// cannot be reached is tried again with the next Apply/AddNodes.
+bool AclUsers::ProvisionLocked(const config::Endpoint& node) {
+  const config::Backend& be = snap_->backend;
+  timeval tv{static_cast<time_t>(be.connect_timeout_ms / 1000),
+             static_cast<suseconds_t>((be.connect_timeout_ms % 1000) * 1000)};
+  redisContext* c = redisConnectWithTimeout(node.host.c_str(), node.port, tv);
+  std::unique_ptr<redisContext, void (*)(redisContext*)> guard(c, redisFree);
+  if (c == nullptr || c->err) {
+    spdlog::warn("backend acl: {} unreachable: {}", node.ToString(), c ? c->errstr : "oom");
+    return false;
+  }
+  redisSetTimeout(c, tv);
+  if (!be.password.empty()) {
+    ReplyPtr a = be.username.empty() ? Command(c, {"AUTH", be.password})
+                                     : Command(c, {"AUTH", be.username, be.password});
+    if (!a || a->type == REDIS_REPLY_ERROR) {
+      spdlog::error("backend acl: AUTH as keyfence failed on {}", node.ToString());
+      return false;
+    }
+  }
+  size_t n = 0;
+  for (const config::Tenant& t : snap_->tenants) {
+    const BackendUser& u = *users_.at(t.app);
+    std::vector<std::string> args = {"ACL", "SETUSER", u.name};
+    for (std::string& a : tenancy::AclSetUserArgs(t, u.password)) args.push_back(std::move(a));
+    ReplyPtr r = Command(c, args);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      spdlog::error("backend acl: ACL SETUSER {} on {} failed: {}", u.name, node.ToString(),
+                    r ? std::string(r->str, r->len) : std::string(c->errstr));
+      return false;
+    }
+    ++n;
+  }
+  done_.insert(node.ToString());
+  spdlog::info("backend acl: {} tenant users set on {}", n, node.ToString());
+  return true;
+}
+
+}  // namespace keyfence::proxy
