@@ -188,7 +188,13 @@ CommandRules::CommandRules() {
       r.scripts = true;
     });
   }
-  set("copy", [](Rule& r) { r.no_db_option = true; });
+  set("copy", [](Rule& r) {
+    r.no_db_option = true;
+    r.as_keyfence = true;
+  });
+  for (std::string_view name : {"sort", "sort_ro"}) {
+    set(name, [](Rule& r) { r.as_keyfence = true; });
+  }
   for (std::string_view name : {"xread", "xreadgroup"}) {
     set(name, [](Rule& r) { r.block_option = true; });
   }

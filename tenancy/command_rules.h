@@ -80,6 +80,9 @@ struct Rule {
   bool scripts = false;    // EVAL family: allowed only with limits.allow_scripts
   bool no_db_option = false;  // COPY: the DB option would leave the namespace
   bool block_option = false;  // XREAD/XREADGROUP: BLOCK before STREAMS routes it kBlocking
+  // Under the ACL backstop, runs as keyfence's own user: what keyfence fully
+  // checks but an ACL cannot express (SORT BY/GET need ~*, COPY's DB option).
+  bool as_keyfence = false;
 };
 
 class CommandRules {

@@ -56,7 +56,9 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
 bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, tenancy::Route route,
                       int slot, bool* sent = nullptr);
 // Takes a dedicated connection for `slot`; false (and an error reply) if none.
-bool TakeDedicated(CommandContext& ctx, int slot);
+// as_keyfence: as keyfence's own user under the ACL backstop (a transaction
+// of commands keyfence checked fully, such as KEYS, and no script).
+bool TakeDedicated(CommandContext& ctx, int slot, bool as_keyfence = false);
 // dedicated.cc: sends a request on the dedicated connection, to be sent
 // again if the slot moves under it (blocking commands, not WATCH/MULTI).
 void SendDedicated(CommandContext& ctx, uint64_t tag, std::string bytes);

@@ -12,9 +12,10 @@ namespace keyfence::proxy::commands {
 namespace errors = protocol::errors;
 using tenancy::Route;
 
-bool TakeDedicated(CommandContext& ctx, int slot) {
+bool TakeDedicated(CommandContext& ctx, int slot, bool as_keyfence) {
   std::string error;
-  std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(slot, ctx.proto(), &error, ctx.hint().user);
+  std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(
+      slot, ctx.proto(), &error, as_keyfence ? nullptr : ctx.hint().user);
   if (!c) {
     ctx.ReplyError(error);
     return false;
@@ -98,7 +99,8 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
   // The hot path: written once, straight into the backend's buffer.
   uint64_t tag = ctx.Defer(rule.reply);
   tenancy::WriteRequest(args, ctx.refs(), ctx.tenant()->prefix,
-                        backend.Prepare(slot, ctx.proto(), ctx.hint()));
+                        backend.Prepare(slot, ctx.proto(),
+                                        rule.as_keyfence ? ctx.own_hint() : ctx.hint()));
   backend.Commit(&ctx.sink(), tag,
                  SendFlags{!rule.scripts, (cmd.flags & protocol::kCmdReadonly) != 0});
   return true;

@@ -31,6 +31,7 @@ void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule r
                std::string_view pattern) {
   Transaction& tx = ctx.tx();
   if (tx.open) {
+    tx.keyfence_only = true;  // built by keyfence (KEYS P*, CONFIG GET)
     tx.bytes.append(bytes);
     ++tx.count;
     tx.rules.emplace_back(rule, std::string(pattern));

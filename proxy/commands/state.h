@@ -127,8 +127,10 @@ struct Transaction {
   std::string bytes;   // the queued commands
   size_t count = 0;
   ExecRules rules;
+  bool keyfence_only = false;  // a queued command runs as keyfence (KEYS, SORT BY, COPY)
+  bool scripts = false;        // a queued script: the tenant's user is a must
   void Clear() {
-    open = failed = false;
+    open = failed = keyfence_only = scripts = false;
     slot = kAnySlot;
     bytes.clear();
     count = 0;

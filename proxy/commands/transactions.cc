@@ -39,7 +39,7 @@ bool Exec(CommandContext& ctx) {
       tx.open = true;  // retried once the earlier replies are in
       return false;
     }
-    if (!TakeDedicated(ctx, tx.slot)) {
+    if (!TakeDedicated(ctx, tx.slot, tx.keyfence_only && !tx.scripts)) {
       tx.Clear();
       return true;
     }
@@ -77,6 +77,8 @@ bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross)
   if (slot != kAnySlot) tx.slot = slot;
   tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix, tx.bytes);
   ++tx.count;
+  tx.keyfence_only |= rule.as_keyfence;
+  tx.scripts |= rule.scripts;
   tx.rules.emplace_back(rule.reply, std::string());
   ctx.ReplySimple("QUEUED");
   return true;
