@@ -2,8 +2,9 @@
 //
 // Both the framer and the tree parser walk the reply one element at a time
 // with ReadElement(): an element is one header line plus, for blob types, its
-// payload. Aggregates only announce how many elements follow, so the framer
-// keeps a stack of remaining counts and never recurses.
+// payload. Aggregates only announce how many elements follow, so both keep a
+// stack of remaining counts and never recurse: a reply may nest far deeper
+// than the C++ stack could follow.
 #include "protocol/digits.h"
 #include "protocol/reply_parser.h"
 
@@ -342,19 +343,33 @@ void ReplyFramer::Reset() {
   pos_ = 0;
   scan_ = 0;
   depth_ = 0;
+  if (stack_ != inline_) ReleaseSpill();
   top_seen_ = false;
   type_ = ReplyType::kNull;
   error_ = ReplyError::kNone;
   hint_total_ = 0;
 }
 
-bool ReplyFramer::CompleteValue() {
+[[gnu::noinline, gnu::cold]] void ReplyFramer::Grow() {
+  if (stack_ == inline_) spill_.assign(inline_, inline_ + depth_);
+  spill_.resize(capacity_ * 2);
+  stack_ = spill_.data();
+  capacity_ = spill_.size();
+}
+
+[[gnu::noinline, gnu::cold]] void ReplyFramer::ReleaseSpill() {
+  std::vector<Open>().swap(spill_);
+  stack_ = inline_;
+  capacity_ = kInlineStack;
+}
+
+bool ReplyFramer::CompleteValue(Open* stack) {
   while (depth_ > 0) {
-    if (--stack_[depth_ - 1] > 0) return false;
+    if (--stack[depth_ - 1].remaining > 0) return false;
     --depth_;
     // A finished attribute is not an element of its parent: the value it
     // annotates comes next and counts instead.
-    if (is_attr_[depth_]) return false;
+    if (stack[depth_].is_attr) return false;
   }
   return true;
 }
@@ -363,17 +378,24 @@ ParseStatus ReplyFramer::Frame(const char* data, size_t len, size_t* consumed) {
   *consumed = 0;
   hint_total_ = 0;
   if (error_ != ReplyError::kNone) return ParseStatus::kError;
-  const size_t max_depth = std::min<size_t>(limits_.max_depth, kMaxStack);
+  // One compare per aggregate covers both the depth limit and a full stack.
+  size_t push_limit = std::min(limits_.max_depth, capacity_);
+  // pos_ and stack_ in locals: kept in registers across ReadElement (and the
+  // stack's count stores could alias pos_).
+  size_t pos = pos_;
+  Open* stack = stack_;
   for (;;) {
     Element e;
     ReplyError err = ReplyError::kNone;
     size_t hint = 0;
-    const Step s = ReadElement(data, len, pos_, &scan_, limits_, &e, &err, &hint);
+    const Step s = ReadElement(data, len, pos, &scan_, limits_, &e, &err, &hint);
     if (s == Step::kNeedMore) {
+      pos_ = pos;
       hint_total_ = hint;
       return ParseStatus::kNeedMore;
     }
     if (s == Step::kError) {
+      pos_ = pos;
       error_ = err;
       return ParseStatus::kError;
     }
@@ -381,26 +403,32 @@ ParseStatus ReplyFramer::Frame(const char* data, size_t len, size_t* consumed) {
       type_ = e.type;
       top_seen_ = true;
     }
-    pos_ = e.end;
-    scan_ = pos_;
+    pos = e.end;
+    scan_ = pos;
     if (IsAggregate(e.type) && !e.is_null) {
-      if (static_cast<size_t>(depth_) >= max_depth) {
-        error_ = ReplyError::kTooDeep;
-        return ParseStatus::kError;
+      if (depth_ >= push_limit) {
+        if (depth_ >= limits_.max_depth || depth_ == UINT32_MAX) {
+          pos_ = pos;
+          error_ = ReplyError::kTooDeep;
+          return ParseStatus::kError;
+        }
+        Grow();
+        stack = stack_;
+        push_limit = std::min(limits_.max_depth, capacity_);
       }
       if (e.count > 0) {
-        stack_[depth_] = e.count;
-        is_attr_[depth_] = e.type == ReplyType::kAttribute;
+        stack[depth_] = Open{e.count, e.type == ReplyType::kAttribute};
         ++depth_;
         continue;
       }
       if (e.type == ReplyType::kAttribute) continue;  // "|0": the value follows
     }
-    if (CompleteValue()) {
-      *consumed = pos_;
+    if (CompleteValue(stack)) {
+      *consumed = pos;
       pos_ = 0;
       scan_ = 0;
       top_seen_ = false;
+      if (stack != inline_) ReleaseSpill();  // a deep reply's stack is not kept
       return ParseStatus::kOk;
     }
   }

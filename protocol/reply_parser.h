@@ -1,9 +1,9 @@
 // RESP2/RESP3 reply framing and (cold-path) tree parsing.
 //
 // ReplyFramer finds the end of one complete reply in a backend read buffer,
-// incrementally, without allocating per element (a small fixed stack of
-// remaining-element counts). Used on the hot path to match backend replies to
-// pending requests.
+// incrementally, without allocating per element (a stack of remaining-element
+// counts, inline up to kInlineStack levels, on the heap only for deeper
+// replies). Used on the hot path to match backend replies to pending requests.
 // ParseReplyTree flattens one complete reply into a vector of nodes (views
 // into the frame) for the few replies keyfence must rewrite (KEYS, SCAN, pub/sub
 // messages, ...). Cold path: it may allocate.
@@ -37,13 +37,17 @@ enum class ReplyType : uint8_t {
   kPush,          // '>'
 };
 
-// max_depth counts aggregate levels: a top-level array is depth 1. Values above
-// ReplyFramer::kMaxStack (128) are capped at it. max_elements is compared with
-// the count on the wire (pairs for maps and attributes). max_bulk_len also bounds
-// a line that has no CR yet (e.g. a huge simple string).
+// max_depth counts aggregate levels: a top-level array is depth 1. The default
+// admits whatever Redis sends (a Lua table reply nests ~8,000 levels deep before
+// Redis stops it, module replies have no limit): a reply from the shared
+// backend connection that the framer rejects closes it for every client. Each
+// level costs 16 bytes of framer memory for at least 4 bytes of reply.
+// max_elements is compared with the count on the wire (pairs for maps and
+// attributes). max_bulk_len also bounds a line that has no CR yet (e.g. a huge
+// simple string).
 struct ReplyLimits {
   size_t max_bulk_len = 1ull << 32;  // largest bulk / verbatim / blob error
-  size_t max_depth = 64;             // nesting of aggregates
+  size_t max_depth = 1u << 20;       // nesting of aggregates (at most 2^32 - 1)
   size_t max_elements = 1u << 30;    // elements of one aggregate
 };
 
@@ -60,6 +64,9 @@ enum class ReplyError : uint8_t {
 class ReplyFramer {
  public:
   explicit ReplyFramer(const ReplyLimits& limits = {}) : limits_(limits) {}
+  // Not copyable: stack_ may point into the object itself.
+  ReplyFramer(const ReplyFramer&) = delete;
+  ReplyFramer& operator=(const ReplyFramer&) = delete;
 
   // Frames one reply at data[0..len). Same resume contract as RequestParser:
   // each call for the same reply starts at its first byte.
@@ -83,18 +90,32 @@ class ReplyFramer {
   const ReplyLimits& limits() const { return limits_; }
   void Reset();
 
-  static constexpr int kMaxStack = 128;
+  // Open aggregates kept inside the framer; a deeper reply moves the stack to
+  // the heap until it is complete.
+  static constexpr size_t kInlineStack = 64;
 
  private:
+  struct Open {
+    int64_t remaining;  // elements still to come
+    bool is_attr;       // the aggregate is an attribute
+  };
+
   // Accounts for one finished value; true when the whole reply is complete.
-  bool CompleteValue();
+  // `stack` is stack_ (passed to stay in a register).
+  bool CompleteValue(Open* stack);
+  // Doubles the stack's capacity (cold: only replies deeper than kInlineStack).
+  void Grow();
+  // Back to the inline stack, freeing the heap one.
+  void ReleaseSpill();
 
   ReplyLimits limits_;
-  size_t pos_ = 0;            // offset of the next unparsed element
-  size_t scan_ = 0;           // the current element's line holds no CR before this
-  int64_t stack_[kMaxStack];  // remaining elements per open aggregate
-  bool is_attr_[kMaxStack];   // the open aggregate is an attribute
-  int depth_ = 0;
+  size_t pos_ = 0;   // offset of the next unparsed element
+  size_t scan_ = 0;  // the current element's line holds no CR before this
+  Open inline_[kInlineStack];
+  std::vector<Open> spill_;  // the stack once deeper than kInlineStack
+  Open* stack_ = inline_;    // inline_ or spill_.data()
+  size_t capacity_ = kInlineStack;
+  uint32_t depth_ = 0;  // open aggregates (32 bits: fewer instructions per element)
   bool top_seen_ = false;  // the top-level (non-attribute) value's header was read
   ReplyType type_ = ReplyType::kNull;
   ReplyError error_ = ReplyError::kNone;

@@ -1,6 +1,7 @@
 #include "tenancy/rewriter.h"
 #include "protocol/error_replies.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "protocol/glob.h"
@@ -48,28 +49,30 @@ bool IsAggregate(ReplyType t) {
          t == ReplyType::kPush || t == ReplyType::kAttribute;
 }
 
+// Index just past the `values` values starting at i (the attributes before a
+// value are part of it), n.size() if the nodes end first. Iterative: a reply
+// may nest far deeper than the C++ stack could follow. Each attribute adds
+// its children without taking a slot; every other node takes one and adds its
+// children.
+size_t SkipValues(const std::vector<ReplyNode>& n, size_t i, int64_t values) {
+  for (; values > 0 && i < n.size(); ++i) {
+    const ReplyNode& x = n[i];
+    if (x.attribute) {
+      values += x.count;
+    } else {
+      values += ((IsAggregate(x.type) && !x.is_null) ? x.count : 0) - 1;
+    }
+  }
+  return std::min(i, n.size());
+}
+
 // Index just past the subtree starting at i (attributes before a value are
 // part of the value's subtree).
-size_t Skip(const std::vector<ReplyNode>& n, size_t i) {
-  while (i < n.size() && n[i].attribute) {
-    size_t j = i + 1;
-    for (int64_t k = 0; k < n[i].count; ++k) j = Skip(n, j);
-    i = j;
-  }
-  if (i >= n.size()) return n.size();
-  if (!IsAggregate(n[i].type) || n[i].is_null) return i + 1;
-  size_t j = i + 1;
-  for (int64_t k = 0; k < n[i].count; ++k) j = Skip(n, j);
-  return j;
-}
+size_t Skip(const std::vector<ReplyNode>& n, size_t i) { return SkipValues(n, i, 1); }
 
 // First non-attribute node at or after i.
 size_t Value(const std::vector<ReplyNode>& n, size_t i) {
-  while (i < n.size() && n[i].attribute) {
-    size_t j = i + 1;
-    for (int64_t k = 0; k < n[i].count; ++k) j = Skip(n, j);
-    i = j;
-  }
+  while (i < n.size() && n[i].attribute) i = SkipValues(n, i + 1, n[i].count);
   return i;
 }
 

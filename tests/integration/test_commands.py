@@ -4,9 +4,11 @@ COMMAND), CLIENT REPLY, ECHO/PING/QUIT. Replies are read as RESP2 over raw socke
 noted, so they are checked exactly as keyfence sends them."""
 
 import re
+import threading
 
 import pytest
 
+from conftest import start_keyfence, stop_keyfence
 from harness import RespError
 
 P = b"shop@orders:"
@@ -283,6 +285,65 @@ def test_denied_commands(kf, c, redis_server, backend, args, names):
 def test_scripts_denied_by_default(kf, c, args):
     r = c.cmd(*args)
     assert is_err(r, "NOPERM"), r
+
+
+def read_reply_bytes(conn) -> bytes:
+    """One RESP2 reply's exact bytes, read iteratively (RawConn.read recurses once per
+    level: no use for a reply nested thousands deep)."""
+    out, pending = bytearray(), 1
+    while pending:
+        line = conn._line()
+        out += line + b"\r\n"
+        pending -= 1
+        t, n = line[:1], line[1:]
+        if t in (b"$", b"!", b"=") and int(n) >= 0:
+            out += conn._exact(int(n)) + b"\r\n"
+        elif t in (b"*", b"~", b">", b"%") and int(n) > 0:
+            pending += int(n) * (2 if t == b"%" else 1)
+    return bytes(out)
+
+
+DEEP_TABLE = "local t={} local c=t for i=1,10000 do c[1]={} c=c[1] end return t"
+
+
+def test_eval_deeply_nested_reply_keeps_shared_connection(kf, redis_server):
+    """EVAL returning a table nested 10,000 deep (Redis stops near 8,000 with an error
+    element) comes back exactly as Redis sends it, and another client's GETs pipelined
+    on the same shared backend connection (one worker, one connection) go on working."""
+    with redis_server.raw() as d:
+        d.send("EVAL", DEEP_TABLE, "0")
+        direct = read_reply_bytes(d)
+    assert direct.count(b"*1\r\n") > 5000, direct[-200:]
+    skf = start_keyfence(redis_server.port, {
+        "workers": 1, "tenants": {"orders": {"limits": {"allow_scripts": True}}}})
+    try:
+        other, script = skf.raw("orders"), skf.raw("orders")
+        ok(other.cmd("SET", "k", "v"))
+        stop, got = threading.Event(), []
+
+        def getter():
+            try:
+                while not stop.is_set():
+                    got.append(other.cmd("GET", "k"))
+            except Exception as e:  # noqa: BLE001 - a reset connection shows up here
+                got.append(e)
+
+        t = threading.Thread(target=getter)
+        t.start()
+        try:
+            for _ in range(3):
+                script.send("EVAL", DEEP_TABLE, "0")
+                assert read_reply_bytes(script) == direct
+        finally:
+            stop.set()
+            t.join(10)
+        assert got and all(r == b"v" for r in got), [r for r in got if r != b"v"][:3]
+        assert other.cmd("GET", "k") == b"v" and script.cmd("GET", "k") == b"v"
+        assert "protocol error" not in skf.log_tail(200)
+        other.close()
+        script.close()
+    finally:
+        stop_keyfence(skf)
 
 
 def test_copy_to_other_db_denied(kf, c, redis_server):

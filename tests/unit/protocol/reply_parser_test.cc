@@ -347,20 +347,22 @@ TEST_CASE("framer: limits are enforced before the data arrives") {
             ReplyError::kBadLength);
   }
   SECTION("depth") {
-    REQUIRE(FrameOnce(Nested(65, ":1\r\n")).error == ReplyError::kTooDeep);
-    REQUIRE(FrameOnce(Nested(65, "")).error == ReplyError::kTooDeep);
-    REQUIRE(FrameOnce(Nested(64, "*0\r\n")).error == ReplyError::kTooDeep);
+    ReplyLimits d64;
+    d64.max_depth = 64;
+    REQUIRE(FrameOnce(Nested(65, ":1\r\n"), d64).error == ReplyError::kTooDeep);
+    REQUIRE(FrameOnce(Nested(65, ""), d64).error == ReplyError::kTooDeep);
+    REQUIRE(FrameOnce(Nested(64, "*0\r\n"), d64).error == ReplyError::kTooDeep);
+    REQUIRE(FrameOnce(Nested(64, ":1\r\n"), d64).status == ParseStatus::kOk);
     ReplyLimits limits;
     limits.max_depth = 2;
     REQUIRE(CheckAllSplits("*1\r\n%1\r\n+a\r\n+b\r\n", limits).status == ParseStatus::kOk);
     REQUIRE(CheckAllSplits("*1\r\n%1\r\n+a\r\n*0\r\n", limits) == Err(ReplyError::kTooDeep));
     REQUIRE(CheckAllSplits("*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", limits).status == ParseStatus::kOk);
     REQUIRE(CheckAllSplits("*1\r\n:1\r\n", ReplyLimits{10, 0, 10}) == Err(ReplyError::kTooDeep));
-    // The stack is capped at kMaxStack whatever the configured depth.
+    // A configured depth beyond the inline stack holds exactly.
     const ReplyLimits deep{1 << 20, 1000, 1 << 20};
-    REQUIRE(FrameOnce(Nested(ReplyFramer::kMaxStack, ":1\r\n"), deep).status == ParseStatus::kOk);
-    REQUIRE(FrameOnce(Nested(ReplyFramer::kMaxStack + 1, ":1\r\n"), deep).error ==
-            ReplyError::kTooDeep);
+    REQUIRE(CheckAllSplits(Nested(1000, ":1\r\n"), deep) == Ok(ReplyType::kArray, 4004));
+    REQUIRE(CheckAllSplits(Nested(1001, ":1\r\n"), deep) == Err(ReplyError::kTooDeep));
   }
   SECTION("line length") {
     ReplyLimits limits;
@@ -465,10 +467,52 @@ TEST_CASE("tree: aggregates, attributes and push") {
     REQUIRE(SkipReplySubtree(n, 4) == 6);
     REQUIRE(n[5].str == "c");
   }
-  SECTION("deeper than the framer's default limit is fine") {
-    REQUIRE(ParseReplyTree(Nested(500, ":1\r\n"), &n));
-    REQUIRE(n.size() == 501);
+  SECTION("deeply nested: no recursion on depth") {
+    REQUIRE(ParseReplyTree(Nested(100000, ":1\r\n"), &n));
+    REQUIRE(n.size() == 100001);
+    REQUIRE(SkipReplySubtree(n, 0) == n.size());
+    REQUIRE(SkipReplySubtree(n, 50000) == n.size());
   }
+}
+
+TEST_CASE("framer: replies as deep as Redis sends pass whole and split anywhere") {
+  // EVAL of a Lua table nested 10,000 levels (Redis stops it with an error
+  // near 8,000), and deeper still: the default limits admit them.
+  for (int depth : {10000, 100000}) {
+    CAPTURE(depth);
+    const std::string lua = Nested(depth - 2, "*2\r\n-ERR reached lua stack limit\r\n") + ":1\r\n";
+    std::string resp3;  // maps of one pair, an attribute before each key
+    for (int i = 0; i < depth; ++i) resp3 += "%1\r\n|1\r\n+a\r\n:1\r\n+k\r\n";
+    resp3 += "~0\r\n";
+    for (const std::string& in : {Nested(depth, ":1\r\n"), lua, resp3}) {
+      const FrameResult ok = Ok(in[0] == '*' ? ReplyType::kArray : ReplyType::kMap, in.size());
+      REQUIRE(FrameOnce(in) == ok);
+      REQUIRE(FrameGrowing(in) == ok);  // every byte boundary, resumed
+      for (size_t split = 0; split <= in.size(); split += in.size() / 61 + 1) {
+        CAPTURE(split);
+        REQUIRE(FrameSplit(in, split) == ok);
+      }
+      for (size_t split : {size_t{255}, size_t{256}, size_t{257}, in.size() - 1}) {
+        REQUIRE(FrameSplit(in, split) == ok);  // around the inline stack's end
+      }
+    }
+  }
+  // The same framer goes on with the next reply of the stream, deep or not.
+  ReplyFramer f;
+  const std::string stream = Nested(10000, ":1\r\n") + "+OK\r\n" + Nested(300, "*0\r\n");
+  size_t at = 0;
+  for (size_t want : {size_t{40004}, size_t{5}, size_t{1204}}) {
+    size_t consumed = 0;
+    REQUIRE(f.Frame(stream.data() + at, stream.size() - at, &consumed) == ParseStatus::kOk);
+    REQUIRE(consumed == want);
+    at += consumed;
+  }
+  // Reset() in the middle of a deep reply starts afresh.
+  size_t consumed = 0;
+  REQUIRE(f.Frame(stream.data(), 20000, &consumed) == ParseStatus::kNeedMore);
+  f.Reset();
+  REQUIRE(f.Frame("*1\r\n:1\r\n", 8, &consumed) == ParseStatus::kOk);
+  REQUIRE(consumed == 8);
 }
 
 TEST_CASE("tree: rejects malformed, incomplete or overlong frames") {

@@ -1,7 +1,12 @@
 // RewriteReply golden pairs: the exact bytes a backend reply becomes for the
 // client, per ReplyRule, in RESP2 and RESP3.
+#include <pthread.h>
+
 #include <catch2/catch.hpp>
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tenancy/rewriter.h"
 #include "tenancy_test_util.h"
@@ -234,6 +239,77 @@ TEST_CASE("rewriter: a RESP3 attribute before a name list does not leak names") 
   CHECK(out.find(kP) == std::string::npos);
   CHECK(out.size() >= 11);
   CHECK(out.substr(out.size() - 11) == "*1\r\n" + Bulk("a"));
+}
+
+// A reply nested `depth` arrays deep around one integer, as EVAL returns for a
+// deeply nested Lua table.
+std::string Nested(int depth) {
+  std::string s;
+  s.reserve(static_cast<size_t>(depth) * 4 + 4);
+  for (int i = 0; i < depth; ++i) s += "*1\r\n";
+  return s + ":1\r\n";
+}
+
+// Runs f on a thread with a 256 KiB stack and returns its result: a walk that
+// recursed once per level of a deep reply overflows it (the test binary
+// crashes), where the main thread's 8 MiB stack might just hold.
+std::string OnSmallStack(const std::function<std::string()>& f) {
+  std::string out;
+  std::function<void()> body = [&] { out = f(); };
+  pthread_attr_t attr;
+  REQUIRE(pthread_attr_init(&attr) == 0);
+  REQUIRE(pthread_attr_setstacksize(&attr, 256 * 1024) == 0);
+  pthread_t t;
+  auto run = [](void* p) -> void* {
+    (*static_cast<std::function<void()>*>(p))();
+    return nullptr;
+  };
+  const int rc = pthread_create(&t, &attr, run, &body);
+  pthread_attr_destroy(&attr);
+  REQUIRE(rc == 0);
+  REQUIRE(pthread_join(t, nullptr) == 0);
+  return out;
+}
+
+TEST_CASE("rewriter: replies nested 10,000 and 100,000 deep, no recursion on depth") {
+  for (int depth : {10000, 100000}) {
+    CAPTURE(depth);
+    const std::string deep = Nested(depth);
+    auto reply = [&](ReplyRule rule, const std::string& frame, int proto = 2) {
+      return OnSmallStack([&] { return Reply(rule, frame, "", proto); });
+    };
+    // EVAL / EVALSHA (no reply rule): the frame passes as it is.
+    CHECK(reply(ReplyRule::kNone, deep) == deep);
+    // Rules that rewrite names around a deep value copy the value exactly.
+    CHECK(reply(ReplyRule::kPubSub, deep) == deep);
+    CHECK(reply(ReplyRule::kPubSub, "*3\r\n" + Bulk("message") + Bulk(kP + "ch") + deep) ==
+          "*3\r\n" + Bulk("message") + Bulk("ch") + deep);
+    CHECK(reply(ReplyRule::kFirstIsKey, "*2\r\n" + Bulk(kP + "q") + deep) ==
+          "*2\r\n" + Bulk("q") + deep);
+    CHECK(reply(ReplyRule::kStreams, "%1\r\n" + Bulk(kP + "s") + deep, 3) ==
+          "%1\r\n" + Bulk("s") + deep);
+    CHECK(reply(ReplyRule::kNumsub, "*2\r\n" + Bulk(kP + "ch") + deep) ==
+          "*2\r\n" + Bulk("ch") + deep);
+    // Name lists drop a value that is not a name.
+    CHECK(reply(ReplyRule::kKeyList, "*2\r\n" + Bulk(kP + "a") + deep) == "*1\r\n" + Bulk("a"));
+    CHECK(reply(ReplyRule::kScan, "*2\r\n" + Bulk("0") + "*2\r\n" + Bulk(kP + "a") + deep) ==
+          "*2\r\n" + Bulk("0") + "*1\r\n" + Bulk("a"));
+    CHECK(reply(ReplyRule::kSingleKey, deep) == kUnexpected);
+    CHECK(OnSmallStack([&] {
+            std::string out;
+            FilterConfigGet("*2\r\n" + Bulk("timeout") + deep, out);
+            return out;
+          }) == "*2\r\n" + Bulk("timeout") + deep);
+    // EVAL queued in MULTI: EXEC's other elements are still rewritten.
+    const std::vector<std::pair<ReplyRule, std::string>> rules = {{ReplyRule::kNone, ""},
+                                                                   {ReplyRule::kKeyList, ""}};
+    CHECK(OnSmallStack([&] {
+            std::string out;
+            RewriteExec("*2\r\n" + deep + "*1\r\n" + Bulk(kP + "k"), rules,
+                        {kP, "", 2}, out);
+            return out;
+          }) == "*2\r\n" + deep + "*1\r\n" + Bulk("k"));
+  }
 }
 
 }  // namespace
