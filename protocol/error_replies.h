@@ -199,6 +199,8 @@ inline constexpr std::string_view kBackendPrefix = "ERR keyfence: backend ";
 inline constexpr std::string_view kTooManyRetries =
     "ERR keyfence: too many cluster redirects or retries";
 inline constexpr std::string_view kTooManyRedirects = "ERR keyfence: too many cluster redirects";
+inline constexpr std::string_view kSlotMoved =
+    "TRYAGAIN keyfence: the key's slot moved to another node; try again";
 
 // "ERR keyfence: backend unavailable (<why>)". Clients never learn a backend
 // address (keyfence logs it): they would bypass keyfence with it.

@@ -315,6 +315,12 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
 namespace keyfence::tenancy {
 
 void AppendErrorStripped(std::string_view frame, std::string_view prefix, std::string& out) {
+  // A redirect that gets this far (on a WATCHed or MULTI connection, or from
+  // a script) names a backend address: a retryable error without it instead.
+  if (frame.starts_with("-MOVED ") || frame.starts_with("-ASK ")) {
+    protocol::AppendError(out, protocol::errors::kSlotMoved);
+    return;
+  }
   if (prefix.empty() || frame.find(prefix) == std::string_view::npos) {
     out.append(frame);
     return;

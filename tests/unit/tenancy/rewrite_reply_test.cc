@@ -314,3 +314,19 @@ TEST_CASE("rewriter: replies nested 10,000 and 100,000 deep, no recursion on dep
 
 }  // namespace
 }  // namespace keyfence::tenancy
+
+namespace keyfence::tenancy {
+namespace {
+TEST_CASE("rewrite: a redirect error never reaches the client with a backend address") {
+  for (std::string_view e : {"-MOVED 3999 127.0.0.1:6381\r\n", "-ASK 3999 10.0.0.7:6381\r\n"}) {
+    std::string out;
+    AppendErrorStripped(e, "shop@orders:", out);
+    CHECK(out == "-TRYAGAIN keyfence: the key's slot moved to another node; try again\r\n");
+    CHECK(out.find("6381") == std::string::npos);
+  }
+  std::string out;
+  AppendErrorStripped("-ERR no such key shop@orders:k\r\n", "shop@orders:", out);
+  CHECK(out == "-ERR no such key k\r\n");
+}
+}  // namespace
+}  // namespace keyfence::tenancy
