@@ -59,6 +59,16 @@ int main(int argc, char** argv) {
     for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.ToString().c_str());
     return 1;
   }
+  // Scripts without the ACL backstop run with keyfence's rights: the config
+  // is valid, but the operator should know it trusts those tenants.
+  for (const keyfence::config::Tenant& t : r.snapshot->tenants) {
+    if (t.limits.allow_scripts && r.snapshot->backend.acl == keyfence::config::BackendAcl::kOff) {
+      std::fprintf(stderr,
+                   "%s: warning: tenant '%s' has allow_scripts without backend.acl: per_tenant: "
+                   "its scripts can reach every tenant's keys (the tenant is trusted)\n",
+                   config_path.c_str(), t.app.c_str());
+    }
+  }
   if (check) {
     std::printf("%s: OK\n", config_path.c_str());
     return 0;

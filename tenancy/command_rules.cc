@@ -181,7 +181,8 @@ CommandRules::CommandRules() {
   }
   // With allow_scripts, clients load scripts and call them by SHA (redis-py's
   // register_script, ioredis defineCommand): SCRIPT LOAD/EXISTS are keyless.
-  for (std::string_view name : {"script|load", "script|exists"}) {
+  // SCRIPT FLUSH forgets the tenant's own SHAs (proxy: commands/scripts.cc).
+  for (std::string_view name : {"script|load", "script|exists", "script|flush"}) {
     set(name, [](Rule& r) {
       r = Rule{};
       r.handling = Handling::kForward;

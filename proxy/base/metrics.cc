@@ -14,11 +14,11 @@ namespace keyfence::proxy {
 namespace {
 
 constexpr std::array<std::string_view, kNumRejectReasons> kRejectLabels = {
-    "ratelimit", "denied", "key_rule", "auth", "protocol", "too_large"};
+    "ratelimit", "denied", "key_rule", "auth", "protocol", "too_large", "script_timeout"};
 
 constexpr RejectReason kAllRejectReasons[] = {RejectReason::kRateLimit, RejectReason::kDenied,
                                               RejectReason::kKeyRule,   RejectReason::kAuth,
-                                              RejectReason::kProtocol,  RejectReason::kTooLarge};
+                                              RejectReason::kProtocol,  RejectReason::kTooLarge, RejectReason::kScriptTimeout};
 static_assert(std::size(kAllRejectReasons) == kNumRejectReasons);
 
 // One tenant's counters summed over every worker.

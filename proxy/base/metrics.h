@@ -32,8 +32,11 @@ namespace keyfence::proxy {
 
 // Why a request was refused. Label values (RejectReasonLabel): ratelimit, denied,
 // key_rule, auth, protocol, too_large.
-enum class RejectReason : uint8_t { kRateLimit, kDenied, kKeyRule, kAuth, kProtocol, kTooLarge };
-inline constexpr size_t kNumRejectReasons = 6;
+enum class RejectReason : uint8_t {
+  kRateLimit, kDenied, kKeyRule, kAuth, kProtocol, kTooLarge,
+  kScriptTimeout,  // a script ended by keyfence at limits.max_script_ms
+};
+inline constexpr size_t kNumRejectReasons = 7;
 std::string_view RejectReasonLabel(RejectReason reason);
 
 // Cluster redirections followed by the router. Label values: moved, ask.

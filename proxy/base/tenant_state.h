@@ -9,6 +9,8 @@
 #pragma once
 
 #include <atomic>
+
+#include "absl/container/flat_hash_set.h"
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +33,10 @@ struct TenantShared {
   ratelimit::FairShare ops_fair;  // the connections' shares of `ops`
   ratelimit::SharedBucket bytes;
   std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> dedicated{0};  // dedicated backend connections of its clients
+  // The tenant's own script namespace: SHAs it loaded or ran (lower case).
+  std::mutex scripts_mu;
+  absl::flat_hash_set<std::string> scripts;  // scripts_mu
 };
 
 // Thread-safe registry (a mutex taken at connect/auth and reload time only).

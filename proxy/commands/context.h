@@ -17,6 +17,7 @@
 #include "protocol/writer.h"
 #include "proxy/backend/backend.h"
 #include "proxy/base/metrics.h"
+#include "proxy/base/tenant_state.h"
 #include "proxy/commands/state.h"
 #include "proxy/net/client_stream.h"
 #include "tenancy/command_rules.h"
@@ -72,11 +73,17 @@ class CommandContext {
   virtual void Retire(std::unique_ptr<BackendConn> conn) = 0;
   // A refused request: counted under `reason`, answered with `error`.
   virtual void Reject(RejectReason reason, std::string_view error) = 0;
+  // Counts a refusal under `reason` without answering (the answer is Redis's).
+  virtual void CountRejected(RejectReason reason) = 0;
   // Replies still owed to this client (a barrier waits for none).
   virtual bool inflight() const = 0;
 
   // The connection.
   virtual const config::Tenant* tenant() const = 0;
+  // The tenant's process-wide state (scripts, dedicated count); null before AUTH.
+  virtual TenantShared* tenant_shared() = 0;
+  // A reply slot from Defer() still waits for its reply.
+  virtual bool Owed(uint64_t tag) = 0;
   virtual uint16_t prefix_crc() const = 0;
   ConnState& state() { return state_; }
   DedicatedLink& dedicated() { return dedicated_; }

@@ -59,6 +59,11 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, tenancy::R
 // as_keyfence: as keyfence's own user under the ACL backstop (a transaction
 // of commands keyfence checked fully, such as KEYS, and no script).
 bool TakeDedicated(CommandContext& ctx, int slot, bool as_keyfence = false);
+// scripts.cc: the tenant's script namespace (true: answered here) and the
+// max_script_ms watch of a script just sent.
+bool GuardScript(CommandContext& ctx, const protocol::CommandInfo& cmd);
+void WatchScript(CommandContext& ctx, uint64_t tag, int slot);
+
 // dedicated.cc: sends a request on the dedicated connection, to be sent
 // again if the slot moves under it (blocking commands, not WATCH/MULTI).
 void SendDedicated(CommandContext& ctx, uint64_t tag, std::string bytes);

@@ -80,6 +80,7 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
     }
     return Subscribe(ctx, cmd);
   }
+  if (rule.scripts && !ctx.tx().open && GuardScript(ctx, cmd)) return true;
   auto args = ctx.args();
   Backend& backend = ctx.backend();
   bool cross = false;
@@ -103,6 +104,7 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
                                         rule.as_keyfence ? ctx.own_hint() : ctx.hint()));
   backend.Commit(&ctx.sink(), tag,
                  SendFlags{!rule.scripts, (cmd.flags & protocol::kCmdReadonly) != 0});
+  if (rule.scripts && rule.args == tenancy::ArgRule::kKeySpecs) WatchScript(ctx, tag, slot);
   return true;
 }
 

@@ -26,6 +26,9 @@ struct ConnState {
   std::string name;  // CLIENT SETNAME
   std::string lib_name, lib_ver;
   ReplyMode reply_mode = ReplyMode::kOn;
+  // The last script sent (limits.max_script_ms watches it).
+  uint64_t script_tag = 0;
+  int script_slot = -1;
   bool discard_current = false;  // CLIENT REPLY OFF/SKIP applies to this request
 };
 

@@ -67,8 +67,16 @@ class Session final : public RequestHandler,
   void CloseWithError(std::string_view error) override { conn_.CloseWithError(error); }
   void Retire(std::unique_ptr<BackendConn> conn) override;
   void Reject(RejectReason reason, std::string_view error) override;
+  void CountRejected(RejectReason reason) override { OnBadInput(reason); }
   bool inflight() const override { return !conn_.replies().empty(); }
   const config::Tenant* tenant() const override { return binding_.tenant(); }
+  TenantShared* tenant_shared() override {
+    return binding_.local() != nullptr ? binding_.local()->shared : nullptr;
+  }
+  bool Owed(uint64_t tag) override {
+    const ReplySlot* s = conn_.replies().Find(tag);
+    return s != nullptr && !s->ready;
+  }
   uint16_t prefix_crc() const override { return binding_.prefix_crc(); }
   const SessionInfo& info() override;
   const config::Snapshot& snapshot() const override { return *snapshot_; }

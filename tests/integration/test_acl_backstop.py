@@ -7,10 +7,12 @@ read directly, is unchanged. Standalone and cluster (users on every node).
 
 Every loop here is bounded in count and time; every socket has a timeout."""
 
+import time
+
 import pytest
 
 from conftest import running_cluster, start_keyfence, stop_keyfence
-from harness import HOST, MonitorChecker, RedisServer, RespError
+from harness import HOST, MonitorChecker, RedisServer, RespError, metric_value
 
 ACL = {"backend": {"acl": "per_tenant"},
        "tenants": {"orders": {"limits": {"allow_scripts": True}}}}
@@ -131,3 +133,60 @@ def test_scripts_confined_on_every_cluster_node(cluster):
         assert any("kf:shop@orders" in client_users(n) for n in cluster.nodes if n.port in owners)
     finally:
         stop_keyfence(kf)
+
+
+SCRIPTS = {"backend": {"acl": "per_tenant"},
+           "tenants": {"orders": {"limits": {"allow_scripts": True, "max_script_ms": 300}},
+                       "payments": {"limits": {"allow_scripts": True}}}}
+
+
+def test_each_tenant_has_its_own_script_namespace(backend):
+    kf = start_keyfence(backend.port, SCRIPTS)
+    try:
+        with kf.raw("orders") as o, kf.raw("payments") as p:
+            sha = o.cmd("SCRIPT", "LOAD", "return 'orders-script'")
+            assert isinstance(sha, bytes) and len(sha) == 40
+            assert p.cmd("EVALSHA", sha, 0) == RespError(
+                "NOSCRIPT No matching script. Please use EVAL.")
+            assert p.cmd("SCRIPT", "EXISTS", sha, "0" * 40) == [0, 0]
+            assert o.cmd("SCRIPT", "EXISTS", sha, "0" * 40) == [1, 0]
+            assert o.cmd("EVALSHA", sha.upper(), 0) == b"orders-script"
+            # a tenant that runs the same body with EVAL owns it too
+            assert p.cmd("EVAL", "return 'orders-script'", 0) == b"orders-script"
+            assert p.cmd("EVALSHA", sha, 0) == b"orders-script"
+            # SCRIPT FLUSH forgets only the caller's
+            assert o.cmd("SCRIPT", "FLUSH") == "OK"
+            assert o.cmd("EVALSHA", sha, 0) == RespError(
+                "NOSCRIPT No matching script. Please use EVAL.")
+            assert p.cmd("EVALSHA", sha, 0) == b"orders-script"
+        # redis-py register_script falls back from NOSCRIPT to EVAL and keeps working
+        r = kf.client("orders")
+        incr = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+        assert incr(keys=["n"], args=[2]) == 2
+        assert incr(keys=["n"], args=[3]) == 5
+        r.close()
+    finally:
+        stop_keyfence(kf)
+
+
+def test_a_script_past_max_script_ms_is_killed():
+    # Redis serves other connections (SCRIPT KILL among them) during a script only after
+    # busy-reply-threshold (5 s by default): it must be at most limits.max_script_ms.
+    backend = RedisServer(extra_args=["--busy-reply-threshold", "100"]).start()
+    kf = start_keyfence(backend.port, SCRIPTS)
+    try:
+        with kf.raw("orders", timeout=10) as o, kf.raw("payments") as p:
+            t0 = time.monotonic()
+            r = o.cmd("EVAL", "local i = 0 while true do i = i + 1 end", 0)
+            took = time.monotonic() - t0
+            print(f"looping script answered after {took:.2f} s: {r!r}")
+            assert isinstance(r, RespError) and "killed" in r.text.lower(), r
+            assert 0.25 < took < 3
+            assert p.cmd("SET", "k", "v") == "OK"  # the server is not BUSY
+            assert o.cmd("EVAL", "return 1", 0) == 1  # quick scripts run on
+        assert metric_value(kf.metrics(), "keyfence_rejected_total", tenant="orders",
+                            reason="script_timeout") == 1
+        assert "SCRIPT KILL" in open(kf.log_path).read()
+    finally:
+        stop_keyfence(kf)
+        backend.cleanup()

@@ -38,6 +38,18 @@ def test_check_valid_config(tmp_path, redis_server):
     kf.cleanup()
 
 
+def test_check_warns_about_scripts_without_the_acl_backstop(tmp_path, redis_server):
+    for acl, warned in (("off", True), ("per_tenant", False)):
+        kf = Keyfence(redis_server.port, {"backend": {"acl": acl},
+                                          "tenants": {"orders": {"limits": {"allow_scripts": True}}}})
+        path = tmp_path / f"{acl}.yaml"
+        path.write_text(to_yaml(kf.build_config()) + "\n")
+        r = run_bin("--check", "--config", str(path))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (b"tenant 'orders' has allow_scripts without backend.acl" in r.stderr) == warned
+        kf.cleanup()
+
+
 def test_check_example_config():
     path = os.path.join(REPO, "deploy", "examples", "keyfence.yaml")
     if not os.path.exists(path):

@@ -90,8 +90,9 @@ TEST_CASE("command_rules: every forwarded keyless command is on a short allow-li
   ForEachCommand([](const CommandInfo& c, const Rule& r) {
     if (r.handling != Handling::kForward || r.args != ArgRule::kNone) return;
     const bool help = c.parent != nullptr && c.name.ends_with("|help");
-    // SCRIPT LOAD/EXISTS are keyless but gated like EVAL (allow_scripts).
-    CHECK((help || (r.scripts && In({"script|load", "script|exists"}, c.name)) ||
+    // SCRIPT LOAD/EXISTS/FLUSH are keyless but gated like EVAL (allow_scripts);
+    // keyfence answers EXISTS and FLUSH from the tenant's own SHAs.
+    CHECK((help || (r.scripts && In({"script|load", "script|exists", "script|flush"}, c.name)) ||
            In({"time", "lolwut", "lastsave", "multi", "exec", "discard", "unwatch", "wait"},
               c.name)));
   });
@@ -197,7 +198,6 @@ TEST_CASE("command_rules: dangerous commands are denied") {
                                 "save",
                                 "bgsave",
                                 "bgrewriteaof",
-                                "script|flush",
                                 "script|kill",
                                 "fcall",
                                 "fcall_ro",
@@ -247,7 +247,8 @@ TEST_CASE("command_rules: scripts are forwarded only as scripts") {
   }
   ForEachCommand([](const CommandInfo& c, const Rule& r) {
     if (r.scripts) {
-      CHECK(In({"eval", "evalsha", "eval_ro", "evalsha_ro", "script|load", "script|exists"},
+      CHECK(In({"eval", "evalsha", "eval_ro", "evalsha_ro", "script|load", "script|exists",
+                "script|flush"},
                c.name));
     }
   });
