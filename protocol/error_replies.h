@@ -199,6 +199,9 @@ inline constexpr std::string_view kBackendPrefix = "ERR keyfence: backend ";
 inline constexpr std::string_view kTooManyRetries =
     "ERR keyfence: too many cluster redirects or retries";
 inline constexpr std::string_view kTooManyRedirects = "ERR keyfence: too many cluster redirects";
+inline constexpr std::string_view kTooManyDedicated =
+    "ERR keyfence: this tenant has limits.max_dedicated_connections blocking, subscribed or "
+    "transaction clients already";
 inline constexpr std::string_view kNoScript = "NOSCRIPT No matching script. Please use EVAL.";
 inline constexpr std::string_view kSlotMoved =
     "TRYAGAIN keyfence: the key's slot moved to another node; try again";

@@ -73,6 +73,10 @@ class CommandContext {
   virtual void Retire(std::unique_ptr<BackendConn> conn) = 0;
   // A refused request: counted under `reason`, answered with `error`.
   virtual void Reject(RejectReason reason, std::string_view error) = 0;
+  // Counts this client against the tenant's limits.max_dedicated_connections
+  // before it takes its first dedicated or subscriber connection; false (and
+  // nothing counted) at the cap. Released once it holds none.
+  virtual bool ClaimDedicated() = 0;
   // Counts a refusal under `reason` without answering (the answer is Redis's).
   virtual void CountRejected(RejectReason reason) = 0;
   // Replies still owed to this client (a barrier waits for none).

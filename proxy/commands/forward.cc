@@ -13,6 +13,10 @@ namespace errors = protocol::errors;
 using tenancy::Route;
 
 bool TakeDedicated(CommandContext& ctx, int slot, bool as_keyfence) {
+  if (!ctx.ClaimDedicated()) {
+    ctx.ReplyError(errors::kTooManyDedicated);
+    return false;
+  }
   std::string error;
   std::unique_ptr<BackendConn> c = ctx.backend().Dedicated(
       slot, ctx.proto(), &error, as_keyfence ? nullptr : ctx.hint().user);

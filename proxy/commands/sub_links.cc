@@ -67,6 +67,10 @@ SubLink* FindLink(PubSubState& ps, const config::Endpoint& ep) {
 }
 
 SubLink* OpenLink(CommandContext& ctx, const config::Endpoint& ep, bool reply) {
+  if (!ctx.ClaimDedicated()) {
+    if (reply) ctx.ReplyError(protocol::errors::kTooManyDedicated);
+    return nullptr;
+  }
   auto link = std::make_unique<SubLink>();
   link->conn = ctx.backend().DedicatedTo(ep, ctx.proto(), ctx.own_hint().user);
   if (!link->conn || !link->conn->Available()) {  // Available() connects it

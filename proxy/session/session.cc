@@ -49,6 +49,26 @@ void Session::Start() {
   if (!conn_.Start()) conn_.Close();
 }
 
+bool Session::ClaimDedicated() {
+  if (dedicated_claim_ != nullptr) return true;
+  TenantShared* ts = tenant_shared();
+  if (ts == nullptr) return true;
+  const uint32_t cap = binding_.tenant()->limits.max_dedicated_connections;
+  if (ts->dedicated.fetch_add(1, std::memory_order_relaxed) >= cap && cap != 0) {
+    ts->dedicated.fetch_sub(1, std::memory_order_relaxed);
+    binding_.counters().CountRejected(RejectReason::kDenied);
+    return false;
+  }
+  dedicated_claim_ = ts;
+  return true;
+}
+
+void Session::ReleaseDedicatedClaim() {
+  if (dedicated_claim_ == nullptr || dedicated_.active() || pubsub_.active()) return;
+  dedicated_claim_->dedicated.fetch_sub(1, std::memory_order_relaxed);
+  dedicated_claim_ = nullptr;
+}
+
 void Session::PickBackendUser() {
   const config::Tenant* t = binding_.tenant();
   backend_user_ = t != nullptr ? host_.BackendUserFor(t->app) : nullptr;
@@ -137,6 +157,7 @@ void Session::OnClosed() {
   ops_.clear();
   commands::DropSubscriptions(*this);
   DropDedicated();
+  ReleaseDedicatedClaim();
   binding_.Leave();
   if (delay_timer_) delay_timer_->cancel();
   LeaveUnauthenticated();
@@ -204,6 +225,7 @@ void Session::Complete(uint64_t tag, std::string_view reply) {
 
 void Session::AfterDelivery() {
   MaybeReleaseDedicated();
+  ReleaseDedicatedClaim();
   if (conn_.replies().empty()) conn_.ResumeSoon();
 }
 

@@ -68,6 +68,7 @@ class Session final : public RequestHandler,
   void Retire(std::unique_ptr<BackendConn> conn) override;
   void Reject(RejectReason reason, std::string_view error) override;
   void CountRejected(RejectReason reason) override { OnBadInput(reason); }
+  bool ClaimDedicated() override;
   bool inflight() const override { return !conn_.replies().empty(); }
   const config::Tenant* tenant() const override { return binding_.tenant(); }
   TenantShared* tenant_shared() override {
@@ -118,6 +119,8 @@ class Session final : public RequestHandler,
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
   std::unique_ptr<boost::asio::steady_timer> preauth_timer_;
   bool unauthenticated_ = false;  // counted by the host
+  TenantShared* dedicated_claim_ = nullptr;  // counted in its `dedicated`
+  void ReleaseDedicatedClaim();
   std::shared_ptr<bool> alive_;
   // The request being dispatched.
   uint16_t cur_cmd_id_ = 0;

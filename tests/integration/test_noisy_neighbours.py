@@ -268,3 +268,28 @@ def test_errors_name_no_backend_address():
         assert str(port) in open(kf.log_path).read()  # the address is logged instead
     finally:
         stop_keyfence(kf)
+
+
+def test_dedicated_connections_are_capped_per_tenant(backend):
+    kf = start_keyfence(backend.port, {"tenants": {"orders": {"limits": {
+        "max_dedicated_connections": 2}}}})
+    try:
+        a, b, c = (kf.raw("orders") for _ in range(3))
+        with kf.raw("payments") as other:
+            a.send("BLPOP", "q", 1)
+            assert b.cmd("SUBSCRIBE", "news") == [b"subscribe", b"news", 1]
+            time.sleep(0.1)
+            r = c.cmd("BLPOP", "q", 1)
+            assert isinstance(r, RespError) and "max_dedicated_connections" in r.text, r
+            assert c.cmd("MULTI") == "OK" and c.cmd("SET", "k", "v") == "QUEUED"
+            r = c.cmd("EXEC")
+            assert isinstance(r, RespError) and "max_dedicated_connections" in r.text, r
+            assert c.cmd("SET", "k", "v") == "OK"  # shared commands go on
+            assert other.cmd("BLPOP", "pq", "0.1") is None  # another tenant is not capped
+            assert a.read() is None  # the BLPOP timed out: its slot is free again
+            time.sleep(0.1)
+            assert c.cmd("BLPOP", "q", "0.1") is None
+        for x in (a, b, c):
+            x.close()
+    finally:
+        stop_keyfence(kf)
