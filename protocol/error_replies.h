@@ -19,7 +19,8 @@ inline constexpr std::string_view kWrongPass =
     "WRONGPASS invalid username-password pair or user is disabled.";
 inline constexpr std::string_view kMaxClients = "ERR max number of clients reached";
 inline constexpr std::string_view kAuthThrottled =
-    "ERR keyfence: too many failed AUTH attempts from this address; try again later";
+    "ERR keyfence: too many failed AUTH attempts for this user from this address; try again "
+    "later";
 inline constexpr std::string_view kAuthWithState =
     "ERR keyfence: cannot AUTH as another tenant while subscribed, in a transaction or with "
     "requests in flight";

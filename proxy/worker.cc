@@ -162,18 +162,20 @@ void Worker::AcceptFailed(size_t i, const boost::system::error_code& ec) {
 
 namespace {
 constexpr uint32_t kMaxAuthFailures = 10;
+constexpr uint32_t kFreeAuthFailures = 3;
 constexpr uint64_t kAuthWindowNs = 60ull * 1000000000;
 constexpr size_t kMaxAuthEntries = 10000;
 }  // namespace
 
-bool Worker::AuthThrottled(const std::string& addr, uint64_t now_ns) {
-  auto it = auth_failures_.find(addr);
-  if (it == auth_failures_.end()) return false;
+uint64_t Worker::AuthWait(const std::string& key, uint64_t now_ns) {
+  auto it = auth_failures_.find(key);
+  if (it == auth_failures_.end()) return 0;
   if (now_ns - it->second.window_start_ns > kAuthWindowNs) {
     auth_failures_.erase(it);
-    return false;
+    return 0;
   }
-  return it->second.count >= kMaxAuthFailures;
+  if (it->second.count >= kMaxAuthFailures) return UINT64_MAX;
+  return it->second.next_ns > now_ns ? it->second.next_ns - now_ns : 0;
 }
 
 void Worker::AuthFailed(const std::string& addr, uint64_t now_ns) {
@@ -189,6 +191,11 @@ void Worker::AuthFailed(const std::string& addr, uint64_t now_ns) {
     f.window_start_ns = now_ns;
   }
   ++f.count;
+  // Free at first (typos), then each further attempt waits longer.
+  if (f.count >= kFreeAuthFailures) {
+    const uint64_t ms = std::min<uint64_t>(50ull << (f.count - kFreeAuthFailures), 1000);
+    f.next_ns = now_ns + ms * 1000000;
+  }
 }
 
 TenantLocal& Worker::Tenant(const std::string& name) {

@@ -64,7 +64,7 @@ class Worker final : public SessionHost, public BackendHost {
     if (unauthenticated_ == nullptr) unauthenticated_ = &metrics_.ForTenant("unauthenticated");
     return *unauthenticated_;
   }
-  bool AuthThrottled(const std::string& addr, uint64_t now_ns) override;
+  uint64_t AuthWait(const std::string& key, uint64_t now_ns) override;
   void AuthFailed(const std::string& addr, uint64_t now_ns) override;
   bool TryAddUnauthenticated(const std::string& addr, uint32_t per_addr,
                              uint64_t total) override;
@@ -122,6 +122,7 @@ class Worker final : public SessionHost, public BackendHost {
   struct AuthFailures {
     uint32_t count = 0;
     uint64_t window_start_ns = 0;
+    uint64_t next_ns = 0;  // the next attempt waits until then
   };
   absl::flat_hash_map<std::string, AuthFailures> auth_failures_;
 };

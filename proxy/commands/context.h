@@ -115,8 +115,16 @@ class CommandContext {
   virtual void WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) = 0;
 
   // Tenant and lifecycle (handshake commands).
-  virtual bool AuthThrottled() = 0;
+  // Failed AUTH is throttled per client address and user name: the first
+  // failures go free, then each next attempt waits (50 ms doubling to 1 s),
+  // and after kAuthMaxFailures in a minute that pair is refused. Returns the
+  // wait in ns, 0 to go on, or UINT64_MAX when refused; remembers `user` for
+  // AuthFailed().
+  virtual uint64_t AuthWait(std::string_view user) = 0;
   virtual void AuthFailed() = 0;
+  // Pauses this client's input for `ns`, then hands the same request again
+  // (the handler returns false).
+  virtual void DelayRequest(uint64_t ns) = 0;
   virtual BindResult Bind(const config::Tenant* t) = 0;
   virtual void ResetConnection() = 0;  // RESET: back to a fresh connection
   virtual void CloseAfterReply() = 0;  // QUIT

@@ -60,10 +60,18 @@ bool Select(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Ru
 
 namespace {
 
-bool AuthAllowed(CommandContext& ctx) {
-  if (!ctx.AuthThrottled()) return true;
+enum class AuthGate : uint8_t { kGo, kWait, kRefused };
+
+// kWait: the request comes again after the delay (the handler returns false).
+AuthGate AuthAllowed(CommandContext& ctx, std::string_view user) {
+  const uint64_t w = ctx.AuthWait(user);
+  if (w == 0) return AuthGate::kGo;
+  if (w != UINT64_MAX) {
+    ctx.DelayRequest(w);
+    return AuthGate::kWait;
+  }
   ctx.Reject(RejectReason::kAuth, errors::kAuthThrottled);
-  return false;
+  return AuthGate::kRefused;
 }
 
 // Binds the connection to `t` after a successful password check; false (and
@@ -134,7 +142,9 @@ bool Hello(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rul
   bool has_setname = false;
   for (; i < args.size(); ++i) {
     if (EqNoCase(args[i], "auth") && i + 2 < args.size()) {
-      if (!AuthAllowed(ctx)) return true;
+      if (AuthGate g = AuthAllowed(ctx, args[i + 1]); g != AuthGate::kGo) {
+        return g == AuthGate::kRefused;
+      }
       auth_given = true;
       auth = ctx.snapshot().Authenticate(args[i + 1], args[i + 2]);
       i += 2;
@@ -160,7 +170,8 @@ bool Hello(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rul
 
 bool Auth(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
   auto args = ctx.args();
-  if (!AuthAllowed(ctx)) return true;
+  const std::string_view user = args.size() == 3 ? args[1] : std::string_view("default");
+  if (AuthGate g = AuthAllowed(ctx, user); g != AuthGate::kGo) return g == AuthGate::kRefused;
   const config::Tenant* t = nullptr;
   if (args.size() == 2) {
     t = ctx.snapshot().AuthenticatePasswordOnly(args[1]);

@@ -143,6 +143,7 @@ bool ClientConn::CheckOutput(uint64_t now_ns) {
     over_soft_since_ns_ = 0;
     return true;
   }
+  if (now_ns == 0) now_ns = Loop::NowNs();  // read only when over the soft limit
   if (over_soft_since_ns_ == 0) over_soft_since_ns_ = now_ns;
   if (now_ns - over_soft_since_ns_ < l.soft_ns) return true;
   handler_.OnOutputOverLimit(l.soft, true);
@@ -154,7 +155,7 @@ void ClientConn::Flush() {
   if (closed_) return;
   // Every turn that adds output, even while a write is in flight: a client
   // that does not read cannot pile up more than its limit.
-  if (!out_.empty() && !CheckOutput(Loop::NowNs())) return;
+  if (!out_.empty() && !CheckOutput(0)) return;
   if (write_in_flight_) return;
   if (out_.empty()) {
     if (close_after_flush_ && replies_.empty()) Close();

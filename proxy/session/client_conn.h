@@ -72,7 +72,8 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   void Close();
 
   // Closes the connection (dropping its output) if it is over its output
-  // limits; called on every flush and periodically. False if it closed.
+  // limits; called on every flush and periodically (now_ns 0: read the clock
+  // only if needed). False if it closed.
   bool CheckOutput(uint64_t now_ns);
   // Bytes of replies not yet taken by the socket.
   size_t pending_output() const { return out_.size() + writing_.size(); }

@@ -290,10 +290,15 @@ const SessionInfo& Session::info() {
   return info_;
 }
 
-bool Session::AuthThrottled() { return host_.AuthThrottled(info_.peer.remote_ip, Loop::NowNs()); }
+uint64_t Session::AuthWait(std::string_view user) {
+  auth_key_ = info_.peer.remote_ip;
+  auth_key_.push_back(' ');
+  auth_key_.append(user);
+  return host_.AuthWait(auth_key_, Loop::NowNs());
+}
 
 void Session::AuthFailed() {
-  host_.AuthFailed(info_.peer.remote_ip, Loop::NowNs());
+  host_.AuthFailed(auth_key_, Loop::NowNs());
   spdlog::warn("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
                listener_.bind.ToString());
 }

@@ -87,7 +87,8 @@ class Session final : public RequestHandler,
   void Adopt(std::unique_ptr<AsyncOp> op) override { ops_.push_back(std::move(op)); }
   void Finished(AsyncOp* op) override;
   void WakeAfter(uint32_t ms, void (*fn)(CommandContext&)) override;
-  bool AuthThrottled() override;
+  uint64_t AuthWait(std::string_view user) override;
+  void DelayRequest(uint64_t ns) override { DelayFor(ns); }
   void AuthFailed() override;
   BindResult Bind(const config::Tenant* t) override;
   void ResetConnection() override;
@@ -119,6 +120,7 @@ class Session final : public RequestHandler,
   std::unique_ptr<boost::asio::steady_timer> delay_timer_;
   std::unique_ptr<boost::asio::steady_timer> preauth_timer_;
   bool unauthenticated_ = false;  // counted by the host
+  std::string auth_key_;          // "<address> <user>" of the AUTH being checked
   TenantShared* dedicated_claim_ = nullptr;  // counted in its `dedicated`
   void ReleaseDedicatedClaim();
   std::shared_ptr<bool> alive_;

@@ -28,8 +28,10 @@ class SessionHost {
   // Counters for requests refused before AUTH (tenant="unauthenticated").
   virtual TenantCounters& Unauthenticated() = 0;
   // Failed AUTH attempts per client address (DESIGN.md: throttled per address).
-  virtual bool AuthThrottled(const std::string& addr, uint64_t now_ns) = 0;
-  virtual void AuthFailed(const std::string& addr, uint64_t now_ns) = 0;
+  // Failed AUTH per "<address> <user>": the wait before the next attempt may
+  // be checked (0: go; UINT64_MAX: refused for now).
+  virtual uint64_t AuthWait(const std::string& key, uint64_t now_ns) = 0;
+  virtual void AuthFailed(const std::string& key, uint64_t now_ns) = 0;
   virtual size_t sessions() const = 0;
   // Unauthenticated connections (process-wide): false if `addr` or the total
   // is at its cap.

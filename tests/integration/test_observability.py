@@ -1,6 +1,8 @@
 """Big values (counted in keyfence_big_values_total, logged with tenant and key, at most
 once a second), AUTH throttling per client address, and hot keys naming client keys."""
 
+import time
+
 import pytest
 
 from conftest import start_keyfence
@@ -39,10 +41,18 @@ def test_big_requests_and_replies_counted_and_logged(keyfence, backend):
 def test_failed_auth_is_throttled_per_address(redis_server):
     kf = start_keyfence(redis_server.port, {"workers": 1})
     try:
+        took = []
         for _ in range(10):
             with kf.raw("gateway") as c:
+                t0 = time.monotonic()
                 assert c.cmd("AUTH", "orders", "nope") == RespError(
                     "WRONGPASS invalid username-password pair or user is disabled.")
+                took.append(time.monotonic() - t0)
+        # the first failures go free, then each attempt waits longer (50 ms doubling to 1 s)
+        assert took[4] > 0.08 and took[9] > 0.9, took
+        # another user from the same address is not locked out
+        with kf.raw("gateway") as c:
+            assert c.cmd("AUTH", "billing", "billing-secret") == "OK"
         with kf.raw("gateway") as c:
             r = c.cmd("AUTH", "orders", "orders-secret")
             assert isinstance(r, RespError) and "too many failed AUTH" in r.text, r

@@ -143,7 +143,7 @@ class FakeHost final : public SessionHost, public BackendHost {
     return *p;
   }
   TenantCounters& Unauthenticated() override { return metrics_.ForTenant("unauthenticated"); }
-  bool AuthThrottled(const std::string&, uint64_t) override { return false; }
+  uint64_t AuthWait(const std::string&, uint64_t) override { return 0; }
   void AuthFailed(const std::string&, uint64_t) override { ++auth_failures; }
   size_t sessions() const override { return 1; }
   bool TryAddUnauthenticated(const std::string&, uint32_t, uint64_t) override { return true; }
