@@ -73,6 +73,23 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
   return true;
 }
 
+namespace {
+// The shared path of scripts (no redirects followed: their errors can be
+// forged; max_script_ms watched) and of commands run as keyfence's own user.
+bool ForwardSpecial(CommandContext& ctx, const protocol::CommandInfo& cmd,
+                    const tenancy::Rule& rule, int slot) {
+  Backend& backend = ctx.backend();
+  uint64_t tag = ctx.Defer(rule.reply);
+  tenancy::WriteRequest(ctx.args(), ctx.refs(), ctx.tenant()->prefix,
+                        backend.Prepare(slot, ctx.proto(),
+                                        rule.as_keyfence ? ctx.own_hint() : ctx.hint()));
+  backend.Commit(&ctx.sink(), tag,
+                 SendFlags{!rule.scripts, (cmd.flags & protocol::kCmdReadonly) != 0});
+  if (rule.scripts && rule.args == tenancy::ArgRule::kKeySpecs) WatchScript(ctx, tag, slot);
+  return true;
+}
+}  // namespace
+
 bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
              Route route) {
   if (route == Route::kTransaction) return TransactionCommand(ctx, cmd, rule);
@@ -101,14 +118,12 @@ bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
     return true;
   }
   if (route != Route::kShared || d.active()) return ForwardDedicated(ctx, rule, route, slot);
+  if (rule.scripts || rule.as_keyfence) return ForwardSpecial(ctx, cmd, rule, slot);
   // The hot path: written once, straight into the backend's buffer.
   uint64_t tag = ctx.Defer(rule.reply);
   tenancy::WriteRequest(args, ctx.refs(), ctx.tenant()->prefix,
-                        backend.Prepare(slot, ctx.proto(),
-                                        rule.as_keyfence ? ctx.own_hint() : ctx.hint()));
-  backend.Commit(&ctx.sink(), tag,
-                 SendFlags{!rule.scripts, (cmd.flags & protocol::kCmdReadonly) != 0});
-  if (rule.scripts && rule.args == tenancy::ArgRule::kKeySpecs) WatchScript(ctx, tag, slot);
+                        backend.Prepare(slot, ctx.proto(), ctx.hint()));
+  backend.Commit(&ctx.sink(), tag, SendFlags{true, (cmd.flags & protocol::kCmdReadonly) != 0});
   return true;
 }
 

@@ -225,7 +225,7 @@ void Session::Complete(uint64_t tag, std::string_view reply) {
 
 void Session::AfterDelivery() {
   MaybeReleaseDedicated();
-  ReleaseDedicatedClaim();
+  if (dedicated_claim_ != nullptr) ReleaseDedicatedClaim();
   if (conn_.replies().empty()) conn_.ResumeSoon();
 }
 
