@@ -132,8 +132,10 @@ def test_reads_served_by_replicas(cluster, kf_replica):
         set_on = {}
         for m in monitors.values():
             m.sync()  # every command so far has reached the monitor streams
+        # Every SET a node executed (the harness sent none; the master's own GETs above
+        # are not SETs), so no guess about which client address is whose is needed.
         for port, m in monitors.items():
-            for addr, args in m.commands(marks[port]):
+            for addr, args in m.commands(marks[port], include_own=True):
                 if args[0].upper() == b"SET":
                     set_on.setdefault(args[1], []).append((port, addr))
         for k in keys:
@@ -177,8 +179,8 @@ def test_reads_served_by_replicas(cluster, kf_replica):
         get_on = {}
         for m in monitors.values():
             m.sync()
-        for port, m in monitors.items():
-            for addr, args in m.commands(marks[port]):
+        for port, m in monitors.items():  # the harness sent no GET since the marks
+            for addr, args in m.commands(marks[port], include_own=True):
                 if args[0].upper() == b"GET":
                     get_on.setdefault(args[1], set()).add(port)
         wrong_node = [(k, own[k][1].port, sorted(get_on.get(P + k, ())))
