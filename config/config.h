@@ -116,6 +116,8 @@ struct Backend {
   // the client with an error.
   uint32_t subscriber_recovery_ms = 30000;
   BackendAcl acl = BackendAcl::kOff;
+  // backend.acl: per_tenant: a tenant's shared connection idle this long is closed.
+  uint32_t tenant_connection_idle_ms = 60000;
   ReadFrom read_from = ReadFrom::kMaster;
 };
 

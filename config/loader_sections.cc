@@ -100,6 +100,7 @@ void Parser::BackendSection(const Val& v, Backend* b) {
              {"request_timeout_ms", UintTo(&b->request_timeout_ms, 1, kMaxMs)},
              {"retry_budget_ms", UintTo(&b->retry_budget_ms, 0, kMaxMs)},
              {"subscriber_recovery_ms", UintTo(&b->subscriber_recovery_ms, 0, kMaxMs)},
+             {"tenant_connection_idle_ms", UintTo(&b->tenant_connection_idle_ms, 0, kMaxMs)},
              {"acl",
               [&](const Val& f) {
                 size_t i = 0;

@@ -95,6 +95,7 @@ class BackendConn : public Flushable {
   void set_readonly(bool r) { readonly_ = r; }
   bool dedicated() const { return dedicated_; }
   const BackendUser* user() const { return user_; }
+  uint64_t idle_since_ns = 0;  // NodePool's idle check (tenant connections)
   bool connected() const { return state_ == State::kReady; }
   const config::Endpoint& endpoint() const { return endpoint_; }
   // Fails all requests older than timeout_ns (and closes). Returns true if it did.

@@ -94,10 +94,23 @@ void NodePool::Forget(ReplySink* sink) {
 }
 
 void NodePool::CheckTimeouts(uint64_t now_ns, uint64_t timeout_ns) {
+  const uint32_t idle_ms = host_.settings().tenant_connection_idle_ms;
   for (auto& [name, node] : nodes_) {
     for (auto& v : node->shared) {
       for (auto& c : v) {
-        if (c) c->CheckTimeout(now_ns, timeout_ns);
+        if (!c) continue;
+        c->CheckTimeout(now_ns, timeout_ns);
+        // A tenant's connections (backend.acl: per_tenant) go once seen idle at
+        // every check for idle_ms (no cost per request; at worst a light
+        // tenant reconnects once per idle_ms). Shared() opens a new one.
+        if (node->user == nullptr || idle_ms == 0) continue;
+        if (c->pending() != 0) {
+          c->idle_since_ns = 0;
+        } else if (c->idle_since_ns == 0) {
+          c->idle_since_ns = now_ns;
+        } else if (now_ns - c->idle_since_ns >= uint64_t{idle_ms} * 1000000) {
+          DrainAndDrop(std::move(c));
+        }
       }
     }
   }

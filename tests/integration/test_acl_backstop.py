@@ -190,3 +190,20 @@ def test_a_script_past_max_script_ms_is_killed():
     finally:
         stop_keyfence(kf)
         backend.cleanup()
+
+
+def test_idle_tenant_connections_are_closed(backend):
+    kf = start_keyfence(backend.port, {"backend": {"acl": "per_tenant",
+                                                   "tenant_connection_idle_ms": 300}})
+    try:
+        with kf.raw("orders") as o:
+            assert o.cmd("SET", "k", "v") == "OK"
+            assert "kf:shop@orders" in client_users(backend)
+            deadline = time.monotonic() + 5
+            while "kf:shop@orders" in client_users(backend) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "kf:shop@orders" not in client_users(backend), "idle connection kept"
+            assert o.cmd("GET", "k") == b"v"  # opened again on demand
+            assert "kf:shop@orders" in client_users(backend)
+    finally:
+        stop_keyfence(kf)
