@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/base/text.h"
 #include "tenancy/acl_rules.h"
 
 namespace keyfence::proxy {
@@ -16,13 +17,7 @@ using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
 std::string RandomPassword() {
   unsigned char b[32];
   if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s.push_back(kHex[c >> 4]);
-    s.push_back(kHex[c & 15]);
-  }
-  return s;
+  return Hex(b, sizeof b);
 }
 
 ReplyPtr Command(redisContext* c, const std::vector<std::string>& args) {

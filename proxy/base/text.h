@@ -1,6 +1,7 @@
 // Small text helpers shared by the session's source files.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace keyfence::proxy {
@@ -18,6 +19,18 @@ inline bool EqNoCase(std::string_view a, std::string_view b) {
     if (x != y) return false;
   }
   return true;
+}
+
+// Lower-case hex of bytes (SHA digests, random passwords).
+inline std::string Hex(const unsigned char* data, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    s.push_back(kHex[data[i] >> 4]);
+    s.push_back(kHex[data[i] & 15]);
+  }
+  return s;
 }
 
 }  // namespace keyfence::proxy

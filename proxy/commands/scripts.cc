@@ -20,6 +20,7 @@
 #include <cctype>
 
 #include "protocol/error_replies.h"
+#include "proxy/base/text.h"
 #include "proxy/commands/families.h"
 
 namespace keyfence::proxy::commands {
@@ -29,13 +30,7 @@ namespace {
 std::string Sha1Hex(std::string_view body) {
   unsigned char d[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(body.data()), body.size(), d);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : d) {
-    s.push_back(kHex[c >> 4]);
-    s.push_back(kHex[c & 15]);
-  }
-  return s;
+  return Hex(d, sizeof d);
 }
 
 std::string Lower(std::string_view v) {
