@@ -14,6 +14,7 @@ Run with /usr/bin/python3 (Debian's python3-redis); KEYFENCE_BIN overrides the
 binary (default <repo>/build/keyfence).
 """
 
+import contextlib
 import os
 import sys
 
@@ -83,6 +84,20 @@ def running_cluster(n=3, **kw):
         yield c
     finally:
         c.cleanup()
+
+
+@contextlib.contextmanager
+def monitored(nodes):
+    """MONITOR on every node for the block; afterwards every key and channel keyfence sent
+    must carry a tenant prefix (checked only if the block passed)."""
+    ms = [MonitorChecker(n) for n in nodes]
+    try:
+        yield ms
+    finally:
+        for m in ms:
+            m.stop()
+    for m in ms:
+        m.assert_clean()
 
 
 def cluster_keyfence(cluster, **backend):

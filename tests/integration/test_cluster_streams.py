@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from conftest import checked_cluster_keyfence, cluster_keyfence, running_cluster
-from harness import HOST, MonitorChecker, RespError, key_slot
+from conftest import checked_cluster_keyfence, cluster_keyfence, monitored, running_cluster
+from harness import HOST, RespError, key_slot
 
 P = b"shop@orders:"
 
@@ -47,8 +47,7 @@ def keys_on_other_slots(base: bytes, n: int):
 
 def test_commands_pipelined_behind_blpop_run_after_it(kf, cluster):
     k1, k2 = keys_on_other_slots(b"jobs", 2)
-    ms = [MonitorChecker(n) for n in cluster.nodes]
-    try:
+    with monitored(cluster.nodes):
         with kf.raw("orders") as c, kf.raw("orders") as pusher:
             assert c.cmd("SET", k1, "one") == "OK"
             # One write: BLPOP (blocks), then GET and SET of other slots (ioredis/node-redis style).
@@ -70,11 +69,6 @@ def test_commands_pipelined_behind_blpop_run_after_it(kf, cluster):
                        b"*2\r\n$4\r\nLLEN\r\n$4\r\njobs\r\n")
             assert c.read() is None
             assert c.read() == 0
-    finally:
-        for m in ms:
-            m.stop()
-    for m in ms:
-        m.assert_clean()
 
 
 def test_blpop_waiting_while_its_slot_moves_is_sent_again(kf, cluster):
@@ -176,8 +170,7 @@ def channels_on_every_master(cluster):
 def test_subscriber_over_every_master(kf, cluster, proto):
     chans = channels_on_every_master(cluster)
     assert len(chans) == 3
-    ms = [MonitorChecker(n) for n in cluster.nodes]
-    try:
+    with monitored(cluster.nodes):
         with kf.raw("orders") as c, kf.raw("orders") as pub:
             if proto == 3:
                 assert c.cmd("HELLO", "3")[b"proto"] == 3
@@ -206,11 +199,6 @@ def test_subscriber_over_every_master(kf, cluster, proto):
             assert left == [0, 1, 2]
             assert c.cmd("UNSUBSCRIBE", "news") == [b"unsubscribe", b"news", 0]
             assert c.cmd("PING") in ("PONG", b"PONG")
-    finally:
-        for m in ms:
-            m.stop()
-    for m in ms:
-        m.assert_clean()
 
 
 def test_subscriptions_stay_in_the_tenant(kf, cluster):

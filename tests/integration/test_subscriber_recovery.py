@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from conftest import checked_cluster_keyfence, cluster_keyfence, running_cluster, start_keyfence, stop_keyfence
-from harness import MonitorChecker, RedisServer, RespError, key_slot, wait_until
+from conftest import (checked_cluster_keyfence, cluster_keyfence, monitored, running_cluster,
+                      start_keyfence, stop_keyfence)
+from harness import RedisServer, RespError, key_slot, wait_until
 
 P = b"shop@orders:"
 SUBSCRIBER_LOST = "ERR keyfence: subscriber connection to the backend was lost"
@@ -65,8 +66,7 @@ def test_shard_subscriber_follows_its_slot_to_another_node(kf, cluster, proto):
     slot = key_slot(P + ch)
     src = cluster.node_for_slot(slot)
     dst = next(n for n in cluster.master_nodes() if n.port != src.port)
-    ms = [MonitorChecker(n) for n in cluster.nodes]
-    try:
+    with monitored(cluster.nodes):
         with kf.raw("orders") as c, kf.raw("orders") as pub:
             if proto == 3:
                 assert c.cmd("HELLO", "3")[b"proto"] == 3
@@ -86,11 +86,6 @@ def test_shard_subscriber_follows_its_slot_to_another_node(kf, cluster, proto):
             assert c.cmd("SUNSUBSCRIBE", ch) == [b"sunsubscribe", ch, 0]
             assert shard_numsub(dst, P + ch) == 0
             assert c.cmd("UNSUBSCRIBE", "news") == [b"unsubscribe", b"news", 0]
-    finally:
-        for m in ms:
-            m.stop()
-    for m in ms:
-        m.assert_clean()
 
 
 def kill_subscribers(nodes):
@@ -106,8 +101,7 @@ def test_killed_subscriber_connections_are_restored(kf, cluster):
     every node is killed; each tenant's subscriptions come back, each gets only its own
     messages, neither sees an error or an extra ack."""
     chans = channels_on_every_master(cluster, "rs")
-    ms = [MonitorChecker(n) for n in cluster.nodes]
-    try:
+    with monitored(cluster.nodes):
         with kf.raw("orders") as mine, kf.raw("payments") as theirs, \
                 kf.raw("orders") as pub, kf.raw("payments") as ppub:
             for c in (mine, theirs):
@@ -163,11 +157,6 @@ def test_killed_subscriber_connections_are_restored(kf, cluster):
             # the other tenant kept everything
             ppub.cmd("PUBLISH", "alerts", "a")
             assert theirs.read() == [b"message", b"alerts", b"a"]
-    finally:
-        for m in ms:
-            m.stop()
-    for m in ms:
-        m.assert_clean()
 
 
 # --- standalone: the backend restarts, or stays away --------------------------------------
