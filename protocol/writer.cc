@@ -37,13 +37,19 @@ inline void AppendHeader(std::string& out, char type, uint64_t n) {
 // Appends "<type><s>\r\n" with CR and LF in s replaced by spaces.
 void AppendLine(std::string& out, char type, std::string_view s) {
   const size_t at = out.size();
-  out.reserve(at + s.size() + 3);
-  out.push_back(type);
-  out.append(s);
-  for (size_t i = at + 1; i < out.size(); ++i) {
-    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+  out.resize(at + s.size() + 3);
+  char* p = out.data() + at;
+  *p++ = type;
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  // Rare: texts that carry CR or LF (memchr is vectorised; the fix-up is not).
+  if (std::memchr(s.data(), '\r', s.size()) != nullptr ||
+      std::memchr(s.data(), '\n', s.size()) != nullptr) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (p[i] == '\r' || p[i] == '\n') p[i] = ' ';
+    }
   }
-  out.append("\r\n", 2);
+  p[s.size()] = '\r';
+  p[s.size() + 1] = '\n';
 }
 
 }  // namespace

@@ -42,8 +42,12 @@ void ClientConn::OnReadable() {
 }
 
 // One read per wake-up unless the buffer filled up (or the stream holds
-// buffered bytes the fd will not signal again).
+// buffered bytes the fd will not signal again), and at most kReadTurnBytes
+// per wake-up: a client pipelining without pause is read again on the next
+// turn (the socket stays readable, level-triggered), after every other ready
+// client and the backend replies, so it cannot starve its worker's others.
 void ClientConn::ReadReady() {
+  size_t turn = 0;
   for (;;) {
     if (read_paused_ || close_after_flush_) break;
     char* p = in_.Prepare(kReadChunk);
@@ -55,7 +59,12 @@ void ClientConn::ReadReady() {
     in_.Commit(n);
     ProcessInput();
     if (closed_) return;
+    turn += n;
     if (n < room && stream_->buffered() == 0) break;
+    if (turn >= kReadTurnBytes) {
+      if (stream_->buffered() > 0) ReadSoon();  // the fd will not say so again
+      break;
+    }
   }
   in_.ShrinkIfIdle(kInputKeep);  // give back what a big request needed
   loop_.ScheduleFlush();
@@ -68,6 +77,13 @@ void ClientConn::Resume() {
   ProcessInput();
   loop_.ScheduleFlush();
   StartRead();
+}
+
+void ClientConn::ReadSoon() {
+  auto alive = alive_;
+  asio::post(loop_.io(), [this, alive] {
+    if (*alive && !closed_) ReadReady();
+  });
 }
 
 void ClientConn::ResumeSoon() {

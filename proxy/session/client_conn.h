@@ -87,6 +87,7 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   const PeerInfo& peer() const { return peer_; }
 
  private:
+  void ReadSoon();  // ReadReady() from a posted task (stream-buffered bytes)
   void ReadReady();
   void ProcessInput();
   // Reports a bad request and closes; false to stop processing.

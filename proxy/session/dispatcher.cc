@@ -1,5 +1,7 @@
 #include "proxy/session/dispatcher.h"
 
+#include <absl/strings/match.h>
+
 #include "protocol/error_replies.h"
 #include "proxy/commands/families.h"
 #include "proxy/commands/registry.h"
@@ -29,14 +31,21 @@ RejectReason ReasonOf(tenancy::RejectMetric m) {
   return RejectReason::kDenied;
 }
 
+bool ExemptFromOps(std::string_view name) {
+  auto is = [name](std::string_view w) {
+    return absl::EqualsIgnoreCase(absl::string_view(name.data(), name.size()),
+                                  absl::string_view(w.data(), w.size()));
+  };
+  return (name.size() == 4 && is("quit")) || (name.size() == 5 && is("reset"));
+}
+
 }  // namespace
 
 bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, size_t bytes) {
   TenantBinding& binding = s.binding_;
   if (!binding.TakeRequestBytes(bytes)) {
     s.args_ = {};
-    s.Reject(RejectReason::kRateLimit,
-             errors::BytesLimit(binding.name(), binding.tenant()->limits.bytes_per_sec));
+    s.Reject(RejectReason::kRateLimit, binding.BytesLimitError());
     return true;
   }
   if (const config::Tenant* t = binding.tenant();
@@ -52,6 +61,22 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   if (st.reply_mode == ReplyMode::kSkip) st.reply_mode = ReplyMode::kOn;
   s.args_ = args;
 
+  // ops_per_sec before the policy decision: every request a tenant sends
+  // counts (denied ones too), and a flood of rejected requests costs no more
+  // than the parse. QUIT and RESET always pass, so a client can always leave.
+  if (!ExemptFromOps(args[0])) {
+    uint64_t wait_ns = 0;
+    switch (binding.AdmitRequest(&wait_ns)) {
+      case TenantBinding::Admit::kGo:
+        break;
+      case TenantBinding::Admit::kWait:
+        s.DelayFor(wait_ns);
+        return false;
+      case TenantBinding::Admit::kRejected:
+        s.Reject(RejectReason::kRateLimit, binding.OpsLimitError());
+        return true;
+    }
+  }
   const tenancy::SessionView view{binding.tenant(), st.proto, s.pubsub_.active(),
                                   s.tx_.open};
   const tenancy::Decision d = tenancy::Decide(view, args, &s.refs_);
@@ -72,20 +97,6 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   }
 
   const tenancy::Rule& rule = *d.rule;
-  if (rule.local != Local::kQuit && rule.local != Local::kReset) {
-    uint64_t wait_ns = 0;
-    switch (binding.AdmitRequest(&wait_ns)) {
-      case TenantBinding::Admit::kGo:
-        break;
-      case TenantBinding::Admit::kWait:
-        s.DelayFor(wait_ns);
-        return false;
-      case TenantBinding::Admit::kRejected:
-        s.Reject(RejectReason::kRateLimit,
-                 errors::OpsLimit(binding.name(), binding.tenant()->limits.ops_per_sec));
-        return true;
-    }
-  }
   ++s.info_.commands;
   s.info_.last_cmd_ns = Loop::NowNs();
   s.cur_cmd_id_ = d.cmd->id;

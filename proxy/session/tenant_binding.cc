@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "protocol/error_replies.h"
 #include "protocol/slot.h"
 #include "proxy/session/session_limits.h"
 
@@ -66,6 +67,20 @@ TenantBinding::Admit TenantBinding::AdmitLimited(uint64_t* wait_ns) {
   }
   delay_deadline_ns_ = 0;
   return Admit::kRejected;
+}
+
+std::string_view TenantBinding::OpsLimitError() {
+  if (errors_of_ != tenant_) {
+    errors_of_ = tenant_;
+    ops_error_ = protocol::errors::OpsLimit(name_, tenant_->limits.ops_per_sec);
+    bytes_error_ = protocol::errors::BytesLimit(name_, tenant_->limits.bytes_per_sec);
+  }
+  return ops_error_;
+}
+
+std::string_view TenantBinding::BytesLimitError() {
+  OpsLimitError();
+  return bytes_error_;
 }
 
 bool TenantBinding::TakeBytesLimited(size_t bytes) {

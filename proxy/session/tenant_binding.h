@@ -53,6 +53,10 @@ class TenantBinding {
       local_->bytes.Charge(static_cast<double>(bytes), now_ns);
     }
   }
+  // The rejection texts for this tenant's limits, rendered once per tenant
+  // config (a flooding tenant's rejections allocate nothing).
+  std::string_view OpsLimitError();
+  std::string_view BytesLimitError();
   // Counts a big request (key) or reply (command) and logs it at most once a second.
   void NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id);
   // A big reply of `command` for the request's first `key` (none: the key was
@@ -75,6 +79,8 @@ class TenantBinding {
   bool counted_ = false;     // in local_->shared->connections
   uint64_t delay_deadline_ns_ = 0;  // on_limit: delay, while waiting for a token
   ratelimit::ConnShare ops_share_;  // this connection's part of the tenant's ops/s
+  const config::Tenant* errors_of_ = nullptr;  // the tenant config the texts below are for
+  std::string ops_error_, bytes_error_;
 };
 
 }  // namespace keyfence::proxy
