@@ -36,6 +36,7 @@ Limits LimitsSpec::ApplyTo(Limits base) const {
   if (max_unauthenticated_per_ip) base.max_unauthenticated_per_ip = *max_unauthenticated_per_ip;
   if (client_output_buffer_soft_bytes) base.client_output_buffer_soft_bytes = *client_output_buffer_soft_bytes;
   if (client_output_buffer_soft_seconds) base.client_output_buffer_soft_seconds = *client_output_buffer_soft_seconds;
+  if (tenant_output_buffer_bytes) base.tenant_output_buffer_bytes = *tenant_output_buffer_bytes;
   if (max_dedicated_connections) base.max_dedicated_connections = *max_dedicated_connections;
   if (max_script_ms) base.max_script_ms = *max_script_ms;
   if (big_value_bytes) base.big_value_bytes = *big_value_bytes;

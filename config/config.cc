@@ -278,6 +278,7 @@ void WriteLimits(Json& j, const Limits& l) {
   j.Key("max_unauthenticated_per_ip").Num(l.max_unauthenticated_per_ip);
   j.Key("client_output_buffer_soft_bytes").Num(l.client_output_buffer_soft_bytes);
   j.Key("client_output_buffer_soft_seconds").Num(l.client_output_buffer_soft_seconds);
+  j.Key("tenant_output_buffer_bytes").Num(l.tenant_output_buffer_bytes);
   j.Key("max_dedicated_connections").Num(l.max_dedicated_connections);
   j.Key("max_script_ms").Num(l.max_script_ms);
   j.Key("big_value_bytes").Num(l.big_value_bytes).Key("allow_scripts").Bool(l.allow_scripts);

@@ -43,6 +43,7 @@ struct Limits {
   uint32_t max_unauthenticated_per_ip = 64;  // unauthenticated connections per client address (0: no cap)
   uint64_t client_output_buffer_soft_bytes = 16777216;  // soft output limit: over it for soft_seconds, closed (0: none)
   uint32_t client_output_buffer_soft_seconds = 10;  // how long a client may stay over the soft limit
+  uint64_t tenant_output_buffer_bytes = 268435456;  // unread replies of all the tenant's clients (0: no cap)
   uint32_t max_dedicated_connections = 0;  // per tenant: blocking, subscribed, WATCH/MULTI clients (0: no cap)
   uint32_t max_script_ms = 5000;  // a tenant script running longer is killed (SCRIPT KILL; 0: never)
   uint64_t big_value_bytes = 1048576;

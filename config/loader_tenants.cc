@@ -47,6 +47,7 @@ void Parser::LimitsSection(const Val& v, LimitsSpec* l) {
           {"max_unauthenticated_per_ip", UintToOpt(&l->max_unauthenticated_per_ip, 0, kMaxClients)},
           {"client_output_buffer_soft_bytes", UintToOpt(&l->client_output_buffer_soft_bytes, 0, kMaxBytes)},
           {"client_output_buffer_soft_seconds", UintToOpt(&l->client_output_buffer_soft_seconds, 0, kMaxMs)},
+          {"tenant_output_buffer_bytes", UintToOpt(&l->tenant_output_buffer_bytes, 0, kMaxBytes)},
           {"max_dedicated_connections", UintToOpt(&l->max_dedicated_connections, 0, kMaxClients)},
           {"max_script_ms", UintToOpt(&l->max_script_ms, 0, kMaxMs)},
           {"big_value_bytes", UintToOpt(&l->big_value_bytes, 1, kMaxBytes)},

@@ -62,6 +62,7 @@ struct LimitsSpec {
   std::optional<uint32_t> max_unauthenticated_per_ip;
   std::optional<uint64_t> client_output_buffer_soft_bytes;
   std::optional<uint32_t> client_output_buffer_soft_seconds;
+  std::optional<uint64_t> tenant_output_buffer_bytes;
   std::optional<uint32_t> max_dedicated_connections;
   std::optional<uint32_t> max_script_ms;
   std::optional<uint64_t> big_value_bytes;

@@ -18,6 +18,7 @@ ClientConn::ClientConn(Loop& loop, std::unique_ptr<ClientStream> stream, Request
       fd_(stream_->native_handle()) {}
 
 ClientConn::~ClientConn() {
+  if (buffered_at_ != nullptr) AccountBuffered(nullptr, 0);
   *alive_ = false;
   loop_.Unmark(this);
 }
@@ -142,18 +143,27 @@ void ClientConn::ProcessInput() {
   processing_ = false;
 }
 
-bool ClientConn::CheckOutput(uint64_t now_ns) {
+bool ClientConn::CheckOutput(uint64_t now_ns, bool grew) {
   if (closed_) return false;
   const size_t pending = pending_output();
   if (pending == 0) {
+    if (buffered_at_ != nullptr) AccountBuffered(nullptr, 0);
     over_soft_since_ns_ = 0;
     return true;
   }
   const OutputLimits l = handler_.output_limits();
   if (l.hard > 0 && pending > l.hard) {
-    handler_.OnOutputOverLimit(l.hard, false);
-    Close();
+    handler_.OnOutputOverLimit(l.hard, OutputLimit::kHard);
+    Drop();
     return false;
+  }
+  if (pending >= kTenantBufferFloor || buffered_at_ != nullptr) {
+    const int64_t total = AccountBuffered(l.tenant_buffered, pending);
+    if (grew && l.tenant > 0 && buffered_at_ != nullptr && total > static_cast<int64_t>(l.tenant)) {
+      handler_.OnOutputOverLimit(l.tenant, OutputLimit::kTenant);
+      Drop();
+      return false;
+    }
   }
   if (l.soft == 0 || pending <= l.soft) {
     over_soft_since_ns_ = 0;
@@ -162,8 +172,8 @@ bool ClientConn::CheckOutput(uint64_t now_ns) {
   if (now_ns == 0) now_ns = Loop::NowNs();  // read only when over the soft limit
   if (over_soft_since_ns_ == 0) over_soft_since_ns_ = now_ns;
   if (now_ns - over_soft_since_ns_ < l.soft_ns) return true;
-  handler_.OnOutputOverLimit(l.soft, true);
-  Close();
+  handler_.OnOutputOverLimit(l.soft, OutputLimit::kSoft);
+  Drop();
   return false;
 }
 
@@ -171,7 +181,7 @@ void ClientConn::Flush() {
   if (closed_) return;
   // Every turn that adds output, even while a write is in flight: a client
   // that does not read cannot pile up more than its limit.
-  if (!out_.empty() && !CheckOutput(0)) return;
+  if (!out_.empty() && !CheckOutput(0, true)) return;
   if (write_in_flight_) return;
   if (out_.empty()) {
     if (close_after_flush_ && replies_.empty()) Close();
@@ -188,6 +198,7 @@ void ClientConn::OnWritten(const boost::system::error_code& ec) {
   writing_.clear();
   if (ec) return Close();
   if (writing_.capacity() > 1024 * 1024) std::string().swap(writing_);
+  if (buffered_at_ != nullptr) CheckOutput(0, false);  // the tenant's count goes down
   if (!out_.empty() || close_after_flush_) Flush();
   if (read_paused_ && out_.size() <= kOutputPause && replies_.size() < kMaxInflight) Resume();
 }
@@ -200,9 +211,49 @@ void ClientConn::CloseWithError(std::string_view error) {
   MarkDirty();
 }
 
+// This connection's part of its tenant's buffered bytes: `pending` at `at`
+// (nothing below kTenantBufferFloor); returns the tenant's total.
+int64_t ClientConn::AccountBuffered(std::atomic<int64_t>* at, size_t pending) {
+  const int64_t want = (at != nullptr && pending >= kTenantBufferFloor) ? static_cast<int64_t>(pending) : 0;
+  if (buffered_at_ != nullptr && buffered_at_ != at) {  // re-bound to another tenant, or leaving
+    buffered_at_->fetch_sub(buffered_, std::memory_order_relaxed);
+    buffered_at_ = nullptr;
+    buffered_ = 0;
+  }
+  if (want == 0) {
+    if (buffered_at_ != nullptr) buffered_at_->fetch_sub(buffered_, std::memory_order_relaxed);
+    buffered_at_ = nullptr;
+    buffered_ = 0;
+    return 0;
+  }
+  buffered_at_ = at;
+  const int64_t delta = want - buffered_;
+  buffered_ = want;
+  return at->fetch_add(delta, std::memory_order_relaxed) + delta;
+}
+
 void ClientConn::Close() {
   if (closed_) return;
+  if (buffered_at_ != nullptr) AccountBuffered(nullptr, 0);
   closed_ = true;
+  FinishClose();
+}
+
+// Over an output limit, possibly while a backend connection is delivering
+// replies: the output goes at once (the memory is what the limit protects),
+// nothing more is taken, and the rest of the close runs from a posted task.
+void ClientConn::Drop() {
+  if (closed_) return;
+  if (buffered_at_ != nullptr) AccountBuffered(nullptr, 0);
+  closed_ = true;
+  std::string().swap(out_);  // writing_ may be in flight: freed with the connection
+  auto alive = alive_;
+  asio::post(loop_.io(), [this, alive] {
+    if (*alive) FinishClose();
+  });
+}
+
+void ClientConn::FinishClose() {
   loop_.mux().Remove(fd_);
   stream_->Close();
   handler_.OnClosed();

@@ -7,6 +7,8 @@
 // Worker-local.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -25,11 +27,18 @@ namespace keyfence::proxy {
 
 // Like Redis's client-output-buffer-limit: over `hard` bytes, or over `soft`
 // bytes for longer than `soft_ns`, the client is disconnected (0: no limit).
+// `tenant` caps the unread replies of all the tenant's clients together, in
+// `*tenant_buffered` (across workers): only clients holding at least
+// kTenantBufferFloor count there, and one that grows while the tenant is over
+// is disconnected (a fast reader never is).
 struct OutputLimits {
   uint64_t hard = 0;
   uint64_t soft = 0;
   uint64_t soft_ns = 0;
+  uint64_t tenant = 0;
+  std::atomic<int64_t>* tenant_buffered = nullptr;  // null: no tenant (before AUTH)
 };
+enum class OutputLimit : uint8_t { kHard, kSoft, kTenant };
 
 class RequestHandler {
  public:
@@ -43,7 +52,7 @@ class RequestHandler {
   // Output allowed to pile up before the client is disconnected.
   virtual OutputLimits output_limits() const = 0;
   // The output went over a limit (soft: for too long): the connection closes.
-  virtual void OnOutputOverLimit(uint64_t limit, bool soft) = 0;
+  virtual void OnOutputOverLimit(uint64_t limit, OutputLimit which) = 0;
   // A request the stream could not carry (counted; the connection closes).
   virtual void OnBadInput(RejectReason reason) = 0;
   // The connection closed.
@@ -74,7 +83,9 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   // Closes the connection (dropping its output) if it is over its output
   // limits; called on every flush and periodically (now_ns 0: read the clock
   // only if needed). False if it closed.
-  bool CheckOutput(uint64_t now_ns);
+  // `grew`: output was just added (the tenant-wide cap closes only a client
+  // that grows).
+  bool CheckOutput(uint64_t now_ns, bool grew = false);
   // Bytes of replies not yet taken by the socket.
   size_t pending_output() const { return out_.size() + writing_.size(); }
 
@@ -87,7 +98,10 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   const PeerInfo& peer() const { return peer_; }
 
  private:
-  void ReadSoon();  // ReadReady() from a posted task (stream-buffered bytes)
+  void ReadSoon();
+  int64_t AccountBuffered(std::atomic<int64_t>* at, size_t pending);
+  void Drop();         // closes over an output limit (safe inside a delivery)
+  void FinishClose();  // ReadReady() from a posted task (stream-buffered bytes)
   void ReadReady();
   void ProcessInput();
   // Reports a bad request and closes; false to stop processing.
@@ -111,6 +125,8 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   bool read_paused_ = false;
   bool processing_ = false;
   uint64_t over_soft_since_ns_ = 0;  // 0: under the soft output limit
+  std::atomic<int64_t>* buffered_at_ = nullptr;  // the tenant count holding buffered_
+  int64_t buffered_ = 0;
   bool close_after_flush_ = false;
   bool closed_ = false;
 };

@@ -122,12 +122,21 @@ uint64_t Session::max_request_bytes() const {
 OutputLimits Session::output_limits() const {
   const config::Tenant* t = binding_.tenant();
   const config::Limits& l = t != nullptr ? t->limits : snapshot_->default_limits;
+  TenantLocal* local = binding_.local();
   return {l.client_output_buffer_bytes, l.client_output_buffer_soft_bytes,
-          uint64_t{l.client_output_buffer_soft_seconds} * 1000000000};
+          uint64_t{l.client_output_buffer_soft_seconds} * 1000000000,
+          l.tenant_output_buffer_bytes, local != nullptr ? &local->shared->buffered : nullptr};
 }
 
-void Session::OnOutputOverLimit(uint64_t limit, bool soft) {
+void Session::OnOutputOverLimit(uint64_t limit, OutputLimit which) {
   binding_.counters().CountRejected(RejectReason::kTooLarge);
+  if (which == OutputLimit::kTenant) {
+    spdlog::warn("client {} tenant {}: the tenant's clients hold more than its "
+                 "tenant_output_buffer_bytes of {} in unread replies; closing this one, which "
+                 "holds {} bytes", info_.id, binding_.name(), limit, conn_.pending_output());
+    return;
+  }
+  const bool soft = which == OutputLimit::kSoft;
   spdlog::warn("client {} tenant {}: output buffer over its {} limit of {} bytes{}; closing",
                info_.id, binding_.name(), soft ? "soft" : "hard", limit,
                soft ? " for too long" : "");
@@ -210,6 +219,9 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
   const config::Tenant* t = binding_.tenant();
   conn_.replies().Deliver(*slot, frame,
                           ReplyView{t != nullptr ? std::string_view(t->prefix) : "", state_.proto});
+  // A client that holds unread replies is checked as each one lands, not only
+  // at the end of the backend's read batch (which may carry many megabytes).
+  if (conn_.pending_output() >= session::kTenantBufferFloor && !conn_.CheckOutput(0, true)) return;
   conn_.MarkDirty();
   AfterDelivery();
 }

@@ -44,7 +44,7 @@ class Session final : public RequestHandler,
   bool OnRequest(std::span<const std::string_view> args, size_t bytes) override;
   uint64_t max_request_bytes() const override;
   OutputLimits output_limits() const override;
-  void OnOutputOverLimit(uint64_t limit, bool soft) override;
+  void OnOutputOverLimit(uint64_t limit, OutputLimit which) override;
   // The periodic output-limit check (worker tick).
   void CheckOutput(uint64_t now_ns) { conn_.CheckOutput(now_ns); }
   void OnBadInput(RejectReason reason) override;

@@ -10,6 +10,7 @@ namespace keyfence::proxy::session {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kReadTurnBytes = 64 * 1024;     // read per client per loop turn (fairness)
 constexpr size_t kMaxInflight = 1024;             // pipelined requests per client
+constexpr size_t kTenantBufferFloor = 64 * 1024;  // output counted in a tenant's buffered bytes from here
 constexpr size_t kOutputPause = 4 * 1024 * 1024;  // stop reading above this backlog
 constexpr size_t kMinReadAhead = 64 * 1024;       // a declared bulk reserves at most max(this, received)
 // Before AUTH on a gateway listener (like Redis processMultibulkBuffer).

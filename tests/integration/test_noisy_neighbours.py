@@ -4,7 +4,8 @@ sockets that never AUTH are capped per address and in total and closed after
 preauth_timeout_ms, while sidecar clients keep connecting; at the fd limit keyfence pauses
 accepting (no spin, a log line a second, keyfence_accept_errors_total) and goes on; a
 client that does not read is disconnected at its hard or soft output limit while another
-tenant's requests keep flowing; errors never name a backend address.
+tenant's requests keep flowing; a tenant's clients together are held to
+tenant_output_buffer_bytes of unread replies; errors never name a backend address.
 
 Every loop here is bounded in count and time; every socket has a timeout."""
 
@@ -174,19 +175,19 @@ def test_fd_limit_pauses_accepting_and_recovers(backend):
         stop_keyfence(kf)
 
 
-def over_limit_closes(kf):
-    return metric_value(kf.metrics(), "keyfence_rejected_total", tenant="orders",
+def over_limit_closes(kf, tenant="orders"):
+    return metric_value(kf.metrics(), "keyfence_rejected_total", tenant=tenant,
                         reason="too_large") or 0
 
 
-def never_reading(kf):
+def never_reading(kf, tenant="orders"):
     """A client with a 4 KB receive window (set before connecting) that never reads."""
-    c = kf.raw("orders", timeout=10)
+    c = kf.raw(tenant, timeout=10)
     c.sock.close()
     c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     c.sock.settimeout(10)
-    c.sock.connect((HOST, kf.ports["orders"]))
+    c.sock.connect((HOST, kf.ports[tenant]))
     return c
 
 
@@ -253,6 +254,49 @@ def test_slow_reader_capped_while_another_tenant_flows(backend):
         assert reaches_eof(slow)
         with kf.raw("orders") as c:
             assert c.cmd("PING") == "PONG"
+    finally:
+        stop_keyfence(kf)
+
+
+def test_tenant_output_buffer_cap_closes_its_growing_slow_readers_only(backend):
+    """tenant_output_buffer_bytes caps the unread replies of all a tenant's clients
+    together: orders' three slow readers (10 MB asked each, each under its own 64 MB hard
+    limit) cannot make keyfence hold more than the tenant's 8 MB; the ones that grow over
+    it are closed, while orders' fast reader and payments' slow reader (5 MB: under its own
+    cap) keep working."""
+    cap, value = 8 << 20, 1 << 20
+    kf = start_keyfence(backend.port, {"limits": {
+        "client_output_buffer_bytes": 64 << 20, "client_output_buffer_soft_bytes": 0,
+        "tenant_output_buffer_bytes": cap}})
+    try:
+        for tenant in ("orders", "payments"):
+            with kf.raw(tenant) as c:
+                assert c.cmd("SET", "v", "x" * value) == "OK"
+        _, rss0, _ = proc_stat(kf.proc.pid)
+        closes0 = over_limit_closes(kf)
+        theirs = never_reading(kf, "payments")
+        theirs.send_raw(encode_command("GET", "v") * 5)
+        slow = [never_reading(kf) for _ in range(3)]
+        with kf.raw("orders") as fast:
+            for c in slow:
+                c.send_raw(encode_command("GET", "v") * 10)
+            for i in range(200):  # the tenant's fast reader goes on throughout
+                assert fast.cmd("SET", f"f{i}", i) == "OK"
+            wait_until(lambda: over_limit_closes(kf) > closes0, 10, what="a tenant-cap close")
+            _, rss1, _ = proc_stat(kf.proc.pid)
+            assert fast.cmd("GET", "f199") == b"199"
+        closed = sum(reaches_eof(c, 3) for c in slow)
+        print(f"tenant cap {cap >> 20} MiB: {closed} of 3 slow readers closed; RSS "
+              f"{rss0 >> 20} -> {rss1 >> 20} MiB")
+        assert closed >= 1
+        assert rss1 < rss0 + (cap + 5 * value) * 1.1 + (24 << 20)  # orders' cap + payments' 5 MB
+        assert "tenant_output_buffer_bytes" in open(kf.log_path).read()
+        # payments: never closed, all its replies whole
+        assert over_limit_closes(kf, "payments") in (0, None)
+        theirs.sock.settimeout(10)
+        for _ in range(5):
+            assert theirs.read() == b"x" * value
+        theirs.close()
     finally:
         stop_keyfence(kf)
 
