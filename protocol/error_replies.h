@@ -108,6 +108,10 @@ inline std::string NoPermCommand(std::string_view name) {
   return e;
 }
 
+inline constexpr std::string_view kFlushInMulti =
+    "ERR keyfence: FLUSHDB and FLUSHALL cannot be queued in MULTI (they walk the namespace, "
+    "which cannot be atomic with the transaction)";
+
 // --- Rate limits -----------------------------------------------------------------------------
 
 // "RATELIMIT tenant '<app>' is over its limit of <n> ops/s"
@@ -169,8 +173,6 @@ inline constexpr std::string_view kDiscardWithoutMulti = "ERR DISCARD without MU
 inline constexpr std::string_view kWatchInMulti = "ERR WATCH inside MULTI is not allowed";
 inline constexpr std::string_view kExecAbort =
     "EXECABORT Transaction discarded because of previous errors.";
-inline constexpr std::string_view kNotInMulti =
-    "ERR keyfence: this command is not supported inside MULTI";
 inline constexpr std::string_view kSubscribeWithState =
     "ERR keyfence: SUBSCRIBE is not allowed inside a transaction";
 

@@ -49,6 +49,9 @@ enum class ReplyRule : uint8_t {
   kPubSub,       // (un)subscribe acks and message/pmessage/smessage frames
   kSingleKey,    // a single bulk key name (RANDOMKEY)
   kConfigGet,    // CONFIG GET: only allow-listed parameters
+  // EXEC only: a command keyfence answered while queueing; the position's
+  // reply is the text kept with it, not an element of the backend's array.
+  kQueuedLocal,
 };
 
 // Where the command runs.

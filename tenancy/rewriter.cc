@@ -300,6 +300,8 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
       return PubSub(n, top, ctx, out);
     case ReplyRule::kConfigGet:
       return FilterConfigGet(frame, out);
+    case ReplyRule::kQueuedLocal:
+      break;
     case ReplyRule::kSingleKey: {
       if (!IsString(t)) return Unexpected(out);
       std::string scratch;
@@ -362,12 +364,25 @@ void RewriteExec(std::string_view frame,
     out.append(frame);  // -EXECABORT, nil (WATCH failed)
     return;
   }
-  out.append(n[top].raw);
+  size_t locals = 0;
+  for (const auto& r : rules) locals += r.first == ReplyRule::kQueuedLocal ? 1 : 0;
+  if (locals > 0 && static_cast<size_t>(n[top].count) + locals != rules.size()) {
+    return Unexpected(out);
+  }
+  if (locals == 0) {
+    out.append(n[top].raw);
+  } else {
+    protocol::AppendArrayHeader(out, rules.size());
+  }
   size_t i = top + 1;
-  for (int64_t k = 0; k < n[top].count; ++k) {
+  size_t k = 0;  // position in the client's EXEC array
+  for (int64_t e = 0; e < n[top].count; ++e, ++k) {
+    while (k < rules.size() && rules[k].first == ReplyRule::kQueuedLocal) {
+      out.append(rules[k++].second);
+    }
     size_t next = Skip(n, i);
     std::string_view elem = Bytes(n, i, next);
-    if (static_cast<size_t>(k) < rules.size() && rules[k].first != ReplyRule::kNone) {
+    if (k < rules.size() && rules[k].first != ReplyRule::kNone) {
       ReplyContext c = ctx;
       c.pattern = rules[k].second;
       RewriteReply(rules[k].first, elem, c, out);
@@ -376,6 +391,7 @@ void RewriteExec(std::string_view frame,
     }
     i = next;
   }
+  for (; k < rules.size(); ++k) out.append(rules[k].second);  // locals after the last element
 }
 
 namespace {

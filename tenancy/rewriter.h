@@ -38,7 +38,8 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
 void AppendErrorStripped(std::string_view frame, std::string_view prefix, std::string& out);
 
 // EXEC: each element of the array is rewritten by the rule of the command
-// queued at its position (with that command's pattern).
+// queued at its position (with that command's pattern); kQueuedLocal
+// positions (commands keyfence answered) are inserted with their kept reply.
 void RewriteExec(std::string_view frame,
                  std::span<const std::pair<ReplyRule, std::string>> rules,
                  const ReplyContext& ctx, std::string& out);

@@ -152,7 +152,14 @@ class CommandContext {
   }
   int proto() const { return state_.proto; }
 
+  // A local command queued in MULTI: while capturing, the handler's reply
+  // goes to *into (the client gets nothing), and Defer() makes a
+  // Transaction::Capture entry whose tag routes the later reply there.
+  void BeginCapture(std::string* into) { capture_ = into; }
+  void EndCapture() { capture_ = nullptr; }
+
  protected:
+  std::string* capture_ = nullptr;
   // Plain data the request path reads without a virtual call; the session
   // fills it (args_/refs_ per request).
   std::span<const std::string_view> args_;

@@ -47,6 +47,12 @@ void DropSubscriptions(CommandContext& ctx);
 bool TransactionCommand(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 // A command inside MULTI: validated and kept for EXEC.
 bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross);
+// Inside MULTI: whether local command `what` is queued (all but QUIT, RESET and
+// CLIENT REPLY, which act at once as in Redis), and queueing it: it runs now,
+// its reply is kept for EXEC's array and the client gets QUEUED.
+bool QueuedInMulti(tenancy::Local what);
+bool QueueLocal(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+                Handler handler);
 
 // forward.cc: a command forwarded to the backend (shared, blocking, pub/sub).
 bool Forward(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,

@@ -129,11 +129,9 @@ bool Scan(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule
 }
 
 // DBSIZE, FLUSHDB/FLUSHALL, RANDOMKEY: a ScanJob over SCAN MATCH P* on every master.
+// Queued in MULTI (DBSIZE, RANDOMKEY; FLUSH* is refused there) the walk runs
+// when queued and EXEC waits for it (Transaction::pending).
 bool WalkNamespace(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule& rule) {
-  if (ctx.tx().open) {
-    ctx.Reject(RejectReason::kDenied, errors::kNotInMulti);
-    return true;
-  }
   ScanJob::Kind kind = rule.local == Local::kDbSize    ? ScanJob::Kind::kDbSize
                        : rule.local == Local::kFlushDb ? ScanJob::Kind::kFlush
                                                        : ScanJob::Kind::kRandomKey;

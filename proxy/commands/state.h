@@ -122,22 +122,42 @@ struct PubSubState {
 };
 
 // MULTI ... EXEC: keyfence answers MULTI and keeps the rewritten commands;
-// EXEC sends MULTI ... EXEC to the node owning their (single) slot.
+// EXEC sends MULTI ... EXEC to the node owning their (single) slot. Commands
+// keyfence answers itself (PING, INFO, CLIENT ..., DBSIZE) are QUEUED too:
+// they run when queued, their reply is kept at its position (a
+// ReplyRule::kQueuedLocal entry of `rules`) and EXEC's array carries it there.
 struct Transaction {
+  // A queued local command whose reply comes later (a namespace walk):
+  // reply slot tags with kCaptureBit name the entry and the transaction.
+  static constexpr uint64_t kCaptureBit = uint64_t{1} << 63;
+  struct Capture {
+    size_t index = 0;  // in rules
+    tenancy::ReplyRule rule = tenancy::ReplyRule::kNone;
+    std::string pattern;
+  };
   bool open = false;   // after MULTI
   bool failed = false; // a queued command was refused: EXEC aborts
   int slot = kAnySlot;
   std::string bytes;   // the queued commands
-  size_t count = 0;
-  ExecRules rules;
+  size_t count = 0;    // of them (the backend's EXEC array)
+  ExecRules rules;     // every position of the client's EXEC array
   bool keyfence_only = false;  // a queued command runs as keyfence (KEYS, SORT BY, COPY)
   bool scripts = false;        // a queued script: the tenant's user is a must
+  std::vector<Capture> captures;  // by tag & 0xffff
+  size_t pending = 0;             // captures still without their reply
+  uint32_t generation = 0;        // a late reply of an earlier transaction is dropped
+  uint64_t CaptureTag(size_t capture) const {
+    return kCaptureBit | (uint64_t{generation} << 16) | capture;
+  }
   void Clear() {
     open = failed = keyfence_only = scripts = false;
     slot = kAnySlot;
     bytes.clear();
     count = 0;
     rules.clear();
+    captures.clear();
+    pending = 0;
+    ++generation;
   }
 };
 

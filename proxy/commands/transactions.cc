@@ -34,6 +34,10 @@ bool Exec(CommandContext& ctx) {
     ctx.ReplyError(errors::kExecAbort);
     return true;
   }
+  if (tx.pending > 0) {  // a queued namespace walk is still running
+    tx.open = true;
+    return false;
+  }
   if (!d.active()) {
     if (ctx.inflight()) {
       tx.open = true;  // retried once the earlier replies are in
@@ -80,6 +84,42 @@ bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross)
   tx.keyfence_only |= rule.as_keyfence;
   tx.scripts |= rule.scripts;
   tx.rules.emplace_back(rule.reply, std::string());
+  ctx.ReplySimple("QUEUED");
+  return true;
+}
+
+bool QueuedInMulti(tenancy::Local what) {
+  using tenancy::Local;
+  return what != Local::kQuit && what != Local::kReset && what != Local::kClientReply;
+}
+
+bool QueueLocal(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
+                Handler handler) {
+  proxy::Transaction& tx = ctx.tx();
+  if (rule.local == tenancy::Local::kFlushDb) {
+    // A namespace walk cannot be made atomic with the queued writes around it.
+    tx.failed = true;
+    ctx.ReplyError(errors::kFlushInMulti);
+    return true;
+  }
+  const size_t rules = tx.rules.size();
+  const size_t captures = tx.captures.size();
+  std::string reply;
+  ctx.BeginCapture(&reply);
+  const bool done = handler(ctx, cmd, rule);
+  ctx.EndCapture();
+  if (!done) return false;  // comes again (a delay): nothing was kept
+  if (tx.captures.size() > captures) {  // its reply comes later (a namespace walk)
+    ctx.ReplySimple("QUEUED");
+    return true;
+  }
+  if (tx.rules.size() > rules) {  // queued as a backend command (KEYS P*, CONFIG GET)
+    ctx.BeginReply().append(reply);  // its QUEUED
+    ctx.EndReply();
+    return true;
+  }
+  if (reply.empty()) protocol::AppendSimple(reply, "OK");  // (every handler answers)
+  tx.rules.emplace_back(ReplyRule::kQueuedLocal, std::move(reply));
   ctx.ReplySimple("QUEUED");
   return true;
 }

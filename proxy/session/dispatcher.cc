@@ -64,7 +64,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   // ops_per_sec before the policy decision: every request a tenant sends
   // counts (denied ones too), and a flood of rejected requests costs no more
   // than the parse. QUIT and RESET always pass, so a client can always leave.
-  if (!ExemptFromOps(args[0])) {
+  if (binding.ops_limited() && !ExemptFromOps(args[0])) {
     uint64_t wait_ns = 0;
     switch (binding.AdmitRequest(&wait_ns)) {
       case TenantBinding::Admit::kGo:
@@ -84,6 +84,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     tenancy::RejectMetric m = tenancy::MetricOf(d.reject);
     std::string text = tenancy::RejectText(d, args);
     if (m == tenancy::RejectMetric::kNone) {
+      if (s.tx_.open) s.tx_.failed = true;  // as in Redis: EXEC then aborts
       s.ReplyError(text);
     } else {
       s.Reject(ReasonOf(m), text);
@@ -106,6 +107,9 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     if (h == nullptr) {
       s.ReplyError(tenancy::NoPermCommand(*d.cmd));
       return true;
+    }
+    if (s.tx_.open && commands::QueuedInMulti(rule.local)) {
+      return commands::QueueLocal(s, *d.cmd, rule, h);
     }
     return h(s, *d.cmd, rule);
   }

@@ -85,9 +85,11 @@ class ReplyQueue {
   // waiting, else a new ready slot. Then FinishLocal().
   std::string& LocalReply(bool discard, uint64_t start_ns, uint16_t cmd_id);
   void FinishLocal();
+  // `frame` rewritten by the slot's rule (errors stripped of the prefix) onto `out`.
+  static void Write(ReplySlot& slot, std::string_view frame, const ReplyView& view,
+                    std::string& out);
 
  private:
-  void Write(ReplySlot& slot, std::string_view frame, const ReplyView& view, std::string& out);
   void Pop();
   void DeliverReady();
 

@@ -180,16 +180,24 @@ bool Session::OnRequest(std::span<const std::string_view> args, size_t bytes) {
 // --- replies ---------------------------------------------------------------
 
 std::string& Session::BeginReply() {
+  if (capture_ != nullptr) return *capture_;
   return conn_.replies().LocalReply(state_.discard_current, info_.last_cmd_ns, cur_cmd_id_);
 }
 
 void Session::EndReply() {
+  if (capture_ != nullptr) return;
   conn_.replies().FinishLocal();
   conn_.MarkDirty();
   AfterDelivery();
 }
 
 uint64_t Session::Defer(ReplyRule rule, std::string_view pattern) {
+  if (capture_ != nullptr) {  // queued in MULTI: the reply goes to the EXEC array
+    tx_.rules.emplace_back(ReplyRule::kQueuedLocal, std::string());
+    tx_.captures.push_back({tx_.rules.size() - 1, rule, std::string(pattern)});
+    ++tx_.pending;
+    return tx_.CaptureTag(tx_.captures.size() - 1);
+  }
   ReplySlot& s = conn_.replies().Push(rule, state_.discard_current, info_.last_cmd_ns, cur_cmd_id_);
   if (!pattern.empty()) s.pattern.assign(pattern);
   return s.seq;
@@ -202,6 +210,7 @@ void Session::SetExecRules(uint64_t tag, ExecRules rules) {
 
 void Session::OnReply(uint64_t tag, std::string_view frame) {
   if (conn_.closed()) return;
+  if ((tag & Transaction::kCaptureBit) != 0) return Captured(tag, frame, true);
   ReplySlot* slot = conn_.replies().Find(tag);
   if (slot == nullptr) {  // a reply nobody waits for (tag 0: an internal UNWATCH)
     AfterDelivery();
@@ -228,11 +237,34 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
 
 void Session::Complete(uint64_t tag, std::string_view reply) {
   if (conn_.closed()) return;
+  if ((tag & Transaction::kCaptureBit) != 0) return Captured(tag, reply, false);
   ReplySlot* s = conn_.replies().Find(tag);
   if (s == nullptr) return;
   conn_.replies().Complete(*s, reply);
   conn_.MarkDirty();
   AfterDelivery();
+}
+
+// The later reply of a local command queued in MULTI: kept at its position
+// of the EXEC array (`backend`: a backend frame, rewritten by the rule).
+void Session::Captured(uint64_t tag, std::string_view reply, bool backend) {
+  const uint32_t generation = static_cast<uint32_t>(tag >> 16);
+  const size_t i = static_cast<size_t>(tag & 0xffff);
+  if (generation != tx_.generation || i >= tx_.captures.size()) return;  // discarded since
+  const Transaction::Capture& c = tx_.captures[i];
+  std::string& out = tx_.rules[c.index].second;
+  out.clear();
+  const config::Tenant* t = binding_.tenant();
+  if (backend && t != nullptr) {
+    ReplySlot slot;
+    slot.rule = c.rule;
+    slot.pattern = c.pattern;
+    ReplyQueue::Write(slot, reply, ReplyView{t->prefix, state_.proto}, out);
+  } else {
+    out.assign(reply);
+  }
+  if (tx_.pending > 0) --tx_.pending;
+  if (tx_.pending == 0) conn_.ResumeSoon();  // an EXEC may be waiting for it
 }
 
 void Session::AfterDelivery() {

@@ -56,6 +56,7 @@ class Session final : public RequestHandler,
 
   // ReplySink: a backend reply for reply slot `tag`.
   void OnReply(uint64_t tag, std::string_view frame) override;
+  void Captured(uint64_t tag, std::string_view reply, bool backend);
 
   // CommandContext.
   std::string& BeginReply() override;

@@ -40,9 +40,9 @@ class TenantBinding {
   // ops_per_sec: kGo; kRejected (reply with OpsLimitError()); kWait for
   // *wait_ns (on_limit: delay, within max_delay_ms). While the tenant is over
   // its limit, each connection gets a fair share (ratelimit/fair_share.h).
+  bool ops_limited() const { return local_ != nullptr && !local_->ops.unlimited(); }
   Admit AdmitRequest(uint64_t* wait_ns) {
-    if (local_ == nullptr || local_->ops.unlimited()) return Admit::kGo;
-    return AdmitLimited(wait_ns);
+    return ops_limited() ? AdmitLimited(wait_ns) : Admit::kGo;
   }
   // bytes_per_sec for a request of `bytes`: false if over the limit.
   bool TakeRequestBytes(size_t bytes) {

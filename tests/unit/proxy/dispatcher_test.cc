@@ -322,9 +322,7 @@ TEST_CASE("dispatcher: EXEC rewrites each queued command's reply by its rule") {
 // Redis queues every command but EXEC/DISCARD/MULTI/WATCH/QUIT/RESET after
 // MULTI, PING and ECHO included, and EXEC's array has their replies: clients
 // (redis-py's transaction pipeline) count on one EXEC element per command.
-// Known gap (issue 10, item 1): local commands are answered at once inside
-// MULTI. Kept as a failing expectation until that issue is done.
-TEST_CASE("dispatcher: PING inside MULTI is queued and answered in EXEC's array", "[!mayfail]") {
+TEST_CASE("dispatcher: PING inside MULTI is queued and answered in EXEC's array") {
   Client c;
   FakeRedis server(c.host.loop().io());
   auto queued = std::make_shared<int>(0);
@@ -346,6 +344,35 @@ TEST_CASE("dispatcher: PING inside MULTI is queued and answered in EXEC's array"
   c.host.loop().FlushDirty();
   REQUIRE(RunUntil(c.host.loop(), [&] { return !c.side.written.empty(); }));
   CHECK(c.Output() == "*1\r\n+PONG\r\n");
+}
+
+TEST_CASE("dispatcher: EXEC interleaves local replies with the backend's at their positions") {
+  Client c;
+  FakeRedis server(c.host.loop().io());
+  ServeTransactions(server, "*2\r\n+OK\r\n:1\r\n");
+  c.backend.dedicated_node = server.endpoint();
+  REQUIRE(c.Send({"MULTI"}));
+  REQUIRE(c.Send({"ECHO", "first"}));
+  REQUIRE(c.Send({"SET", "k", "v"}));
+  REQUIRE(c.Send({"PING"}));
+  REQUIRE(c.Send({"INCR", "n"}));
+  REQUIRE(c.Send({"ECHO", "last"}));
+  CHECK(c.Output() == "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n");
+  REQUIRE(c.Send({"EXEC"}));
+  c.host.loop().FlushDirty();
+  REQUIRE(RunUntil(c.host.loop(), [&] { return !c.side.written.empty(); }));
+  CHECK(c.Output() == "*5\r\n$5\r\nfirst\r\n+OK\r\n+PONG\r\n:1\r\n$4\r\nlast\r\n");
+  CHECK(server.Lines() == Lines{"MULTI", "SET shop@orders:k v", "INCR shop@orders:n", "EXEC"});
+}
+
+TEST_CASE("dispatcher: an unknown command inside MULTI makes EXEC abort") {
+  Client c;
+  REQUIRE(c.Send({"MULTI"}));
+  REQUIRE(c.Send({"NOSUCHCOMMAND"}));
+  REQUIRE(c.Send({"EXEC"}));
+  const std::string out = c.Output();
+  CHECK(out.starts_with("+OK\r\n-ERR unknown command"));
+  CHECK(out.ends_with(std::string(kExecAbort)));
 }
 
 // EXECABORT after WATCH sends UNWATCH on the dedicated connection with no
