@@ -50,6 +50,7 @@ class Server {
   std::pair<bool, std::string> Reload();
   TenantRegistry& tenants() { return tenants_; }
   AclUsers& acl() { return acl_; }
+  const MetricsRegistry& registry() const { return *metrics_; }
   // Thread-safe; no-op in standalone mode.
   void RequestTopologyRefresh();
 

@@ -73,6 +73,8 @@ void Worker::PublishSlotMap(SlotMapPtr map) {
 
 void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
 
+const MetricsRegistry& Worker::registry() const { return server_.registry(); }
+
 void Worker::Listen(const std::vector<config::Listener>& listeners) {
   for (const auto& l : listeners) {
     auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), l, nullptr, 0});

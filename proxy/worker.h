@@ -70,6 +70,7 @@ class Worker final : public SessionHost, public BackendHost {
                              uint64_t total) override;
   void RemoveUnauthenticated(const std::string& addr) override;
   const BackendUser* BackendUserFor(std::string_view app) override;
+  const MetricsRegistry& registry() const override;
   size_t sessions() const override { return sessions_count_.load(std::memory_order_relaxed); }
   void SessionClosed(Session* s) override;
   WorkerMetrics& metrics() override { return metrics_; }

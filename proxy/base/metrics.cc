@@ -1,5 +1,7 @@
 #include "proxy/base/metrics.h"
 
+#include <optional>
+
 #include <prometheus/client_metric.h>
 #include <prometheus/metric_type.h>
 #include <prometheus/text_serializer.h>
@@ -29,15 +31,18 @@ struct Folded {
   uint64_t sum_ns = 0;
   uint64_t big_requests = 0, big_replies = 0;
   int64_t connections = 0;
+  uint64_t connections_received = 0;
 };
 
 using FoldedMap = std::map<std::string, Folded, std::less<>>;
 
+// Every tenant's counters summed over the workers (only `only`'s if given).
 FoldedMap FoldTenants(const std::vector<std::unique_ptr<WorkerMetrics>>& workers,
-                      size_t num_commands) {
+                      size_t num_commands, std::optional<std::string_view> only = std::nullopt) {
   FoldedMap out;
   for (const auto& worker : workers) {
     worker->ForEachTenant([&](const std::string& name, const TenantCounters& c) {
+      if (only && name != *only) return;
       auto [it, inserted] = out.try_emplace(name);
       Folded& f = it->second;
       if (inserted) f.requests.assign(num_commands, 0);
@@ -51,6 +56,7 @@ FoldedMap FoldTenants(const std::vector<std::unique_ptr<WorkerMetrics>>& workers
       f.big_requests += c.big(false);
       f.big_replies += c.big(true);
       f.connections += c.connections();
+      f.connections_received += c.connections_received();
     });
   }
   return out;
@@ -244,8 +250,29 @@ std::vector<TenantTotals> MetricsRegistry::TenantTotals() const {
     for (uint64_t n : f.requests) t.requests += n;
     t.rejected_by_reason = f.rejected;
     for (uint64_t n : f.rejected) t.rejected += n;
+    t.connections_received = f.connections_received;
   }
   return out;
+}
+
+TenantTotals MetricsRegistry::TotalsFor(std::string_view tenant) const {
+  FoldedMap tenants;
+  {
+    std::lock_guard lock(workers_mu_);
+    tenants = FoldTenants(workers_, command_labels_.size(), tenant);
+  }
+  proxy::TenantTotals t;
+  t.tenant = std::string(tenant);
+  auto it = tenants.find(tenant);
+  if (it == tenants.end()) return t;
+  const Folded& f = it->second;
+  t.connections = f.connections;
+  for (uint64_t n : f.requests) t.requests += n;
+  t.requests_by_command = f.requests;
+  t.rejected_by_reason = f.rejected;
+  for (uint64_t n : f.rejected) t.rejected += n;
+  t.connections_received = f.connections_received;
+  return t;
 }
 
 }  // namespace keyfence::proxy

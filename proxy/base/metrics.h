@@ -92,6 +92,9 @@ struct alignas(64) TenantCounters {
   // A request (reply=false) or reply (reply=true) over big_value_bytes.
   void CountBig(bool reply) { big_[reply ? 1 : 0].Add(); }
   uint64_t big(bool reply) const { return big_[reply ? 1 : 0].Load(); }
+  // A connection bound to the tenant (INFO total_connections_received).
+  void CountConnectionReceived() { connections_received_.Add(); }
+  uint64_t connections_received() const { return connections_received_.Load(); }
   // Adjusts the client connection gauge (+1 on connect/auth, -1 on close/re-auth).
   void AddConnection(int delta) {
     connections_.store(connections_.load(std::memory_order_relaxed) + delta,
@@ -117,6 +120,7 @@ struct alignas(64) TenantCounters {
   std::array<OwnedCounter, kNumLatencyBuckets> latency_buckets_;
   OwnedCounter latency_sum_ns_;
   std::array<OwnedCounter, 2> big_;  // [request, reply]
+  OwnedCounter connections_received_;
   std::atomic<int64_t> connections_{0};
 };
 
@@ -177,6 +181,8 @@ struct TenantTotals {
   uint64_t requests = 0;
   uint64_t rejected = 0;
   std::array<uint64_t, kNumRejectReasons> rejected_by_reason{};  // indexed by RejectReason
+  uint64_t connections_received = 0;
+  std::vector<uint64_t> requests_by_command;  // by command id (TotalsFor only)
 };
 
 // Owns the per-worker metrics and renders them as Prometheus families.
@@ -208,6 +214,8 @@ class MetricsRegistry : public prometheus::Collectable {
   std::string SerializeText() const;
   // Totals per known tenant, sorted by tenant name.
   std::vector<proxy::TenantTotals> TenantTotals() const;
+  // One tenant's totals with its requests by command (INFO; a cold path).
+  proxy::TenantTotals TotalsFor(std::string_view tenant) const;
 
  private:
   std::vector<std::string> command_labels_;  // lower-case, indexed by command id

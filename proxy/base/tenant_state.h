@@ -34,6 +34,7 @@ struct TenantShared {
   ratelimit::SharedBucket bytes;
   std::atomic<int64_t> connections{0};
   std::atomic<int64_t> dedicated{0};  // dedicated backend connections of its clients
+  std::atomic<int64_t> blocked{0};    // its clients waiting in a blocking command (INFO)
   std::atomic<int64_t> buffered{0};   // unread reply bytes of its clients (those over kTenantBufferFloor)
   // The tenant's own script namespace: SHAs it loaded or ran (lower case).
   std::mutex scripts_mu;

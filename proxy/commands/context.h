@@ -86,6 +86,11 @@ class CommandContext {
   virtual const config::Tenant* tenant() const = 0;
   // The tenant's process-wide state (scripts, dedicated count); null before AUTH.
   virtual TenantShared* tenant_shared() = 0;
+  // The tenant's counters summed over every worker (INFO; a cold path).
+  virtual TenantTotals tenant_totals() = 0;
+  // This client waits in a blocking command (on) or no longer (INFO
+  // blocked_clients, counted per tenant across workers).
+  virtual void NoteBlocking(bool on) = 0;
   // A reply slot from Defer() still waits for its reply.
   virtual bool Owed(uint64_t tag) = 0;
   virtual uint16_t prefix_crc() const = 0;

@@ -59,7 +59,10 @@ bool ForwardDedicated(CommandContext& ctx, const tenancy::Rule& rule, Route rout
     ctx.DropDedicated();
     return true;
   }
-  if (route == Route::kBlocking) d.blocking = true;
+  if (route == Route::kBlocking) {
+    d.blocking = true;
+    ctx.NoteBlocking(true);
+  }
   if (sent != nullptr) *sent = true;
   if (route != Route::kTransaction && !d.watching) {  // may be sent again (dedicated.cc)
     std::string bytes;

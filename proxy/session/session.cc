@@ -295,11 +295,23 @@ void Session::Retire(std::unique_ptr<BackendConn> conn) {
   asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
 }
 
+void Session::NoteBlocking(bool on) {
+  if (on == (blocked_at_ != nullptr)) return;
+  if (on) {
+    blocked_at_ = tenant_shared();
+    if (blocked_at_ != nullptr) blocked_at_->blocked.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    blocked_at_->blocked.fetch_sub(1, std::memory_order_relaxed);
+    blocked_at_ = nullptr;
+  }
+}
+
 void Session::MaybeReleaseDedicated() {
   DedicatedLink& d = dedicated_;
   if (d.mode != DedicatedLink::Mode::kDedicated || !d.conn || tx_.open || d.watching) return;
   if (d.conn->pending() > 0 || !conn_.replies().empty()) return;
   d.blocking = false;
+  NoteBlocking(false);
   d.mode = DedicatedLink::Mode::kNone;
   d.slot = kAnySlot;
   d.sent.clear();
@@ -312,6 +324,7 @@ void Session::DropDedicated() {
   d.mode = DedicatedLink::Mode::kNone;
   d.slot = kAnySlot;
   d.blocking = d.watching = false;
+  NoteBlocking(false);
   d.sent.clear();
   d.held.clear();
 }

@@ -75,6 +75,8 @@ class Session final : public RequestHandler,
   TenantShared* tenant_shared() override {
     return binding_.local() != nullptr ? binding_.local()->shared : nullptr;
   }
+  TenantTotals tenant_totals() override { return host_.registry().TotalsFor(binding_.name()); }
+  void NoteBlocking(bool on) override;
   bool Owed(uint64_t tag) override {
     const ReplySlot* s = conn_.replies().Find(tag);
     return s != nullptr && !s->ready;
@@ -97,6 +99,7 @@ class Session final : public RequestHandler,
 
  private:
   friend class Dispatcher;
+  TenantShared* blocked_at_ = nullptr;  // counted in its `blocked` (NoteBlocking)
   // After replies left: the dedicated connection may go back to the pool, and
   // a paused client may go on.
   void AfterDelivery();

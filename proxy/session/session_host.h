@@ -40,6 +40,8 @@ class SessionHost {
   virtual void RemoveUnauthenticated(const std::string& addr) = 0;
   // The tenant's backend ACL user (backend.acl: per_tenant); null if off.
   virtual const BackendUser* BackendUserFor(std::string_view app) = 0;
+  // Counters summed over every worker (INFO; cold paths only).
+  virtual const MetricsRegistry& registry() const = 0;
   // The session closed; the host deletes it once its handlers are done.
   virtual void SessionClosed(Session* s) = 0;
 };

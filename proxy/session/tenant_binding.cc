@@ -25,6 +25,7 @@ bool TenantBinding::Bind(const config::Tenant* t) {
     Leave();
     counted_ = true;
     local.counters->AddConnection(1);
+    local.counters->CountConnectionReceived();
     ops_share_.Reset();
   }
   tenant_ = t;

@@ -118,11 +118,20 @@ class FakeStream final : public ClientStream {
 
 // --- Worker host --------------------------------------------------------------------------
 
+inline std::vector<std::string> CommandNames() {
+  std::vector<std::string> names;
+  const auto& table = protocol::CommandTable::Get();
+  for (size_t i = 0; i < table.size(); ++i) {
+    names.emplace_back(table.ById(static_cast<uint16_t>(i)).name);
+  }
+  return names;
+}
+
 // The worker as sessions and backend connections see it (like proxy/worker.cc).
 class FakeHost final : public SessionHost, public BackendHost {
  public:
   explicit FakeHost(config::SnapshotPtr snap)
-      : snap_(std::move(snap)), metrics_(protocol::CommandTable::Get().size()) {
+      : snap_(std::move(snap)), all_metrics_(CommandNames()), metrics_(all_metrics_.AddWorker()) {
     registry_.Apply(*snap_, Loop::NowNs());
   }
   void set_backend(Backend* b) { backend_ = b; }
@@ -149,6 +158,7 @@ class FakeHost final : public SessionHost, public BackendHost {
   bool TryAddUnauthenticated(const std::string&, uint32_t, uint64_t) override { return true; }
   void RemoveUnauthenticated(const std::string&) override {}
   const BackendUser* BackendUserFor(std::string_view) override { return nullptr; }
+  const MetricsRegistry& registry() const override { return all_metrics_; }
   void SessionClosed(Session*) override { ++sessions_closed; }
 
   WorkerMetrics& metrics() override { return metrics_; }
@@ -165,7 +175,8 @@ class FakeHost final : public SessionHost, public BackendHost {
   Loop loop_;
   config::SnapshotPtr snap_;
   TenantRegistry registry_;
-  WorkerMetrics metrics_;
+  MetricsRegistry all_metrics_;
+  WorkerMetrics& metrics_;
   Backend* backend_ = nullptr;
   absl::flat_hash_map<std::string, std::unique_ptr<TenantLocal>> tenants_;
 };
