@@ -9,7 +9,8 @@ SECONDS_EACH=${1:-20}
 OUT=${KF_FUZZ_BUILD:-$ROOT/build-fuzz}
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not installed"; exit 1; }
 cmake -S "$HERE" -B "$OUT" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=None >/dev/null
-cmake --build "$OUT" -j "$(nproc)" >/dev/null
+cmake --build "$OUT" -j "$(nproc)" >"$OUT/build.log" 2>&1 ||
+  { echo "fuzz: the build failed:"; tail -30 "$OUT/build.log"; exit 1; }
 mkdir -p "$OUT/crashes"
 status=0
 for t in request_parser_fuzz:request reply_fuzz:reply namespace_fuzz:keys; do
