@@ -112,6 +112,15 @@ inline constexpr std::string_view kFlushInMulti =
     "ERR keyfence: FLUSHDB and FLUSHALL cannot be queued in MULTI (they walk the namespace, "
     "which cannot be atomic with the transaction)";
 
+inline constexpr std::string_view kInvalidClientId = "ERR client-id should be greater than 0";
+inline constexpr std::string_view kNoSuchClient = "ERR No such client";
+inline constexpr std::string_view kUnblockReason =
+    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+inline std::string UnknownClientType(std::string_view t) {
+  return "ERR Unknown client type '" + std::string(t) + "'";
+}
+inline constexpr std::string_view kUnblocked = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+
 // --- Rate limits -----------------------------------------------------------------------------
 
 // "RATELIMIT tenant '<app>' is over its limit of <n> ops/s"

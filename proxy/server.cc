@@ -400,3 +400,37 @@ int Server::Run() {
 }
 
 }  // namespace keyfence::proxy
+
+namespace keyfence::proxy {
+
+void Server::AskAllWorkers(Worker& origin, SessionHost::SessionVisit visit,
+                           std::function<void(std::vector<std::string>)> done) {
+  struct Gather {
+    std::mutex mu;
+    std::vector<std::string> answers;  // mu
+    size_t left = 0;                   // mu
+    SessionHost::SessionVisit visit;
+    std::function<void(std::vector<std::string>)> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->answers.resize(workers_.size());
+  g->left = workers_.size();
+  g->visit = std::move(visit);
+  g->done = std::move(done);
+  Worker* back = &origin;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    boost::asio::post(w->loop().io(), [w, i, g, back] {
+      std::string a = w->VisitSessions(g->visit);
+      bool last = false;
+      {
+        std::lock_guard lock(g->mu);
+        g->answers[i] = std::move(a);
+        last = --g->left == 0;
+      }
+      if (last) boost::asio::post(back->loop().io(), [g] { g->done(std::move(g->answers)); });
+    });
+  }
+}
+
+}  // namespace keyfence::proxy

@@ -22,6 +22,7 @@
 #include "proxy/config_watcher.h"
 #include "proxy/backend/backend.h"
 #include "proxy/base/metrics.h"
+#include "proxy/session/session_host.h"
 #include "proxy/base/tenant_state.h"
 
 namespace keyfence::proxy {
@@ -51,6 +52,10 @@ class Server {
   TenantRegistry& tenants() { return tenants_; }
   AclUsers& acl() { return acl_; }
   const MetricsRegistry& registry() const { return *metrics_; }
+  // Any worker thread: runs `visit` on every worker's thread, then `done` with
+  // the answers (in worker order) on `origin`'s thread.
+  void AskAllWorkers(Worker& origin, SessionHost::SessionVisit visit,
+                     std::function<void(std::vector<std::string>)> done);
   // Thread-safe; no-op in standalone mode.
   void RequestTopologyRefresh();
 

@@ -75,6 +75,26 @@ void Worker::RequestTopologyRefresh() { server_.RequestTopologyRefresh(); }
 
 const MetricsRegistry& Worker::registry() const { return server_.registry(); }
 
+void Worker::AskAllWorkers(SessionVisit visit,
+                           std::function<void(std::vector<std::string>)> done) {
+  server_.AskAllWorkers(*this, std::move(visit), std::move(done));
+}
+
+Session* Worker::FindSession(uint64_t id) {
+  for (auto& s : sessions_) {
+    if (s->id() == id && !s->closed()) return s.get();
+  }
+  return nullptr;
+}
+
+std::string Worker::VisitSessions(const SessionVisit& visit) {
+  std::vector<Session*> live;
+  for (auto& s : sessions_) {
+    if (!s->closed()) live.push_back(s.get());
+  }
+  return visit(live);
+}
+
 void Worker::Listen(const std::vector<config::Listener>& listeners) {
   for (const auto& l : listeners) {
     auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), l, nullptr, 0});

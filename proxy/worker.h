@@ -71,6 +71,11 @@ class Worker final : public SessionHost, public BackendHost {
   void RemoveUnauthenticated(const std::string& addr) override;
   const BackendUser* BackendUserFor(std::string_view app) override;
   const MetricsRegistry& registry() const override;
+  void AskAllWorkers(SessionVisit visit,
+                     std::function<void(std::vector<std::string>)> done) override;
+  Session* FindSession(uint64_t id) override;
+  // On this worker's thread: `visit` over its live sessions.
+  std::string VisitSessions(const SessionVisit& visit);
   size_t sessions() const override { return sessions_count_.load(std::memory_order_relaxed); }
   void SessionClosed(Session* s) override;
   WorkerMetrics& metrics() override { return metrics_; }

@@ -25,6 +25,8 @@ constexpr std::pair<std::string_view, Local> kLocal[] = {
     {"client|info", Local::kClientInfo},
     {"client|list", Local::kClientList},
     {"client|reply", Local::kClientReply},
+    {"client|kill", Local::kClientKill},
+    {"client|unblock", Local::kClientUnblock},
     {"command", Local::kCommand},
     {"command|count", Local::kCommandCount},
     {"command|info", Local::kCommandInfo},

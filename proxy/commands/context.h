@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "protocol/command_table.h"
@@ -40,6 +42,7 @@ struct SessionInfo {
   uint64_t last_cmd_ns = 0;
   uint64_t commands = 0;
   size_t worker_sessions = 0;
+  uint16_t cmd_id = 0;  // the command in progress (or the last one)
 };
 
 enum class BindResult : uint8_t { kOk, kStateHeld, kTooManyConnections };
@@ -86,6 +89,19 @@ class CommandContext {
   virtual const config::Tenant* tenant() const = 0;
   // The tenant's process-wide state (scripts, dedicated count); null before AUTH.
   virtual TenantShared* tenant_shared() = 0;
+  // Runs `visit` on every worker's thread over that worker's clients (of every
+  // tenant: filter by tenant()); `done` gets the answers, in worker order, on
+  // this client's thread, unless it closed meanwhile. Cold paths only (CLIENT
+  // LIST/KILL/UNBLOCK). `visit` runs concurrently on several threads: it may
+  // capture only values.
+  using PeerVisit = std::function<std::string(std::span<CommandContext* const>)>;
+  using PeersDone = std::function<void(CommandContext&, std::vector<std::string>&)>;
+  virtual void AskPeers(PeerVisit visit, PeersDone done) = 0;
+  // CLIENT KILL: closes this connection now (its replies still owed are dropped).
+  virtual void Kill() = 0;
+  // CLIENT UNBLOCK: answers a blocking command that waits (nil, or -UNBLOCKED
+  // with `error`) and drops its dedicated connection; false if none waits.
+  virtual bool Unblock(bool error) = 0;
   // The tenant's counters summed over every worker (INFO; a cold path).
   virtual TenantTotals tenant_totals() = 0;
   // This client waits in a blocking command (on) or no longer (INFO

@@ -32,6 +32,8 @@ constexpr Entry kTable[] = {
     {Local::kClientInfo, Client},
     {Local::kClientList, Client},
     {Local::kClientReply, Client},
+    {Local::kClientKill, Client},
+    {Local::kClientUnblock, Client},
     // introspection.cc
     {Local::kCommand, CommandDocs},
     {Local::kCommandCount, CommandDocs},

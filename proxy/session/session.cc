@@ -295,6 +295,36 @@ void Session::Retire(std::unique_ptr<BackendConn> conn) {
   asio::post(host_.loop().io(), [c] { delete c; });  // may be inside its own handler
 }
 
+void Session::AskPeers(PeerVisit visit, PeersDone done) {
+  SessionHost* host = &host_;
+  const uint64_t me = info_.id;
+  host_.AskAllWorkers(
+      [visit = std::move(visit)](std::span<Session* const> sessions) {
+        std::vector<CommandContext*> peers(sessions.begin(), sessions.end());
+        return visit(peers);
+      },
+      [host, me, done = std::move(done)](std::vector<std::string> answers) {
+        if (Session* s = host->FindSession(me)) done(*s, answers);
+      });
+}
+
+bool Session::Unblock(bool error) {
+  DedicatedLink& d = dedicated_;
+  if (!d.active() || !d.blocking || (d.sent.empty() && d.held.empty())) return false;
+  std::vector<uint64_t> tags;
+  for (const auto& r : d.sent) tags.push_back(r.tag);
+  for (const auto& r : d.held) tags.push_back(r.tag);
+  DropDedicated();  // the backend's BLPOP ends with its connection
+  std::string reply;
+  if (error) {
+    protocol::AppendError(reply, protocol::errors::kUnblocked);
+  } else {
+    reply = state_.proto >= 3 ? "_\r\n" : "*-1\r\n";
+  }
+  for (uint64_t tag : tags) Complete(tag, reply);
+  return true;
+}
+
 void Session::NoteBlocking(bool on) {
   if (on == (blocked_at_ != nullptr)) return;
   if (on) {
@@ -344,6 +374,7 @@ void Session::Finished(AsyncOp* op) {
 
 const SessionInfo& Session::info() {
   info_.worker_sessions = host_.sessions();
+  info_.cmd_id = cur_cmd_id_;
   return info_;
 }
 

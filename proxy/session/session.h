@@ -77,6 +77,9 @@ class Session final : public RequestHandler,
   }
   TenantTotals tenant_totals() override { return host_.registry().TotalsFor(binding_.name()); }
   void NoteBlocking(bool on) override;
+  void AskPeers(PeerVisit visit, PeersDone done) override;
+  void Kill() override { conn_.Close(); }
+  bool Unblock(bool error) override;
   bool Owed(uint64_t tag) override {
     const ReplySlot* s = conn_.replies().Find(tag);
     return s != nullptr && !s->ready;

@@ -4,7 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "proxy/backend/backend.h"
@@ -40,6 +43,13 @@ class SessionHost {
   virtual void RemoveUnauthenticated(const std::string& addr) = 0;
   // The tenant's backend ACL user (backend.acl: per_tenant); null if off.
   virtual const BackendUser* BackendUserFor(std::string_view app) = 0;
+  // Runs `visit` on every worker's thread over its live sessions, then `done`
+  // with the answers (in worker order) on this worker's thread. Cold paths.
+  using SessionVisit = std::function<std::string(std::span<Session* const>)>;
+  virtual void AskAllWorkers(SessionVisit visit,
+                             std::function<void(std::vector<std::string>)> done) = 0;
+  // This worker's live session `id`, or null.
+  virtual Session* FindSession(uint64_t id) = 0;
   // Counters summed over every worker (INFO; cold paths only).
   virtual const MetricsRegistry& registry() const = 0;
   // The session closed; the host deletes it once its handlers are done.

@@ -249,7 +249,6 @@ NOPERM_RE = re.compile(r"^NOPERM this user has no permissions to run the '([^']+
     (["MIGRATE", "127.0.0.1", "1", "k", "0", "100"], ["migrate"]),
     (["ACL", "LIST"], ["acl|list", "acl"]),
     (["ACL", "WHOAMI"], ["acl|whoami", "acl"]),
-    (["CLIENT", "KILL", "ID", "1"], ["client|kill", "client"]),
     (["CLIENT", "PAUSE", "100"], ["client|pause", "client"]),
     (["REPLICAOF", "127.0.0.1", "1"], ["replicaof"]),
     (["SLAVEOF", "NO", "ONE"], ["slaveof"]),

@@ -40,7 +40,7 @@ CONTRACT_DENIED = {
     "config|set", "config|rewrite", "config|resetstat", "debug", "shutdown", "monitor",
     "migrate", "move", "swapdb", "slaveof", "replicaof", "sync", "psync", "save", "bgsave",
     "script|flush", "script|kill", "fcall", "fcall_ro", "restore", "restore-asking",
-    "client|kill", "client|pause", "client|unpause", "client|unblock", "client|no-evict",
+    "client|pause", "client|unpause", "client|no-evict",
     "eval", "evalsha", "eval_ro", "evalsha_ro",
 }
 CONTRACT_DENIED_FAMILIES = {"acl", "module", "slowlog", "latency"}

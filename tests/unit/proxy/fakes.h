@@ -159,6 +159,15 @@ class FakeHost final : public SessionHost, public BackendHost {
   void RemoveUnauthenticated(const std::string&) override {}
   const BackendUser* BackendUserFor(std::string_view) override { return nullptr; }
   const MetricsRegistry& registry() const override { return all_metrics_; }
+  // One worker; the sessions a test registers in `live`.
+  void AskAllWorkers(SessionVisit visit,
+                     std::function<void(std::vector<std::string>)> done) override {
+    asio::post(loop_.io(), [this, visit = std::move(visit), done = std::move(done)] {
+      done({visit(live)});
+    });
+  }
+  Session* FindSession(uint64_t) override { return live.empty() ? nullptr : live.front(); }
+  std::vector<Session*> live;  // (unit tests have one session)
   void SessionClosed(Session*) override { ++sessions_closed; }
 
   WorkerMetrics& metrics() override { return metrics_; }
