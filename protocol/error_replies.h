@@ -112,6 +112,21 @@ inline constexpr std::string_view kFlushInMulti =
     "ERR keyfence: FLUSHDB and FLUSHALL cannot be queued in MULTI (they walk the namespace, "
     "which cannot be atomic with the transaction)";
 
+// Malformed numkeys, in Redis's words (tenancy/numkeys_errors.cc).
+inline constexpr std::string_view kNumkeysNegative = "ERR Number of keys can't be negative";
+inline constexpr std::string_view kNumkeysTooMany =
+    "ERR Number of keys can't be greater than number of args";
+inline constexpr std::string_view kNumkeysPositive = "ERR numkeys should be greater than 0";
+inline std::string AtLeastOneKey(std::string_view command) {
+  return "ERR at least 1 input key is needed for '" + std::string(command) + "' command";
+}
+inline constexpr std::string_view kFunctionFlushOption =
+    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option";
+inline constexpr std::string_view kScriptFlushOption =
+    "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
+inline constexpr std::string_view kGetKeysArity =
+    "ERR Invalid number of arguments specified for command";
+
 inline constexpr std::string_view kInvalidClientId = "ERR client-id should be greater than 0";
 inline constexpr std::string_view kNoSuchClient = "ERR No such client";
 inline constexpr std::string_view kUnblockReason =

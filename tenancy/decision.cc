@@ -1,5 +1,9 @@
 #include "tenancy/decision.h"
 
+#include "tenancy/numkeys_errors.h"
+
+#include <charconv>
+
 #include <absl/strings/match.h>
 
 #include "protocol/error_replies.h"
@@ -73,6 +77,7 @@ Route RouteOf(const SessionView& s, const Rule& rule, std::span<const std::strin
 RejectMetric MetricOf(RejectKind k) {
   switch (k) {
     case RejectKind::kNone:
+    case RejectKind::kNotInteger:
     case RejectKind::kSubscribedContext:  // a plain error reply, not a counted rejection
       return RejectMetric::kNone;
     case RejectKind::kUnknownCommand:
@@ -143,7 +148,21 @@ Decision Decide(const SessionView& s, std::span<const std::string_view> args, Na
   if (FindNames(rule, *cmd, args, refs) != FindStatus::kOk) return Rejected(d, RejectKind::kSyntax);
   if (rule.no_db_option) {
     for (size_t i = 3; i < args.size(); ++i) {
-      if (EqNoCase(args[i], "db")) return Rejected(d, RejectKind::kDeniedCommand);
+      if (!EqNoCase(args[i], "db")) continue;
+      // COPY ... DB n: Redis's integer error first; DB 0 is the tenant's own.
+      int64_t db = 0;
+      if (i + 1 < args.size()) {
+        const std::string_view v = args[i + 1];
+        auto r = std::from_chars(v.data(), v.data() + v.size(), db);
+        if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size()) {
+          return Rejected(d, RejectKind::kNotInteger);
+        }
+        if (db == 0) {
+          ++i;
+          continue;
+        }
+      }
+      return Rejected(d, RejectKind::kDeniedCommand);
     }
   }
   for (const NameRef& r : *refs) {
@@ -184,11 +203,16 @@ std::string RejectText(const Decision& d, std::span<const std::string_view> args
     case RejectKind::kDeniedCommand:
       return errors::NoPermCommand(name);
     case RejectKind::kSyntax:
+      if (d.cmd != nullptr) {
+        if (std::string e = NumkeysError(*d.cmd, args); !e.empty()) return e;
+      }
       return std::string(errors::kSyntax);
     case RejectKind::kDeniedChannel:
       return std::string(errors::kNoPermChannel);
     case RejectKind::kKeyRule:
       return std::string(errors::kNoPermKey);
+    case RejectKind::kNotInteger:
+      return std::string(errors::kNotInteger);
   }
   return {};
 }

@@ -47,6 +47,7 @@ enum class RejectKind : uint8_t {
   kSyntax,
   kDeniedChannel,
   kKeyRule,
+  kNotInteger,  // an integer argument keyfence checks first (COPY ... DB x), in Redis's words
 };
 
 // Which keyfence_rejected_total reason a rejection counts under (none: not counted).

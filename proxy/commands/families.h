@@ -27,6 +27,9 @@ bool CommandDocs(CommandContext&, const protocol::CommandInfo&, const tenancy::R
 bool CommandGetKeys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool Cluster(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool Ok(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool FunctionFlush(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+// FUNCTION/SCRIPT FLUSH take nothing or SYNC/ASYNC.
+bool FlushOptionOk(std::span<const std::string_view> args);
 
 // keyspace.cc: emulations over the tenant's namespace.
 bool Keys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);

@@ -129,6 +129,12 @@ bool CommandGetKeys(CommandContext& ctx, const protocol::CommandInfo&, const ten
     ctx.ReplyError(errors::kGetKeysInvalidCommand);
     return true;
   }
+  const int64_t argc = static_cast<int64_t>(sub.size());
+  if ((c->arity > 0 && argc != c->arity) ||
+      (c->arity < 0 && argc < -static_cast<int64_t>(c->arity))) {
+    ctx.ReplyError(errors::kGetKeysArity);
+    return true;
+  }
   const tenancy::Rule& r = tenancy::CommandRules::Get().For(c->id);
   tenancy::NameRefs refs;
   if (tenancy::FindNames(r, *c, sub, &refs) != tenancy::FindStatus::kOk || refs.empty()) {
@@ -220,6 +226,21 @@ bool Cluster(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenanc
 
 // READONLY, READWRITE, FUNCTION FLUSH: +OK (the tenant owns no functions).
 bool Ok(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
+  ctx.ReplySimple("OK");
+  return true;
+}
+
+bool FlushOptionOk(std::span<const std::string_view> args) {
+  return args.size() == 2 ||
+         (args.size() == 3 && (EqNoCase(args[2], "sync") || EqNoCase(args[2], "async")));
+}
+
+// FUNCTION FLUSH [SYNC|ASYNC]: the tenant owns no functions.
+bool FunctionFlush(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
+  if (!FlushOptionOk(ctx.args())) {
+    ctx.ReplyError(errors::kFunctionFlushOption);
+    return true;
+  }
   ctx.ReplySimple("OK");
   return true;
 }

@@ -46,7 +46,7 @@ constexpr Entry kTable[] = {
     {Local::kCluster, Cluster},
     {Local::kReadOnly, Ok},
     {Local::kReadWrite, Ok},
-    {Local::kFunctionFlush, Ok},
+    {Local::kFunctionFlush, FunctionFlush},
     // keyspace.cc
     {Local::kKeys, Keys},
     {Local::kScan, Scan},

@@ -104,6 +104,10 @@ bool GuardScript(CommandContext& ctx, const protocol::CommandInfo& cmd) {
     ctx.EndReply();
     return true;
   } else if (name == "script|flush") {
+    if (!FlushOptionOk(args)) {
+      ctx.ReplyError(protocol::errors::kScriptFlushOption);
+      return true;
+    }
     ts->scripts.clear();
     ctx.ReplySimple("OK");
     return true;

@@ -95,6 +95,8 @@ const char* Str(RejectKind k) {
       return "kDeniedChannel";
     case RejectKind::kKeyRule:
       return "kKeyRule";
+    case RejectKind::kNotInteger:
+      return "kNotInteger";
   }
   return "?";
 }
@@ -700,13 +702,13 @@ TEST_CASE("decision: forwarded names: syntax, COPY DB, keyspace channels, key_ru
        "ERR syntax error",
        "",
        "zunionstore"},
-      {"EVAL numkeys too large: syntax error",
+      {"EVAL numkeys too large: Redis's text",
        In(Scripted()),
        {"EVAL", "s", "3", "a"},
        kReject,
        R::kSyntax,
        kShared,
-       "ERR syntax error",
+       "ERR Number of keys can't be greater than number of args",
        "",
        "eval"},
       {"COPY ... DB",
@@ -720,11 +722,29 @@ TEST_CASE("decision: forwarded names: syntax, COPY DB, keyspace channels, key_ru
        "copy"},
       {"COPY ... db (any case) after REPLACE",
        In(Orders()),
-       {"copy", "a", "b", "REPLACE", "db", "0"},
+       {"copy", "a", "b", "REPLACE", "db", "2"},
        kReject,
        R::kDeniedCommand,
        kShared,
        t(NoPerm("copy")),
+       "",
+       "copy"},
+      {"COPY ... DB 0 is the tenant's own database",
+       In(Orders()),
+       {"COPY", "a", "b", "DB", "0"},
+       kForward,
+       R::kNone,
+       kShared,
+       "",
+       "1 2",
+       "copy"},
+      {"COPY ... DB x: Redis's integer error first",
+       In(Orders()),
+       {"COPY", "a", "b", "DB", "x"},
+       kReject,
+       R::kNotInteger,
+       kShared,
+       t(std::string(protocol::errors::kNotInteger)),
        "",
        "copy"},
       {"COPY of keys named db",
