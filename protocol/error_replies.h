@@ -136,6 +136,13 @@ inline std::string UnknownClientType(std::string_view t) {
 }
 inline constexpr std::string_view kUnblocked = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
+inline std::string NotInMulti(std::string_view command) {
+  return "ERR keyfence: " + std::string(command) +
+         " cannot be queued in MULTI (it would act when queued, not at EXEC)";
+}
+inline constexpr std::string_view kTooManyQueued =
+    "ERR keyfence: too many commands answered by keyfence queued in one transaction";
+
 // --- Rate limits -----------------------------------------------------------------------------
 
 // "RATELIMIT tenant '<app>' is over its limit of <n> ops/s"

@@ -103,6 +103,7 @@ class DedicatedSink final : public ReplySink {
     const Redirect kind = Classify(frame);
     if (kind == Redirect::kNone) {
       d.retry_ms = 0;
+      if (d.sent.empty() && d.held.empty()) ctx_.NoteBlocking(false);  // served: no longer blocked
       return ctx_.sink().OnReply(tag, frame);
     }
     const uint64_t now = Loop::NowNs();

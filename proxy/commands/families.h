@@ -54,6 +54,9 @@ bool Queue(CommandContext& ctx, const tenancy::Rule& rule, int slot, bool cross)
 // CLIENT REPLY, which act at once as in Redis), and queueing it: it runs now,
 // its reply is kept for EXEC's array and the client gets QUEUED.
 bool QueuedInMulti(tenancy::Local what);
+// Inside MULTI: an error Redis would give when the command runs, kept for
+// EXEC's array (the client gets QUEUED).
+bool QueueError(CommandContext& ctx, std::string_view error);
 bool QueueLocal(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
                 Handler handler);
 

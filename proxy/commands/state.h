@@ -130,6 +130,9 @@ struct Transaction {
   // A queued local command whose reply comes later (a namespace walk):
   // reply slot tags with kCaptureBit name the entry and the transaction.
   static constexpr uint64_t kCaptureBit = uint64_t{1} << 63;
+  // Commands keyfence answers, queued in one transaction (capture tags keep
+  // the index in 16 bits; each may be a namespace walk).
+  static constexpr size_t kMaxQueued = 4096;
   struct Capture {
     size_t index = 0;  // in rules
     tenancy::ReplyRule rule = tenancy::ReplyRule::kNone;

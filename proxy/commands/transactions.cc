@@ -93,21 +93,51 @@ bool QueuedInMulti(tenancy::Local what) {
   return what != Local::kQuit && what != Local::kReset && what != Local::kClientReply;
 }
 
+bool QueueError(CommandContext& ctx, std::string_view error) {
+  proxy::Transaction& tx = ctx.tx();
+  if (tx.rules.size() >= Transaction::kMaxQueued) {
+    tx.failed = true;
+    ctx.ReplyError(errors::kTooManyQueued);
+    return true;
+  }
+  std::string reply;
+  protocol::AppendError(reply, error);
+  tx.rules.emplace_back(ReplyRule::kQueuedLocal, std::move(reply));
+  ctx.ReplySimple("QUEUED");
+  return true;
+}
+
 bool QueueLocal(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule& rule,
                 Handler handler) {
+  using tenancy::Local;
   proxy::Transaction& tx = ctx.tx();
-  if (rule.local == tenancy::Local::kFlushDb) {
+  if (rule.local == Local::kFlushDb) {
     // A namespace walk cannot be made atomic with the queued writes around it.
     tx.failed = true;
     ctx.ReplyError(errors::kFlushInMulti);
     return true;
   }
+  // Queued commands run when queued: those that act on the connection or on
+  // other connections would act even if the transaction is discarded.
+  if (rule.local == Local::kAuth || rule.local == Local::kHello ||
+      rule.local == Local::kClientKill || rule.local == Local::kClientUnblock) {
+    tx.failed = true;
+    ctx.ReplyError(errors::NotInMulti(cmd.name));
+    return true;
+  }
+  if (tx.rules.size() >= Transaction::kMaxQueued) {
+    tx.failed = true;
+    ctx.ReplyError(errors::kTooManyQueued);
+    return true;
+  }
   const size_t rules = tx.rules.size();
   const size_t captures = tx.captures.size();
+  const bool failed = tx.failed;
   std::string reply;
   ctx.BeginCapture(&reply);
   const bool done = handler(ctx, cmd, rule);
   ctx.EndCapture();
+  tx.failed = failed;  // the handler's own error is its reply in EXEC's array
   if (!done) return false;  // comes again (a delay): nothing was kept
   if (tx.captures.size() > captures) {  // its reply comes later (a namespace walk)
     ctx.ReplySimple("QUEUED");

@@ -158,6 +158,7 @@ bool ClientConn::CheckOutput(uint64_t now_ns, bool grew) {
     return false;
   }
   if (pending >= kTenantBufferFloor || buffered_at_ != nullptr) {
+    grew = grew && static_cast<int64_t>(pending) > buffered_;  // a draining reader is not growing
     const int64_t total = AccountBuffered(l.tenant_buffered, pending);
     if (grew && l.tenant > 0 && buffered_at_ != nullptr && total > static_cast<int64_t>(l.tenant)) {
       handler_.OnOutputOverLimit(l.tenant, OutputLimit::kTenant);

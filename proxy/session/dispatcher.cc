@@ -83,6 +83,11 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   if (d.outcome == Outcome::kReject) {
     tenancy::RejectMetric m = tenancy::MetricOf(d.reject);
     std::string text = tenancy::RejectText(d, args);
+    if (s.tx_.open && (d.reject == tenancy::RejectKind::kSyntax ||
+                       d.reject == tenancy::RejectKind::kNotInteger)) {
+      // Redis finds these when the command runs: QUEUED, and the error in EXEC's array.
+      return commands::QueueError(s, text);
+    }
     if (m == tenancy::RejectMetric::kNone) {
       if (s.tx_.open) s.tx_.failed = true;  // as in Redis: EXEC then aborts
       s.ReplyError(text);

@@ -308,20 +308,27 @@ void Session::AskPeers(PeerVisit visit, PeersDone done) {
       });
 }
 
+// Only a lone blocking request (nothing pipelined behind it on the dedicated
+// connection, no WATCH, no MULTI) is unblocked: dropping the connection ends
+// it on the backend, and nothing else is lost with it.
 bool Session::Unblock(bool error) {
   DedicatedLink& d = dedicated_;
-  if (!d.active() || !d.blocking || (d.sent.empty() && d.held.empty())) return false;
-  std::vector<uint64_t> tags;
-  for (const auto& r : d.sent) tags.push_back(r.tag);
-  for (const auto& r : d.held) tags.push_back(r.tag);
-  DropDedicated();  // the backend's BLPOP ends with its connection
+  if (!d.active() || !d.blocking || d.watching || tx_.open) return false;
+  if (d.sent.size() + d.held.size() != 1 || d.conn->pending() != d.sent.size()) return false;
+  const uint64_t tag = d.sent.empty() ? d.held.front().tag : d.sent.front().tag;
+  const ReplySlot* slot = conn_.replies().Find(tag);
+  if (slot == nullptr) return false;
+  const std::string_view cmd = protocol::CommandTable::Get().ById(slot->cmd_id).name;
+  DropDedicated();  // the backend's blocking command ends with its connection
   std::string reply;
   if (error) {
     protocol::AppendError(reply, protocol::errors::kUnblocked);
-  } else {
-    reply = state_.proto >= 3 ? "_\r\n" : "*-1\r\n";
+  } else if (state_.proto >= 3) {
+    reply = "_\r\n";
+  } else {  // a timed-out BLMOVE/BRPOPLPUSH is a null bulk, the others a null array
+    reply = (cmd == "blmove" || cmd == "brpoplpush") ? "$-1\r\n" : "*-1\r\n";
   }
-  for (uint64_t tag : tags) Complete(tag, reply);
+  Complete(tag, reply);
   return true;
 }
 

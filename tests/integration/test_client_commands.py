@@ -104,3 +104,18 @@ def test_unblock_ends_a_waiting_blpop_of_the_tenant_only(kf):
         assert me.cmd("CLIENT", "UNBLOCK", wid) == 0  # not blocked any more
         assert theirs.cmd("RPUSH", "q", "x") == 1  # payments' waiter is still there
         assert tw.read() == [b"q", b"x"]
+
+
+def test_unblock_never_loses_what_is_pipelined_behind_the_blocking_command(kf):
+    with kf.raw("orders") as me, kf.raw("orders") as w:
+        wid = int(w.cmd("CLIENT", "ID"))
+        w.send("BLPOP", "q2", 2)
+        w.send("SET", "after", "1")
+        w.send("GET", "after")
+        wait_until(lambda: any(r.get("flags") == "b" for r in listing(me)), 5, what="BLPOP waits")
+        n = me.cmd("CLIENT", "UNBLOCK", wid)
+        assert n in (0, 1)  # 0: something was already sent behind it, which must not be lost
+        assert w.read() is None  # unblocked, or timed out after 2 s
+        assert w.read() == "OK" and w.read() == b"1"
+        wait_until(lambda: all(r.get("flags") != "b" for r in listing(me)), 5,
+                   what="no longer blocked once served")

@@ -40,6 +40,9 @@ SEQUENCES = {
                                ("GET", "a")],
     "wrong arity aborts": [("MULTI",), ("SET", "a", "2"), ("GET",), ("PING",), ("EXEC",),
                            ("GET", "a")],
+    "syntax errors are elements": [
+        ("MULTI",), ("SET", "a", "1"), ("SINTERCARD", "-1", "a"), ("ZUNION", "x", "a"),
+        ("COPY", "a", "b", "DB", "x"), ("PING",), ("EXEC",)],
     "runtime error stays an element": [
         ("SET", "s", "x"), ("MULTI",), ("INCR", "s"), ("PING",), ("EXEC",)],
     "nested multi and watch inside": [
