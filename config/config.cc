@@ -300,6 +300,7 @@ void WriteBackend(Json& j, const Backend& b) {
   j.Key("subscriber_recovery_ms").Num(b.subscriber_recovery_ms);
   j.Key("acl").Str(b.acl == BackendAcl::kOff ? "off" : "per_tenant");
   j.Key("tenant_connection_idle_ms").Num(b.tenant_connection_idle_ms);
+  j.Key("notify_keyspace_events").Str(b.notify_keyspace_events);
   j.Key("read_from").Str(kReadFrom[static_cast<size_t>(b.read_from)]);
   j.Close('}');
 }

@@ -119,6 +119,9 @@ struct Backend {
   BackendAcl acl = BackendAcl::kOff;
   // backend.acl: per_tenant: a tenant's shared connection idle this long is closed.
   uint32_t tenant_connection_idle_ms = 60000;
+  // CONFIG SET notify-keyspace-events on every node (Redis's flags; "": left
+  // as the node has it). Tenants see only their own keys' events.
+  std::string notify_keyspace_events;
   ReadFrom read_from = ReadFrom::kMaster;
 };
 

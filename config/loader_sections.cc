@@ -101,6 +101,17 @@ void Parser::BackendSection(const Val& v, Backend* b) {
              {"retry_budget_ms", UintTo(&b->retry_budget_ms, 0, kMaxMs)},
              {"subscriber_recovery_ms", UintTo(&b->subscriber_recovery_ms, 0, kMaxMs)},
              {"tenant_connection_idle_ms", UintTo(&b->tenant_connection_idle_ms, 0, kMaxMs)},
+             {"notify_keyspace_events",
+              [&](const Val& f) {
+                if (!Str(f, &b->notify_keyspace_events)) return;
+                for (char c : b->notify_keyspace_events) {
+                  if (std::string_view("KEg$lshzxetmdnA").find(c) == std::string_view::npos) {
+                    Error(f, std::string("unknown notify-keyspace-events flag '") + c +
+                                 "' (Redis's: KEg$lshzxetmdnA)");
+                    return;
+                  }
+                }
+              }},
              {"acl",
               [&](const Val& f) {
                 size_t i = 0;

@@ -1,5 +1,6 @@
 #include "tenancy/decision.h"
 
+#include "tenancy/namespace.h"
 #include "tenancy/numkeys_errors.h"
 
 #include <charconv>
@@ -166,8 +167,12 @@ Decision Decide(const SessionView& s, std::span<const std::string_view> args, Na
     }
   }
   for (const NameRef& r : *refs) {
+    // Keyspace notifications: (un)subscribing to the tenant's own
+    // __keyspace@0__:<key> channels (namespace.h); never publishing to one, and
+    // no __keyevent@ channel (their messages name keys of every tenant).
     if ((r.kind == RefKind::kChannel || r.kind == RefKind::kChannelPattern) &&
-        args[r.pos].starts_with("__key")) {
+        args[r.pos].starts_with("__key") &&
+        !(rule.route == Route::kPubSub && IsKeyspaceChannel(args[r.pos]))) {
       return Rejected(d, RejectKind::kDeniedChannel);
     }
   }

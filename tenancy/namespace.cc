@@ -64,6 +64,13 @@ bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view
 }
 
 bool AppendClientChannel(std::string& out, std::string_view prefix, std::string_view backend) {
+  if (IsKeyspaceChannel(backend)) {
+    const size_t at = out.size();
+    out.append(kKeyspaceChannel);
+    if (AppendClientKey(out, prefix, backend.substr(kKeyspaceChannel.size()))) return true;
+    out.resize(at);
+    return false;
+  }
   if (backend.size() < prefix.size() || backend.compare(0, prefix.size(), prefix) != 0) {
     return false;
   }

@@ -34,11 +34,26 @@ uint16_t BackendKeySlot(uint16_t prefix_crc, std::string_view key);
 bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view backend);
 
 // Backend name of a pub/sub channel (classic channels have no slots: plain P+C).
+// Keyspace notifications name a key after a fixed header: the tenant's
+// `__keyspace@0__:K` is the backend's `__keyspace@0__:` + (P+K with the
+// hash-tag rule), patterns alike, and stripped back the same way.
+inline constexpr std::string_view kKeyspaceChannel = "__keyspace@0__:";
+inline bool IsKeyspaceChannel(std::string_view c) { return c.starts_with(kKeyspaceChannel); }
+
 inline size_t BackendChannelLength(std::string_view prefix, std::string_view channel) {
+  if (IsKeyspaceChannel(channel)) {
+    return kKeyspaceChannel.size() +
+           BackendKeyLength(prefix, channel.substr(kKeyspaceChannel.size()));
+  }
   return prefix.size() + channel.size();
 }
 inline void AppendBackendChannel(std::string& out, std::string_view prefix,
                                  std::string_view channel) {
+  if (IsKeyspaceChannel(channel)) {
+    out.append(kKeyspaceChannel);
+    AppendBackendKey(out, prefix, channel.substr(kKeyspaceChannel.size()));
+    return;
+  }
   out.append(prefix);
   out.append(channel);
 }

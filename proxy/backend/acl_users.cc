@@ -37,8 +37,9 @@ ReplyPtr Command(redisContext* c, const std::vector<std::string>& args) {
 bool AclUsers::Apply(const config::SnapshotPtr& snap, const std::vector<config::Endpoint>& nodes) {
   std::lock_guard<std::mutex> l(mu_);
   snap_ = snap;
-  if (snap->backend.acl != config::BackendAcl::kPerTenant) return true;
+  if (!NodeSetupWanted()) return true;
   for (const config::Tenant& t : snap->tenants) {
+    if (snap->backend.acl != config::BackendAcl::kPerTenant) break;
     if (users_.contains(t.app)) continue;
     auto u = std::make_unique<BackendUser>();
     u->name = tenancy::AclUserName(t);
@@ -55,12 +56,17 @@ bool AclUsers::Apply(const config::SnapshotPtr& snap, const std::vector<config::
 
 void AclUsers::AddNodes(const std::vector<config::Endpoint>& nodes) {
   std::lock_guard<std::mutex> l(mu_);
-  if (!snap_ || snap_->backend.acl != config::BackendAcl::kPerTenant) return;
+  if (!snap_ || !NodeSetupWanted()) return;
   for (const config::Endpoint& n : nodes) {
     if (done_.contains(n.ToString())) continue;
     nodes_.emplace(n.ToString(), n);
     ProvisionLocked(n);
   }
+}
+
+bool AclUsers::NodeSetupWanted() const {
+  return snap_->backend.acl == config::BackendAcl::kPerTenant ||
+         !snap_->backend.notify_keyspace_events.empty();
 }
 
 const BackendUser* AclUsers::For(std::string_view app) const {
@@ -96,8 +102,17 @@ bool AclUsers::ProvisionLocked(const config::Endpoint& node) {
       return false;
     }
   }
+  if (!be.notify_keyspace_events.empty()) {
+    ReplyPtr r = Command(c, {"CONFIG", "SET", "notify-keyspace-events", be.notify_keyspace_events});
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      spdlog::error("backend: CONFIG SET notify-keyspace-events on {} failed: {}", node.ToString(),
+                    r ? std::string(r->str, r->len) : std::string(c->errstr));
+      return false;
+    }
+  }
   size_t n = 0;
   for (const config::Tenant& t : snap_->tenants) {
+    if (be.acl != config::BackendAcl::kPerTenant) break;
     const BackendUser& u = *users_.at(t.app);
     std::vector<std::string> args = {"ACL", "SETUSER", u.name};
     for (std::string& a : tenancy::AclSetUserArgs(t, u.password)) args.push_back(std::move(a));

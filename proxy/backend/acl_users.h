@@ -6,7 +6,8 @@
 // learns of (the configured nodes, then every master and replica of each
 // topology, before the workers see it), over hiredis with backend.username/
 // password, which must hold ACL rights. Passwords are random (256 bits),
-// kept in memory for the process's life. Thread-safe: the control and the
+// kept in memory for the process's life. The same per-node setup applies
+// backend.notify_keyspace_events (CONFIG SET) on every node. Thread-safe: the control and the
 // topology threads provision; workers read users (never freed).
 #pragma once
 
@@ -38,6 +39,8 @@ class AclUsers {
 
  private:
   bool ProvisionLocked(const config::Endpoint& node);
+  // backend.acl per_tenant or backend.notify_keyspace_events: every node is set up.
+  bool NodeSetupWanted() const;  // mu_
   mutable std::mutex mu_;
   config::SnapshotPtr snap_;                                     // mu_
   std::map<std::string, std::unique_ptr<BackendUser>, std::less<>> users_;  // by app; mu_

@@ -62,6 +62,16 @@ bool SubscribeClassic(CommandContext& ctx, std::string_view name, bool unsub) {
   PubSubState& ps = ctx.pubsub();
   auto args = ctx.args();
   std::vector<std::string_view> names(args.begin() + 1, args.end());
+  // A cluster emits a key's notifications on the key's node only, and the
+  // classic link is one node: not yet (README).
+  if (!unsub && ctx.backend().Masters().size() > 1) {
+    for (std::string_view n : names) {
+      if (tenancy::IsKeyspaceChannel(n)) {
+        ctx.ReplyError(protocol::errors::kKeyspaceOnCluster);
+        return true;
+      }
+    }
+  }
   if (unsub && ps.classic == nullptr && !ps.classic_lost) {  // nothing classic subscribed
     std::string acks;
     Apply(ctx, name, true, false, names, acks);

@@ -1088,6 +1088,8 @@ class MonitorChecker:
 
     # -- checking --
     def _has_prefix(self, name: bytes) -> bool:
+        if name.startswith(b"__keyspace@0__:"):  # a keyspace channel names a key
+            name = name[len(b"__keyspace@0__:"):]
         return any(name.startswith(p) for p in self.prefixes)
 
     def check(self, since: int = 0, getkeys_conn: RawConn | None = None):

@@ -187,9 +187,19 @@ def test_pubsub_channels_are_isolated(kf, backend, monitor):
     monitor.assert_clean()
 
 
+def test_keyspace_subscriptions_are_confined_to_the_namespace(kf, backend, monitor):
+    """__keyspace@0__: channels name keys: the backend pattern is the tenant's own
+    (test_keyspace_notifications.py has the events); the MONITOR check proves it."""
+    with kf.raw("orders") as c:
+        assert c.cmd("PSUBSCRIBE", "__keyspace@0__:*") == [b"psubscribe", b"__keyspace@0__:*", 1]
+        assert backend.execute_command("PUBSUB", "NUMPAT") == 1
+    monitor.assert_clean()
+
+
 @pytest.mark.parametrize("cmd,arg", [
-    ("PSUBSCRIBE", "__keyspace@0__:*"),
     ("SUBSCRIBE", "__keyevent@0__:set"),
+    ("PSUBSCRIBE", "__keyevent@0__:*"),
+    ("PSUBSCRIBE", "__key*"),
 ])
 def test_keyspace_notification_subscriptions_denied(kf, backend, cmd, arg):
     with kf.raw("orders") as c:

@@ -1,0 +1,97 @@
+"""Keyspace notifications, namespaced (issue 10, item 5, first part): keyfence sets
+backend.notify_keyspace_events on the node; a tenant's SUBSCRIBE/PSUBSCRIBE to
+__keyspace@0__:<key or pattern> reaches only its own keys' events, with client-side names
+(hash tags included), never another tenant's; PUBLISH to a keyspace channel (a forged
+event) and every __keyevent@ channel (its payloads name keys of every tenant) are refused;
+on a cluster backend keyspace subscriptions are refused with a clear error (not yet served).
+MONITOR check: every channel keyfence subscribed to is inside a namespace."""
+
+import socket
+
+import pytest
+
+from conftest import cluster_keyfence, monitored, running_cluster, start_keyfence, stop_keyfence
+from harness import RedisServer, RespError
+
+
+@pytest.fixture(scope="module")
+def setup():
+    srv = RedisServer().start()
+    kf = start_keyfence(srv.port, {"backend": {"notify_keyspace_events": "KA"}})
+    yield srv, kf
+    stop_keyfence(kf)
+    srv.cleanup()
+
+
+def nothing_more(c, timeout=0.5):
+    c.sock.settimeout(timeout)
+    try:
+        c.read()
+        return False
+    except (socket.timeout, TimeoutError):
+        return True
+
+
+def test_keyfence_sets_notify_keyspace_events_on_the_node(setup):
+    srv, _ = setup
+    flags = srv.client().config_get("notify-keyspace-events")["notify-keyspace-events"]
+    assert set(flags) >= set("AK") or set(flags) >= set("gK$lshzxetdmK")
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_each_tenant_sees_only_its_own_keys_events(setup, proto):
+    srv, kf = setup
+    with monitored([srv]), kf.raw("orders") as o, kf.raw("payments") as p, \
+            kf.raw("orders") as ow, kf.raw("payments") as pw:
+        if proto == 3:
+            o.cmd("HELLO", "3")
+            p.cmd("HELLO", "3")
+        assert o.cmd("PSUBSCRIBE", "__keyspace@0__:*")[2] == 1
+        assert o.cmd("SUBSCRIBE", "__keyspace@0__:user:{7}:cart")[2] == 2
+        assert p.cmd("PSUBSCRIBE", "__keyspace@0__:*")[2] == 1
+        assert ow.cmd("SET", "user:{7}:cart", "x") == "OK"
+        assert o.read() == [b"message", b"__keyspace@0__:user:{7}:cart", b"set"]
+        assert o.read() == [b"pmessage", b"__keyspace@0__:*", b"__keyspace@0__:user:{7}:cart",
+                            b"set"]
+        assert nothing_more(p), "payments saw an event of orders' key"
+        assert pw.cmd("DEL", "nope") == 0 and pw.cmd("SET", "user:{7}:cart", "theirs") == "OK"
+        assert p.read() == [b"pmessage", b"__keyspace@0__:*", b"__keyspace@0__:user:{7}:cart",
+                            b"set"]
+        assert nothing_more(o), "orders saw an event of payments' key"
+        # a direct write of a key outside every namespace reaches no tenant
+        srv.client().set("unowned", "1")
+        assert nothing_more(o) and nothing_more(p)
+
+
+def test_forged_and_foreign_event_channels_are_refused(setup):
+    _, kf = setup
+    with kf.raw("orders") as c:
+        for cmd in (("PUBLISH", "__keyspace@0__:user:{7}:cart", "del"),
+                    ("SUBSCRIBE", "__keyevent@0__:set"),
+                    ("PSUBSCRIBE", "__keyevent@0__:*"),
+                    ("SUBSCRIBE", "__keyspace@1__:k")):
+            r = c.cmd(*cmd)
+            assert isinstance(r, RespError) and r.text.startswith("NOPERM"), (cmd, r)
+        assert c.cmd("PING") == "PONG"
+
+
+def test_bad_notify_flags_are_a_config_error(tmp_path):
+    import subprocess
+    from harness import keyfence_bin
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("cluster_name: shop\nlisteners: [{bind: 127.0.0.1:1, tenant: a}]\n"
+                   "backend: {nodes: [127.0.0.1:2], notify_keyspace_events: KQ}\n"
+                   "tenants: {a: {}}\n")
+    r = subprocess.run([keyfence_bin(), "--check", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode != 0
+    assert "k.yaml:3:" in r.stdout + r.stderr and "'Q'" in r.stdout + r.stderr
+
+
+def test_cluster_refuses_keyspace_subscriptions_clearly():
+    for cluster in running_cluster(3):
+        for kf in cluster_keyfence(cluster):
+            with kf.raw("orders") as c:
+                r = c.cmd("PSUBSCRIBE", "__keyspace@0__:*")
+                assert isinstance(r, RespError) and "standalone" in r.text, r
+                assert c.cmd("PING") == "PONG"
