@@ -73,6 +73,24 @@ test('ioredis pub/sub sees unprefixed channel names', T, async () => {
   await sub.punsubscribe();
 });
 
+test('ioredis keyspace notifications: the tenant\'s own keys, client-side names', T, async () => {
+  await backendCommand('CONFIG', 'SET', 'notify-keyspace-events', 'KA');
+  const sub = client();
+  const w = client();
+  const theirs = client({ port: ports.payments });
+  const k = uniq('io:ks');
+  const got = [];
+  sub.on('pmessage', (pattern, channel, message) => got.push([pattern, channel, message]));
+  await sub.psubscribe(`__keyspace@0__:${k}*`);
+  await theirs.set(k, 'not yours');  // payments' key of the same name: no event for orders
+  await w.set(k, 'v');
+  await w.del(k);
+  await eventually(() => got.length >= 2, 3000, 'keyspace events');
+  assert.deepEqual(got, [[`__keyspace@0__:${k}*`, `__keyspace@0__:${k}`, 'set'],
+    [`__keyspace@0__:${k}*`, `__keyspace@0__:${k}`, 'del']]);
+  await sub.punsubscribe();
+});
+
 test('ioredis through the gateway with username/password', T, async () => {
   const g = client({ port: ports.gateway, username: 'billing', password: 'billing-secret' });
   const k = uniq('io:gw');
