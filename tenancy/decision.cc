@@ -168,11 +168,12 @@ Decision Decide(const SessionView& s, std::span<const std::string_view> args, Na
   }
   for (const NameRef& r : *refs) {
     // Keyspace notifications: (un)subscribing to the tenant's own
-    // __keyspace@0__:<key> channels (namespace.h); never publishing to one, and
-    // no __keyevent@ channel (their messages name keys of every tenant).
+    // __keyspace@0__:<key> channels and to __keyevent@0__:<event> (messages
+    // filtered to the tenant's keys, namespace.h); never publishing to one.
     if ((r.kind == RefKind::kChannel || r.kind == RefKind::kChannelPattern) &&
         args[r.pos].starts_with("__key") &&
-        !(rule.route == Route::kPubSub && IsKeyspaceChannel(args[r.pos]))) {
+        !(rule.route == Route::kPubSub &&
+          (IsKeyspaceChannel(args[r.pos]) || IsKeyeventChannel(args[r.pos])))) {
       return Rejected(d, RejectKind::kDeniedChannel);
     }
   }

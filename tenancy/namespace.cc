@@ -64,6 +64,10 @@ bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view
 }
 
 bool AppendClientChannel(std::string& out, std::string_view prefix, std::string_view backend) {
+  if (IsKeyeventChannel(backend)) {
+    out.append(backend);
+    return true;
+  }
   if (IsKeyspaceChannel(backend)) {
     const size_t at = out.size();
     out.append(kKeyspaceChannel);

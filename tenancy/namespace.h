@@ -39,8 +39,14 @@ bool AppendClientKey(std::string& out, std::string_view prefix, std::string_view
 // hash-tag rule), patterns alike, and stripped back the same way.
 inline constexpr std::string_view kKeyspaceChannel = "__keyspace@0__:";
 inline bool IsKeyspaceChannel(std::string_view c) { return c.starts_with(kKeyspaceChannel); }
+// Keyevent channels name an event, and their messages name a key of any
+// tenant: the channel is the backend's own (shared), and keyfence delivers a
+// message only when its key is the tenant's, stripped (commands/sub_links.cc).
+inline constexpr std::string_view kKeyeventChannel = "__keyevent@0__:";
+inline bool IsKeyeventChannel(std::string_view c) { return c.starts_with(kKeyeventChannel); }
 
 inline size_t BackendChannelLength(std::string_view prefix, std::string_view channel) {
+  if (IsKeyeventChannel(channel)) return channel.size();
   if (IsKeyspaceChannel(channel)) {
     return kKeyspaceChannel.size() +
            BackendKeyLength(prefix, channel.substr(kKeyspaceChannel.size()));
@@ -49,6 +55,10 @@ inline size_t BackendChannelLength(std::string_view prefix, std::string_view cha
 }
 inline void AppendBackendChannel(std::string& out, std::string_view prefix,
                                  std::string_view channel) {
+  if (IsKeyeventChannel(channel)) {
+    out.append(channel);
+    return;
+  }
   if (IsKeyspaceChannel(channel)) {
     out.append(kKeyspaceChannel);
     AppendBackendKey(out, prefix, channel.substr(kKeyspaceChannel.size()));

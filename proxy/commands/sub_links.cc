@@ -215,6 +215,26 @@ void OnLinkError(CommandContext& ctx, SubLink& link, std::string_view frame) {
   Acked(ctx, *a.wait, a.count);
 }
 
+// A message on a __keyevent@0__: channel: its payload is a key of any tenant.
+// Delivered, with the key stripped, only when it is this tenant's; true if it
+// was such a message (delivered or dropped).
+bool KeyeventMessage(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n) {
+  if (n.size() < 4 || n[0].count < 3) return false;
+  const bool pmessage = n[1].str == "pmessage";
+  if (!pmessage && n[1].str != "message") return false;
+  const size_t channel = pmessage ? 3 : 2;
+  const size_t payload = channel + 1;
+  if (n.size() <= payload || !tenancy::IsKeyeventChannel(n[channel].str)) return false;
+  std::string key;
+  if (!tenancy::AppendClientKey(key, ctx.tenant()->prefix, n[payload].str)) return true;
+  std::string& out = ctx.BeginPush();
+  out.append(n[0].raw);  // the array or push header as the node sent it
+  for (size_t i = 1; i < payload; ++i) protocol::AppendBulk(out, n[i].str);
+  protocol::AppendBulk(out, key);
+  ctx.EndReply();
+  return true;
+}
+
 void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
   if (frame.empty()) return;
   if (frame[0] == '-' || frame[0] == '!') return OnLinkError(ctx, link, frame);
@@ -224,6 +244,7 @@ void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
                    n[3].type == protocol::ReplyType::kInteger &&
                    n[1].str.find("subscribe") != std::string_view::npos;
   if (!ack) {  // message / pmessage / smessage / pong
+    if (KeyeventMessage(ctx, n)) return;
     tenancy::ReplyContext rc{ctx.tenant()->prefix, "", ctx.proto()};
     tenancy::RewriteReply(tenancy::ReplyRule::kPubSub, frame, rc, ctx.BeginPush());
     ctx.EndReply();

@@ -66,7 +66,7 @@ bool SubscribeClassic(CommandContext& ctx, std::string_view name, bool unsub) {
   // classic link is one node: not yet (README).
   if (!unsub && ctx.backend().Masters().size() > 1) {
     for (std::string_view n : names) {
-      if (tenancy::IsKeyspaceChannel(n)) {
+      if (tenancy::IsKeyspaceChannel(n) || tenancy::IsKeyeventChannel(n)) {
         ctx.ReplyError(protocol::errors::kKeyspaceOnCluster);
         return true;
       }

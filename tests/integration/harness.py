@@ -1090,6 +1090,8 @@ class MonitorChecker:
     def _has_prefix(self, name: bytes) -> bool:
         if name.startswith(b"__keyspace@0__:"):  # a keyspace channel names a key
             name = name[len(b"__keyspace@0__:"):]
+        elif name.startswith(b"__keyevent@0__:"):  # names an event; keyfence filters its keys
+            return True
         return any(name.startswith(p) for p in self.prefixes)
 
     def check(self, since: int = 0, getkeys_conn: RawConn | None = None):

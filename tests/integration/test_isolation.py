@@ -197,9 +197,9 @@ def test_keyspace_subscriptions_are_confined_to_the_namespace(kf, backend, monit
 
 
 @pytest.mark.parametrize("cmd,arg", [
-    ("SUBSCRIBE", "__keyevent@0__:set"),
-    ("PSUBSCRIBE", "__keyevent@0__:*"),
+    ("SUBSCRIBE", "__keyevent@1__:set"),
     ("PSUBSCRIBE", "__key*"),
+    ("PSUBSCRIBE", "__keyspace@*__:*"),
 ])
 def test_keyspace_notification_subscriptions_denied(kf, backend, cmd, arg):
     with kf.raw("orders") as c:
