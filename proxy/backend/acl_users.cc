@@ -1,5 +1,7 @@
 #include "proxy/backend/acl_users.h"
 
+#include "proxy/backend/admin_link.h"
+
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
@@ -85,23 +87,9 @@ size_t AclUsers::count() const {
 // cannot be reached is tried again with the next Apply/AddNodes.
 bool AclUsers::ProvisionLocked(const config::Endpoint& node) {
   const config::Backend& be = snap_->backend;
-  timeval tv{static_cast<time_t>(be.connect_timeout_ms / 1000),
-             static_cast<suseconds_t>((be.connect_timeout_ms % 1000) * 1000)};
-  redisContext* c = redisConnectWithTimeout(node.host.c_str(), node.port, tv);
-  std::unique_ptr<redisContext, void (*)(redisContext*)> guard(c, redisFree);
-  if (c == nullptr || c->err) {
-    spdlog::warn("backend acl: {} unreachable: {}", node.ToString(), c ? c->errstr : "oom");
-    return false;
-  }
-  redisSetTimeout(c, tv);
-  if (!be.password.empty()) {
-    ReplyPtr a = be.username.empty() ? Command(c, {"AUTH", be.password})
-                                     : Command(c, {"AUTH", be.username, be.password});
-    if (!a || a->type == REDIS_REPLY_ERROR) {
-      spdlog::error("backend acl: AUTH as keyfence failed on {}", node.ToString());
-      return false;
-    }
-  }
+  AdminLink link = ConnectAdmin(node, be, "backend node setup");
+  if (!link) return false;
+  redisContext* c = link.get();
   if (!be.notify_keyspace_events.empty()) {
     ReplyPtr r = Command(c, {"CONFIG", "SET", "notify-keyspace-events", be.notify_keyspace_events});
     if (!r || r->type == REDIS_REPLY_ERROR) {

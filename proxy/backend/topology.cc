@@ -1,5 +1,7 @@
 #include "proxy/backend/topology.h"
 
+#include "proxy/backend/admin_link.h"
+
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -189,26 +191,9 @@ SlotMapPtr Topology::Discover() {
 }
 
 SlotMapPtr Topology::Ask(const config::Endpoint& ep, const config::Backend& be) {
-  timeval tv{static_cast<time_t>(be.connect_timeout_ms / 1000),
-             static_cast<suseconds_t>((be.connect_timeout_ms % 1000) * 1000)};
-  redisContext* c = redisConnectWithTimeout(ep.host.c_str(), ep.port, tv);
-  std::unique_ptr<redisContext, void (*)(redisContext*)> guard(c, redisFree);
-  if (c == nullptr || c->err) {
-    spdlog::warn("cluster topology: {} unreachable: {}", ep.ToString(), c ? c->errstr : "oom");
-    return nullptr;
-  }
-  redisSetTimeout(c, tv);
-  if (!be.password.empty()) {
-    ReplyPtr a(static_cast<redisReply*>(
-        be.username.empty()
-            ? redisCommand(c, "AUTH %b", be.password.data(), be.password.size())
-            : redisCommand(c, "AUTH %b %b", be.username.data(), be.username.size(),
-                           be.password.data(), be.password.size())));
-    if (!a || a->type == REDIS_REPLY_ERROR) {
-      spdlog::warn("cluster topology: AUTH failed on {}", ep.ToString());
-      return nullptr;
-    }
-  }
+  AdminLink link = ConnectAdmin(ep, be, "cluster topology");
+  if (!link) return nullptr;
+  redisContext* c = link.get();
   auto m = std::make_shared<SlotMap>();
   ReplyPtr r(static_cast<redisReply*>(redisCommand(c, "CLUSTER SHARDS")));
   if (!r || r->type == REDIS_REPLY_ERROR || !ParseShards(r.get(), m.get())) {

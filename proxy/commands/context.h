@@ -41,7 +41,6 @@ struct SessionInfo {
   uint64_t created_ns = 0;
   uint64_t last_cmd_ns = 0;
   uint64_t commands = 0;
-  size_t worker_sessions = 0;
   uint16_t cmd_id = 0;  // the command in progress (or the last one)
 };
 

@@ -380,7 +380,6 @@ void Session::Finished(AsyncOp* op) {
 // --- tenant and lifecycle ---------------------------------------------------
 
 const SessionInfo& Session::info() {
-  info_.worker_sessions = host_.sessions();
   info_.cmd_id = cur_cmd_id_;
   return info_;
 }
