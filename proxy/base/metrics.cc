@@ -26,6 +26,9 @@ static_assert(std::size(kAllRejectReasons) == kNumRejectReasons);
 // One tenant's counters summed over every worker.
 struct Folded {
   std::vector<uint64_t> requests;  // by command id
+  std::vector<uint64_t> ns, failed, rejected_cmd;  // by command id
+  std::array<uint64_t, kNumErrorCodes> errors{};
+  uint64_t hits = 0, misses = 0, net_in = 0, net_out = 0;
   std::array<uint64_t, kNumRejectReasons> rejected{};
   std::array<uint64_t, kNumLatencyBuckets> buckets{};  // non-cumulative
   uint64_t sum_ns = 0;
@@ -48,6 +51,23 @@ FoldedMap FoldTenants(const std::vector<std::unique_ptr<WorkerMetrics>>& workers
       if (inserted) f.requests.assign(num_commands, 0);
       const size_t n = std::min(num_commands, c.num_commands());
       for (size_t i = 0; i < n; ++i) f.requests[i] += c.requests(i);
+      if (only) {  // INFO's figures, for one tenant
+        if (inserted) {
+          f.ns.assign(num_commands, 0);
+          f.failed.assign(num_commands, 0);
+          f.rejected_cmd.assign(num_commands, 0);
+        }
+        for (size_t i = 0; i < n; ++i) {
+          f.ns[i] += c.command_ns(i);
+          f.failed[i] += c.command_failed(i);
+          f.rejected_cmd[i] += c.command_rejected(i);
+        }
+        for (size_t i = 0; i < kNumErrorCodes; ++i) f.errors[i] += c.errors(i);
+        f.hits += c.hits();
+        f.misses += c.misses();
+        f.net_in += c.net_in();
+        f.net_out += c.net_out();
+      }
       for (RejectReason r : kAllRejectReasons) {
         f.rejected[static_cast<size_t>(r)] += c.rejected(r);
       }
@@ -116,7 +136,17 @@ std::string_view RejectReasonLabel(RejectReason reason) {
 }
 
 TenantCounters::TenantCounters(size_t num_commands)
-    : num_commands_(num_commands), requests_(new OwnedCounter[num_commands]) {}
+    : num_commands_(num_commands),
+      requests_(new OwnedCounter[num_commands]),
+      per_command_(new PerCommand[num_commands]) {}
+
+size_t ErrorCodeIndex(std::string_view text) {
+  std::string_view code = text.substr(0, text.find_first_of(" \r"));
+  for (size_t i = 0; i + 1 < kNumErrorCodes; ++i) {
+    if (kErrorCodes[i] == code) return i;
+  }
+  return kNumErrorCodes - 1;
+}
 
 TenantCounters& WorkerMetrics::ForTenant(std::string_view tenant) {
   std::lock_guard lock(mu_);
@@ -272,6 +302,14 @@ TenantTotals MetricsRegistry::TotalsFor(std::string_view tenant) const {
   t.rejected_by_reason = f.rejected;
   for (uint64_t n : f.rejected) t.rejected += n;
   t.connections_received = f.connections_received;
+  t.ns_by_command = f.ns;
+  t.failed_by_command = f.failed;
+  t.rejected_by_command = f.rejected_cmd;
+  t.errors_by_code = f.errors;
+  t.hits = f.hits;
+  t.misses = f.misses;
+  t.net_in = f.net_in;
+  t.net_out = f.net_out;
   return t;
 }
 

@@ -54,6 +54,18 @@ inline constexpr std::array<uint64_t, 15> kLatencyBucketsNs = {
 // Finite buckets plus +Inf.
 inline constexpr size_t kNumLatencyBuckets = kLatencyBucketsNs.size() + 1;
 
+// The error codes INFO errorstats counts by name (the first word of an error
+// reply); any other code counts under the last entry, "OTHER".
+inline constexpr std::array<std::string_view, 27> kErrorCodes = {
+    "ERR",        "WRONGTYPE", "NOPERM",   "EXECABORT", "NOSCRIPT",   "BUSY",
+    "BUSYKEY",    "NOAUTH",    "WRONGPASS", "TRYAGAIN", "CROSSSLOT",  "CLUSTERDOWN",
+    "LOADING",    "MASTERDOWN", "MISCONF", "NOREPLICAS", "OOM",       "READONLY",
+    "UNBLOCKED",  "NOGROUP",   "NOTBUSY",  "NOPROTO",   "RATELIMIT",  "UNKILLABLE",
+    "INVALIDOBJ", "MAXCLIENTS", "OTHER"};
+inline constexpr size_t kNumErrorCodes = kErrorCodes.size();
+// The kErrorCodes index of an error's text ("CODE message").
+size_t ErrorCodeIndex(std::string_view text);
+
 // A counter with exactly one writer thread. Add() is a relaxed load + relaxed store, so
 // it costs what a plain increment costs; readers on other threads see a recent value.
 class OwnedCounter {
@@ -81,6 +93,25 @@ struct alignas(64) TenantCounters {
   void CountRequest(uint16_t cmd_id) {
     if (cmd_id < num_commands_) requests_[cmd_id].Add();
   }
+  // A reply of command `cmd_id` after `ns` (INFO commandstats usec).
+  void CountCommandTime(uint16_t cmd_id, uint64_t ns) {
+    if (cmd_id < num_commands_) per_command_[cmd_id].ns.Add(ns);
+  }
+  // An error reply, its text without the '-' (INFO errorstats; failed_calls of
+  // `cmd_id`, none if >= num_commands).
+  void CountErrorReply(uint16_t cmd_id, std::string_view text) {
+    errors_[ErrorCodeIndex(text)].Add();
+    if (cmd_id < num_commands_) per_command_[cmd_id].failed.Add();
+  }
+  // A refusal of command `cmd_id` by keyfence (INFO commandstats rejected_calls).
+  void CountCommandRejected(uint16_t cmd_id) {
+    if (cmd_id < num_commands_) per_command_[cmd_id].rejected.Add();
+  }
+  // A read whose reply shows whether the key existed (INFO keyspace_hits/misses).
+  void CountLookup(bool hit) { (hit ? hits_ : misses_).Add(); }
+  // Bytes read from / written to the tenant's clients (INFO net_input/output_bytes).
+  void CountNetIn(size_t n) { net_in_.Add(n); }
+  void CountNetOut(size_t n) { net_out_.Add(n); }
   void CountRejected(RejectReason reason) { rejected_[static_cast<size_t>(reason)].Add(); }
   // Records one request's duration in nanoseconds.
   void ObserveLatencyNs(uint64_t ns) {
@@ -111,10 +142,24 @@ struct alignas(64) TenantCounters {
   uint64_t latency_bucket(size_t i) const { return latency_buckets_[i].Load(); }
   uint64_t latency_sum_ns() const { return latency_sum_ns_.Load(); }
   int64_t connections() const { return connections_.load(std::memory_order_relaxed); }
+  uint64_t command_ns(size_t cmd_id) const { return per_command_[cmd_id].ns.Load(); }
+  uint64_t command_failed(size_t cmd_id) const { return per_command_[cmd_id].failed.Load(); }
+  uint64_t command_rejected(size_t cmd_id) const { return per_command_[cmd_id].rejected.Load(); }
+  uint64_t errors(size_t code) const { return errors_[code].Load(); }
+  uint64_t hits() const { return hits_.Load(); }
+  uint64_t misses() const { return misses_.Load(); }
+  uint64_t net_in() const { return net_in_.Load(); }
+  uint64_t net_out() const { return net_out_.Load(); }
 
  private:
+  struct PerCommand {
+    OwnedCounter ns, failed, rejected;
+  };
   const size_t num_commands_;
   std::unique_ptr<OwnedCounter[]> requests_;
+  std::unique_ptr<PerCommand[]> per_command_;
+  std::array<OwnedCounter, kNumErrorCodes> errors_;
+  OwnedCounter hits_, misses_, net_in_, net_out_;
   std::array<OwnedCounter, kNumRejectReasons> rejected_;
   // The sample count is the sum of the buckets, so count and +Inf always agree.
   std::array<OwnedCounter, kNumLatencyBuckets> latency_buckets_;
@@ -183,6 +228,10 @@ struct TenantTotals {
   std::array<uint64_t, kNumRejectReasons> rejected_by_reason{};  // indexed by RejectReason
   uint64_t connections_received = 0;
   std::vector<uint64_t> requests_by_command;  // by command id (TotalsFor only)
+  // INFO's figures (TotalsFor only): by command id, by kErrorCodes index.
+  std::vector<uint64_t> ns_by_command, failed_by_command, rejected_by_command;
+  std::array<uint64_t, kNumErrorCodes> errors_by_code{};
+  uint64_t hits = 0, misses = 0, net_in = 0, net_out = 0;
 };
 
 // Owns the per-worker metrics and renders them as Prometheus families.

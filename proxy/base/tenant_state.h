@@ -28,6 +28,16 @@
 
 namespace keyfence::proxy {
 
+// The last walk of a tenant's namespace (INFO keyspace and memory).
+struct KeyspaceFigures {
+  int64_t keys = 0;
+  int64_t expires = 0;     // keys with a TTL
+  int64_t avg_ttl_ms = 0;  // over the keys with a TTL
+  int64_t memory = 0;      // MEMORY USAGE summed (extrapolated past `inspected`)
+  int64_t inspected = 0;   // keys whose TTL and MEMORY USAGE were read
+  uint64_t as_of_ns = 0;   // when the walk ended (Loop::NowNs); 0: never
+};
+
 struct TenantShared {
   ratelimit::SharedBucket ops;
   ratelimit::FairShare ops_fair;  // the connections' shares of `ops`
@@ -37,6 +47,11 @@ struct TenantShared {
   std::atomic<int64_t> blocked{0};    // its clients waiting in a blocking command (INFO)
   std::atomic<int64_t> buffered{0};   // unread reply bytes of its clients (those over kTenantBufferFloor)
   // The tenant's own script namespace: SHAs it loaded or ran (lower case).
+  // INFO keyspace/memory (taken by INFO only): the last walk, and whether a
+  // walk is running (one at a time per tenant).
+  std::mutex keyspace_mu;
+  KeyspaceFigures keyspace;  // keyspace_mu
+  uint64_t keyspace_walk_started_ns = 0;  // keyspace_mu; 0: no walk running
   std::mutex scripts_mu;
   absl::flat_hash_set<std::string> scripts;  // scripts_mu
 };

@@ -150,7 +150,10 @@ class CommandContext {
   virtual void CloseAfterReply() = 0;  // QUIT
 
   // Helpers over BeginReply()/EndReply().
+  // INFO errorstats / failed_calls of keyfence's own error replies.
+  virtual void NoteErrorReply(std::string_view error) = 0;
   void ReplyError(std::string_view e) {
+    NoteErrorReply(e);
     protocol::AppendError(BeginReply(), e);
     EndReply();
   }

@@ -1,5 +1,5 @@
 // Introspection keyfence answers itself (DESIGN.md "Handshake and
-// introspection"): INFO, CONFIG GET (allow-list), COMMAND, COMMAND GETKEYS,
+// introspection"; INFO is in info.cc): CONFIG GET (allow-list), COMMAND, COMMAND GETKEYS,
 // the single-node CLUSTER view, and the no-op commands.
 #include <algorithm>
 #include <atomic>
@@ -17,91 +17,6 @@ namespace keyfence::proxy::commands {
 
 namespace errors = protocol::errors;
 using tenancy::ReplyRule;
-
-namespace {
-
-void Line(std::string& s, std::string_view key, uint64_t v) {
-  s.append(key);
-  s.push_back(':');
-  s.append(std::to_string(v));
-  s.append("\r\n");
-}
-
-// # Commandstats: the tenant's own calls per command (usec are not kept per
-// command: keyfence_request_duration_seconds has the tenant's latency).
-void CommandStats(std::string& s, const TenantTotals& t) {
-  s += "# Commandstats\r\n";
-  const auto& table = protocol::CommandTable::Get();
-  for (size_t id = 0; id < t.requests_by_command.size() && id < table.size(); ++id) {
-    if (t.requests_by_command[id] == 0) continue;
-    s += "cmdstat_";
-    s += table.ById(static_cast<uint16_t>(id)).name;
-    s += ":calls=" + std::to_string(t.requests_by_command[id]) + "\r\n";
-  }
-  s += "\r\n";
-}
-
-}  // namespace
-
-// INFO of the tenant's own server: its clients and counters across every
-// worker (connected, blocked, connections received, commands processed and
-// refused, calls per command); the rest is the single-node view a client
-// expects (DESIGN.md "Handshake and introspection").
-bool Info(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
-  auto args = ctx.args();
-  std::string section = args.size() > 1 ? std::string(args[1]) : "default";
-  for (char& c : section) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const bool everything = section == "all" || section == "everything";
-  const bool all = everything || section == "default";
-  auto want = [&](std::string_view name, bool in_default = true) {
-    if ((all && (in_default || everything)) || section == name) return true;
-    for (size_t i = 2; i < args.size(); ++i) {
-      if (EqNoCase(args[i], name)) return true;
-    }
-    return false;
-  };
-  const SessionInfo& info = ctx.info();
-  const TenantShared* shared = ctx.tenant_shared();
-  const TenantTotals totals = ctx.tenant_totals();
-  std::string s;
-  if (want("server")) {
-    s += "# Server\r\nredis_version:" + std::string(kPresentedRedisVersion) +
-         "\r\nredis_mode:standalone\r\nos:keyfence " KEYFENCE_VERSION
-         "\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:0\r\ntcp_port:" +
-         std::to_string(info.peer.local_port) + "\r\nuptime_in_seconds:" +
-         std::to_string((Loop::NowNs() - info.created_ns) / 1000000000) + "\r\n\r\n";
-  }
-  if (want("clients")) {
-    s += "# Clients\r\n";
-    const auto load = [](const std::atomic<int64_t>& v) {
-      return static_cast<uint64_t>(std::max<int64_t>(0, v.load(std::memory_order_relaxed)));
-    };
-    Line(s, "connected_clients", shared != nullptr ? load(shared->connections) : 1);
-    const config::Tenant* t = ctx.tenant();
-    Line(s, "maxclients", t != nullptr && t->limits.max_connections > 0
-                              ? t->limits.max_connections
-                              : ctx.snapshot().max_clients);
-    Line(s, "blocked_clients", shared != nullptr ? load(shared->blocked) : 0);
-    s += "\r\n";
-  }
-  if (want("persistence")) s += "# Persistence\r\nloading:0\r\nasync_loading:0\r\n\r\n";
-  if (want("stats")) {
-    s += "# Stats\r\n";
-    Line(s, "total_connections_received", totals.connections_received);
-    Line(s, "total_commands_processed", totals.requests);
-    Line(s, "rejected_calls", totals.rejected);  // keyfence's refusals (keyfence_rejected_total)
-    s += "\r\n";
-  }
-  if (want("replication")) s += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
-  if (want("commandstats", false)) CommandStats(s, totals);
-  // Cluster-aware clients (redis-py RedisCluster, ioredis Cluster) see one
-  // node that owns every slot (DESIGN.md "Handshake and introspection").
-  if (want("cluster")) s += "# Cluster\r\ncluster_enabled:1\r\n\r\n";
-  if (want("keyspace")) s += "# Keyspace\r\n";
-  protocol::AppendVerbatim(ctx.BeginReply(), s, ctx.proto());
-  ctx.EndReply();
-  return true;
-}
 
 bool ConfigGet(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
   SendBuilt(ctx, Verbatim(ctx), ReplyRule::kConfigGet, "");

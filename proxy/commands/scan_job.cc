@@ -5,7 +5,9 @@
 
 #include "protocol/glob.h"
 #include "protocol/reply_parser.h"
+#include "protocol/resp_values.h"
 #include "protocol/writer.h"
+#include "proxy/net/loop.h"
 #include "tenancy/namespace.h"
 
 namespace keyfence::proxy {
@@ -13,6 +15,8 @@ namespace keyfence::proxy {
 namespace {
 constexpr uint64_t kTagScan = 0;
 constexpr uint64_t kTagUnlink = 1;
+constexpr uint64_t kTagPttl = 2;
+constexpr uint64_t kTagMemory = 3;
 constexpr std::string_view kScanCount = "1000";
 }  // namespace
 
@@ -29,6 +33,7 @@ void ScanJob::Start() { SendScan(); }
 
 void ScanJob::SendScan() {
   if (!conn().Available()) {  // connects it if idle
+    if (kind_ == Kind::kKeyspace) return FinishKeyspace(false);
     std::string e;
     protocol::AppendError(e, conn().down_error());
     return Finish(e);
@@ -48,7 +53,25 @@ void ScanJob::Finish(std::string_view reply) {
 
 void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
   if (finished_) return;
-  if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) return Finish(frame);
+  if (tag == kTagPttl || tag == kTagMemory) {  // a key gone since: no figure
+    --unlinks_in_flight_;
+    int64_t v = 0;
+    if (frame.size() > 3 && frame[0] == ':' &&
+        protocol::ParseInteger(frame.data() + 1, frame.size() - 3, &v)) {
+      if (tag == kTagMemory) {
+        figures_.memory += v;
+      } else if (v >= 0) {
+        ++figures_.expires;
+        ttl_sum_ms_ += v;
+      }
+    }
+    if (scan_done_ && unlinks_in_flight_ == 0) FinishKeyspace(true);
+    return;
+  }
+  if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+    if (kind_ == Kind::kKeyspace) return FinishKeyspace(false);
+    return Finish(frame);
+  }
   if (tag == kTagUnlink) {
     --unlinks_in_flight_;
     if (scan_done_ && unlinks_in_flight_ == 0) Finish("+OK\r\n");
@@ -94,6 +117,14 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
         return Finish(out);
       }
       break;
+    case Kind::kKeyspace:
+      figures_.keys += static_cast<int64_t>(keys.size());
+      Inspect(keys);
+      if (scan_done_) {
+        if (unlinks_in_flight_ == 0) FinishKeyspace(true);
+        return;
+      }
+      break;
     case Kind::kFlush:
       if (!keys.empty()) {
         BackendConn& c = conn();
@@ -119,6 +150,43 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
     cursor_ = "0";
   }
   SendScan();
+}
+
+// PTTL and MEMORY USAGE of the page's keys while fewer than kInspectKeys
+// were read (SCAN's order is the hash table's: the first keys are a fair sample).
+void ScanJob::Inspect(const std::vector<std::string_view>& keys) {
+  if (keys.empty() || figures_.inspected >= kInspectKeys) return;
+  BackendConn& c = conn();
+  std::string& o = c.out();
+  for (std::string_view k : keys) {
+    if (figures_.inspected >= kInspectKeys) break;
+    ++figures_.inspected;
+    protocol::AppendCommand(o, {"PTTL", k});
+    c.Push(this, kTagPttl);
+    protocol::AppendCommand(o, {"MEMORY", "USAGE", k});
+    c.Push(this, kTagMemory);
+    unlinks_in_flight_ += 2;
+  }
+  c.MarkDirty();
+}
+
+void ScanJob::FinishKeyspace(bool ok) {
+  if (finished_) return;
+  std::string reply;
+  if (ok) {
+    KeyspaceFigures f = figures_;
+    if (f.expires > 0) f.avg_ttl_ms = ttl_sum_ms_ / f.expires;
+    if (f.inspected > 0 && f.keys > f.inspected) {  // extrapolate from the sample
+      const double scale = static_cast<double>(f.keys) / static_cast<double>(f.inspected);
+      f.memory = static_cast<int64_t>(static_cast<double>(f.memory) * scale);
+      f.expires = static_cast<int64_t>(static_cast<double>(f.expires) * scale);
+    }
+    f.as_of_ns = Loop::NowNs();
+    reply = keyspace_done_(&f);
+  } else {
+    reply = keyspace_done_(nullptr);
+  }
+  Finish(reply);
 }
 
 }  // namespace keyfence::proxy

@@ -58,6 +58,7 @@ void ClientConn::ReadReady() {
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec) return Close();
     in_.Commit(n);
+    if (net_ != nullptr) net_->CountNetIn(n);
     ProcessInput();
     if (closed_) return;
     turn += n;
@@ -196,6 +197,7 @@ void ClientConn::Flush() {
 
 void ClientConn::OnWritten(const boost::system::error_code& ec) {
   write_in_flight_ = false;
+  if (net_ != nullptr && !ec) net_->CountNetOut(writing_.size());
   writing_.clear();
   if (ec) return Close();
   if (writing_.capacity() > 1024 * 1024) std::string().swap(writing_);

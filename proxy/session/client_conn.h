@@ -96,6 +96,8 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   std::string& out() { return out_; }
   protocol::RequestParser& parser() { return parser_; }
   const PeerInfo& peer() const { return peer_; }
+  // Where the bytes read and written count (the bound tenant's counters).
+  void CountBytesInto(TenantCounters* c) { net_ = c; }
 
  private:
   void ReadSoon();
@@ -119,6 +121,7 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   protocol::RequestParser parser_;
   std::vector<std::string_view> args_;
   ReplyQueue replies_{out_};
+  TenantCounters* net_ = nullptr;
   int fd_ = -1;
   bool write_in_flight_ = false;
   bool reading_enabled_ = false;

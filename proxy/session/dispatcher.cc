@@ -45,6 +45,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   TenantBinding& binding = s.binding_;
   if (!binding.TakeRequestBytes(bytes)) {
     s.args_ = {};
+    s.cur_cmd_id_ = session::kNoCommand;
     s.Reject(RejectReason::kRateLimit, binding.BytesLimitError());
     return true;
   }
@@ -73,6 +74,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
         s.DelayFor(wait_ns);
         return false;
       case TenantBinding::Admit::kRejected:
+        s.cur_cmd_id_ = session::kNoCommand;
         s.Reject(RejectReason::kRateLimit, binding.OpsLimitError());
         return true;
     }
@@ -81,6 +83,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
                                   s.tx_.open};
   const tenancy::Decision d = tenancy::Decide(view, args, &s.refs_);
   if (d.outcome == Outcome::kReject) {
+    s.cur_cmd_id_ = d.cmd != nullptr ? d.cmd->id : session::kNoCommand;
     tenancy::RejectMetric m = tenancy::MetricOf(d.reject);
     std::string text = tenancy::RejectText(d, args);
     if (s.tx_.open && (d.reject == tenancy::RejectKind::kSyntax ||

@@ -16,6 +16,44 @@ namespace asio = boost::asio;
 namespace errors = protocol::errors;
 using tenancy::ReplyRule;
 
+namespace {
+// The text of an error frame: "-CODE msg\r\n", or a RESP3 blob error.
+std::string_view ErrorText(std::string_view frame) {
+  if (frame.empty()) return frame;
+  if (frame[0] == '!') {
+    size_t nl = frame.find('\n');
+    return nl == std::string_view::npos ? std::string_view() : frame.substr(nl + 1);
+  }
+  return frame.substr(1);
+}
+
+// A null reply: $-1 / *-1 (RESP2) or _ (RESP3).
+bool IsNullFrame(std::string_view f) {
+  return f[0] == '_' || (f.size() > 1 && f[1] == '-' && (f[0] == '$' || f[0] == '*'));
+}
+}  // namespace
+
+namespace session {
+namespace {
+std::vector<uint8_t> BuildLookups() {
+  const auto& table = protocol::CommandTable::Get();
+  std::vector<uint8_t> v(table.size(), 0);
+  for (std::string_view name :
+       {"get", "getex", "getdel", "hget", "lindex", "zscore", "zrank", "zrevrank"}) {
+    if (const protocol::CommandInfo* c = table.Find(name)) v[c->id] = 1;
+  }
+  return v;
+}
+const std::vector<uint8_t> kLookups = BuildLookups();
+}  // namespace
+
+bool IsLookup(uint16_t cmd_id) { return cmd_id < kLookups.size() && kLookups[cmd_id] != 0; }
+}  // namespace session
+
+void Session::NoteErrorReply(std::string_view error) {
+  binding_.counters().CountErrorReply(cur_cmd_id_, error);
+}
+
 Session::Session(SessionHost& host, std::unique_ptr<ClientStream> stream,
                  config::Listener listener, uint64_t id)
     : host_(host),
@@ -72,6 +110,7 @@ void Session::ReleaseDedicatedClaim() {
 void Session::PickBackendUser() {
   const config::Tenant* t = binding_.tenant();
   backend_user_ = t != nullptr ? host_.BackendUserFor(t->app) : nullptr;
+  conn_.CountBytesInto(&binding_.counters());  // INFO net_input/output_bytes
 }
 
 void Session::EnterUnauthenticated() {
@@ -218,7 +257,14 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
   }
   if (TenantLocal* local = binding_.local()) {
     uint64_t now = Loop::NowNs();
-    local->counters->ObserveLatencyNs(now - slot->start_ns);
+    const uint64_t ns = now - slot->start_ns;
+    local->counters->ObserveLatencyNs(ns);
+    local->counters->CountCommandTime(slot->cmd_id, ns);
+    if (frame[0] == '-' || frame[0] == '!') {
+      local->counters->CountErrorReply(slot->cmd_id, ErrorText(frame));
+    } else if (session::IsLookup(slot->cmd_id)) {
+      local->counters->CountLookup(!IsNullFrame(frame));
+    }
     binding_.ChargeReply(frame.size(), now);
     if (frame.size() > binding_.tenant()->limits.big_value_bytes) {
       binding_.NoteBigKey(frame.size(), slot->key(),
@@ -240,6 +286,9 @@ void Session::Complete(uint64_t tag, std::string_view reply) {
   if ((tag & Transaction::kCaptureBit) != 0) return Captured(tag, reply, false);
   ReplySlot* s = conn_.replies().Find(tag);
   if (s == nullptr) return;
+  if (!reply.empty() && reply[0] == '-' && binding_.local() != nullptr) {
+    binding_.local()->counters->CountErrorReply(s->cmd_id, ErrorText(reply));
+  }
   conn_.replies().Complete(*s, reply);
   conn_.MarkDirty();
   AfterDelivery();
@@ -277,6 +326,7 @@ void Session::Reject(RejectReason reason, std::string_view error) {
   // Before AUTH there is no tenant: counted under tenant="unauthenticated" so
   // that password guessing on a gateway shows in keyfence_rejected_total.
   binding_.counters().CountRejected(reason);
+  binding_.counters().CountCommandRejected(cur_cmd_id_);
   if (tx_.open) tx_.failed = true;
   ReplyError(error);
 }

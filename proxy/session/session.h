@@ -99,6 +99,7 @@ class Session final : public RequestHandler,
   BindResult Bind(const config::Tenant* t) override;
   void ResetConnection() override;
   void CloseAfterReply() override { conn_.CloseAfterFlush(); }
+  void NoteErrorReply(std::string_view error) override;
 
  private:
   friend class Dispatcher;
