@@ -403,6 +403,12 @@ int Server::Run() {
 
 namespace keyfence::proxy {
 
+void Server::PostToWorker(uint64_t index, std::function<void(Worker&)> fn) {
+  if (index >= workers_.size()) return;
+  Worker* w = workers_[index].get();
+  boost::asio::post(w->loop().io(), [w, fn = std::move(fn)] { fn(*w); });
+}
+
 void Server::AskAllWorkers(Worker& origin, SessionHost::SessionVisit visit,
                            std::function<void(std::vector<std::string>)> done) {
   struct Gather {

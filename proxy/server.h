@@ -54,6 +54,8 @@ class Server {
   const MetricsRegistry& registry() const { return *metrics_; }
   // Any worker thread: runs `visit` on every worker's thread, then `done` with
   // the answers (in worker order) on `origin`'s thread.
+  // Runs fn(worker) on worker `index`'s thread (nothing if there is none).
+  void PostToWorker(uint64_t index, std::function<void(Worker&)> fn);
   void AskAllWorkers(Worker& origin, SessionHost::SessionVisit visit,
                      std::function<void(std::vector<std::string>)> done);
   // Thread-safe; no-op in standalone mode.

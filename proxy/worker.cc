@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include "proxy/commands/tracking.h"
+
 #include <future>
 
 #include <spdlog/spdlog.h>
@@ -24,6 +26,7 @@ Worker::Worker(int index, Server& server, WorkerMetrics& metrics)
       server_(server),
       metrics_(metrics),
       work_(asio::make_work_guard(loop_.io())),
+      tracking_(std::make_unique<TrackingHub>(loop_)),
       tick_(loop_.io()),
       // Client ids are unique across workers: the worker index in the top bits.
       next_client_id_((static_cast<uint64_t>(index) << 40) + 1) {}
@@ -78,6 +81,14 @@ const MetricsRegistry& Worker::registry() const { return server_.registry(); }
 void Worker::AskAllWorkers(SessionVisit visit,
                            std::function<void(std::vector<std::string>)> done) {
   server_.AskAllWorkers(*this, std::move(visit), std::move(done));
+}
+
+void Worker::PostToSession(uint64_t id, std::function<void(Session*)> fn) {
+  const uint64_t w = id >> 40;  // next_client_id_: the worker's index in the top bits
+  if (w == static_cast<uint64_t>(index_)) return fn(FindSession(id));
+  server_.PostToWorker(w, [id, fn = std::move(fn)](Worker& worker) {
+    fn(worker.FindSession(id));
+  });
 }
 
 Session* Worker::FindSession(uint64_t id) {

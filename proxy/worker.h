@@ -74,6 +74,8 @@ class Worker final : public SessionHost, public BackendHost {
   void AskAllWorkers(SessionVisit visit,
                      std::function<void(std::vector<std::string>)> done) override;
   Session* FindSession(uint64_t id) override;
+  void PostToSession(uint64_t id, std::function<void(Session*)> fn) override;
+  TrackingHub& tracking_hub() override { return *tracking_; }
   // On this worker's thread: `visit` over its live sessions.
   std::string VisitSessions(const SessionVisit& visit);
   size_t sessions() const override { return sessions_count_.load(std::memory_order_relaxed); }
@@ -115,6 +117,9 @@ class Worker final : public SessionHost, public BackendHost {
   // Backends of an earlier backend.mode, kept until the process ends: their
   // requests in flight still get replies (reloads that switch modes are rare).
   std::vector<std::unique_ptr<Backend>> retired_;
+  // After backend_ (its connections go first), before the sessions (they
+  // leave it when they go).
+  std::unique_ptr<TrackingHub> tracking_;
   std::list<std::unique_ptr<Session>> sessions_;
   std::atomic<size_t> sessions_count_{0};
   std::atomic<bool> busy_{true};

@@ -68,6 +68,7 @@ enum class Local : uint8_t {
   kPing, kEcho, kQuit, kReset, kSelect, kHello, kAuth,
   kClientSetName, kClientGetName, kClientId, kClientInfo, kClientList, kClientReply,
   kClientKill, kClientUnblock,  // on the tenant's own connections only
+  kClientTracking, kClientCaching, kClientGetRedir, kClientTrackingInfo,  // namespaced
   kCommand, kCommandCount, kCommandInfo, kCommandDocs, kCommandList, kCommandGetKeys,
   kInfo, kConfigGet, kDbSize, kFlushDb, kRandomKey, kKeys, kScan,
   kReadOnly, kReadWrite, kFunctionFlush,

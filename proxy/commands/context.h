@@ -21,6 +21,7 @@
 #include "proxy/base/metrics.h"
 #include "proxy/base/tenant_state.h"
 #include "proxy/commands/state.h"
+#include "proxy/commands/tracking.h"
 #include "proxy/net/client_stream.h"
 #include "tenancy/command_rules.h"
 #include "tenancy/key_finder.h"
@@ -109,6 +110,12 @@ class CommandContext {
   // A reply slot from Defer() still waits for its reply.
   virtual bool Owed(uint64_t tag) = 0;
   virtual uint16_t prefix_crc() const = 0;
+  // Client-side caching: this client's state (null: not tracking), and the worker's hub.
+  std::unique_ptr<TrackingState>& tracking() { return tracking_; }
+  virtual TrackingHub& tracking_hub() = 0;
+  // Runs fn on the thread of client `id` with it (null: gone), now if it is
+  // on this worker. fn may capture only values.
+  virtual void PostToClient(uint64_t id, std::function<void(CommandContext*)> fn) = 0;
   ConnState& state() { return state_; }
   DedicatedLink& dedicated() { return dedicated_; }
   PubSubState& pubsub() { return pubsub_; }
@@ -191,6 +198,7 @@ class CommandContext {
   DedicatedLink dedicated_;
   PubSubState pubsub_;
   Transaction tx_;
+  std::unique_ptr<TrackingState> tracking_;
   uint64_t hint_ = 0;
   const BackendUser* backend_user_ = nullptr;
   ReplySink* sink_ = nullptr;

@@ -22,6 +22,11 @@ bool ClientExtension(CommandContext&);
 
 // introspection.cc: INFO, CONFIG GET, COMMAND, CLUSTER, no-ops.
 bool Info(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+// CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (tracking.cc).
+bool ClientTracking(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool ClientCaching(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool ClientGetRedir(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool ClientTrackingInfo(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool ConfigGet(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool CommandDocs(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool CommandGetKeys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);

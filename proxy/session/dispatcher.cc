@@ -4,6 +4,7 @@
 
 #include "protocol/error_replies.h"
 #include "proxy/commands/families.h"
+#include "proxy/commands/tracking.h"
 #include "proxy/commands/registry.h"
 #include "proxy/session/session.h"
 #include "proxy/session/session_limits.h"
@@ -110,6 +111,9 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   s.info_.last_cmd_ns = Loop::NowNs();
   s.cur_cmd_id_ = d.cmd->id;
   if (TenantLocal* local = binding.local()) local->counters->CountRequest(d.cmd->id);
+  if (s.tracking_ != nullptr) {
+    commands::NoteTrackedCommand(s, *d.cmd, d.outcome != Outcome::kLocal);
+  }
   if (d.outcome == Outcome::kLocal) {
     Handler h = commands::LocalHandler(rule.local);
     if (h == nullptr) {

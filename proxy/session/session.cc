@@ -7,6 +7,7 @@
 
 #include "protocol/error_replies.h"
 #include "proxy/commands/families.h"
+#include "proxy/commands/tracking.h"
 #include "proxy/session/dispatcher.h"
 #include "tenancy/rewriter.h"
 
@@ -69,7 +70,14 @@ Session::Session(SessionHost& host, std::unique_ptr<ClientStream> stream,
   info_.last_cmd_ns = info_.created_ns;
 }
 
-Session::~Session() { *alive_ = false; }
+Session::~Session() {
+  *alive_ = false;
+  commands::StopTracking(*this);
+}
+
+void Session::PostToClient(uint64_t id, std::function<void(CommandContext*)> fn) {
+  host_.PostToSession(id, [fn = std::move(fn)](Session* s) { fn(s); });
+}
 
 void Session::Start() {
   RefreshSnapshot();
@@ -464,6 +472,7 @@ BindResult Session::Bind(const config::Tenant* t) {
 }
 
 void Session::ResetConnection() {
+  commands::StopTracking(*this);
   DropDedicated();
   commands::DropSubscriptions(*this);
   tx_.Clear();

@@ -100,6 +100,8 @@ class Session final : public RequestHandler,
   void ResetConnection() override;
   void CloseAfterReply() override { conn_.CloseAfterFlush(); }
   void NoteErrorReply(std::string_view error) override;
+  TrackingHub& tracking_hub() override { return host_.tracking_hub(); }
+  void PostToClient(uint64_t id, std::function<void(CommandContext*)> fn) override;
 
  private:
   friend class Dispatcher;

@@ -18,6 +18,7 @@
 namespace keyfence::proxy {
 
 class Session;
+class TrackingHub;
 
 class SessionHost {
  public:
@@ -50,6 +51,11 @@ class SessionHost {
                              std::function<void(std::vector<std::string>)> done) = 0;
   // This worker's live session `id`, or null.
   virtual Session* FindSession(uint64_t id) = 0;
+  // Runs fn(session or null) on the thread of the worker that owns client
+  // `id` (now, if it is this one). fn may capture only values.
+  virtual void PostToSession(uint64_t id, std::function<void(Session*)> fn) = 0;
+  // This worker's client-side caching hub (commands/tracking.h).
+  virtual TrackingHub& tracking_hub() = 0;
   // Counters summed over every worker (INFO; cold paths only).
   virtual const MetricsRegistry& registry() const = 0;
   // The session closed; the host deletes it once its handlers are done.

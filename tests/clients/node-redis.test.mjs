@@ -2,7 +2,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient, createCluster } from 'redis';
-import { HOST, ports, uniq, backendCommand, eventually, T } from './common.mjs';
+import { HOST, ports, uniq, backendCommand, eventually, sleep, T } from './common.mjs';
 
 const clients = [];
 async function client(opts = {}, port = ports.orders) {
@@ -108,4 +108,24 @@ test('node-redis createCluster works through the cluster emulation', T, async ()
   } finally {
     cl.destroy();
   }
+});
+
+test('node-redis client-side caching (RESP3 CLIENT TRACKING) is namespaced', T, async () => {
+  const c = await client({ RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0 } });
+  const w = await client();
+  const theirs = await client({}, ports.payments);
+  const k = uniq('nr:csc');
+  assert.equal(await w.set(k, 'v1'), 'OK');
+  assert.equal(await c.get(k), 'v1');  // a miss: read and cached
+  assert.equal(await c.get(k), 'v1');  // served from the cache
+  assert.equal(c.clientSideCache.stats().hitCount, 1);
+  // another tenant writing the same client-side name invalidates nothing
+  assert.equal(await theirs.set(k, 'theirs'), 'OK');
+  await sleep(200);
+  assert.equal(await c.get(k), 'v1');
+  assert.equal(c.clientSideCache.stats().hitCount, 2);
+  // the tenant's own write does, with the client-side name
+  assert.equal(await w.set(k, 'v2'), 'OK');
+  await eventually(async () => (await c.get(k)) === 'v2', 3000, 'the invalidated value re-read');
+  assert.equal(await backendCommand('GET', `shop@orders:${k}`), 'v2');
 });

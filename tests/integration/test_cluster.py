@@ -213,3 +213,39 @@ def test_moved_and_ask_during_slot_migration(kf, cluster, monitors):
     wait_until(lambda: redirects("ask") > ask0, 3, 0.1, "an ASK redirect to be counted")
     wait_until(lambda: redirects("moved") > moved0, 3, 0.1, "a MOVED redirect to be counted")
     assert_monitors_clean(monitors)
+
+
+def test_client_tracking_covers_every_master_and_info_keyspace_counts_them(kf, cluster,
+                                                                           monitors):
+    import socket as _socket
+    from harness import RespPush
+    with kf.raw("orders") as me, kf.raw("orders") as writer, kf.raw("payments") as theirs:
+        assert me.cmd("HELLO", 3)[b"proto"] == 3
+        assert me.cmd("CLIENT", "TRACKING", "ON") == "OK"
+        keys = [f"t:{i}" for i in range(30)]  # spread over the three masters
+        for k in keys:
+            assert writer.cmd("SET", k, "v") == "OK"
+            assert me.cmd("GET", k) == b"v"
+        for k in keys:
+            assert theirs.cmd("SET", k, "x") == "OK"
+            assert writer.cmd("SET", k, "w") == "OK"
+        got = set()
+        me.settimeout(3)
+        while len(got) < len(keys):
+            p = me.read()
+            assert isinstance(p, RespPush) and p[0] == b"invalidate", p
+            got.update(k.decode() for k in p[1])
+        assert got == set(keys)
+        me.settimeout(0.3)
+        try:
+            extra = me.read()
+        except (_socket.timeout, TimeoutError):
+            extra = None
+        assert extra is None, extra
+        me.settimeout(10)
+        nodes = {cluster.node_for_slot(key_slot(P + k.encode())).port for k in keys}
+        assert len(nodes) == 3
+        # INFO keyspace walks every master
+        info = me.cmd("INFO", "keyspace").decode()
+        assert "db0:keys=30," in info, info
+    assert_monitors_clean(monitors)

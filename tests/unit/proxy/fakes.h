@@ -30,6 +30,7 @@
 #include "proxy/base/tenant_state.h"
 #include "proxy/net/client_stream.h"
 #include "proxy/net/loop.h"
+#include "proxy/commands/tracking.h"
 #include "proxy/session/session_host.h"
 #include "tenancy/namespace.h"
 
@@ -167,6 +168,10 @@ class FakeHost final : public SessionHost, public BackendHost {
     });
   }
   Session* FindSession(uint64_t) override { return live.empty() ? nullptr : live.front(); }
+  void PostToSession(uint64_t id, std::function<void(Session*)> fn) override {
+    fn(FindSession(id));
+  }
+  TrackingHub& tracking_hub() override { return tracking_; }
   std::vector<Session*> live;  // (unit tests have one session)
   void SessionClosed(Session*) override { ++sessions_closed; }
 
@@ -182,6 +187,7 @@ class FakeHost final : public SessionHost, public BackendHost {
 
  private:
   Loop loop_;
+  TrackingHub tracking_{loop_};
   config::SnapshotPtr snap_;
   TenantRegistry registry_;
   MetricsRegistry all_metrics_;
