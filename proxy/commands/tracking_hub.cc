@@ -29,6 +29,12 @@ struct TrackingHub::Link final : public UnsolicitedSink, public ReplySink {
   void OnUnsolicited(std::string_view frame) override { hub.OnPush(frame); }
   void OnBackendClosed() override { hub.Lost(this); }
   void OnReply(uint64_t, std::string_view frame) override {
+    // Opened after a gap: once its PREFIX is in force, whatever the clients
+    // read before may have changed unseen.
+    if (flush_on_ack) {
+      flush_on_ack = false;
+      hub.FlushAll();
+    }
     if (!frame.empty() && frame[0] == '-') {
       spdlog::warn("client tracking on {}:{}: {}", conn->endpoint().host, conn->endpoint().port,
                    frame.substr(1, frame.size() - 3));
@@ -37,6 +43,7 @@ struct TrackingHub::Link final : public UnsolicitedSink, public ReplySink {
   TrackingHub& hub;
   std::unique_ptr<BackendConn> conn;
   absl::flat_hash_set<std::string> prefixes;  // sent on this connection
+  bool flush_on_ack = false;
 };
 
 TrackingHub::TrackingHub(Loop& loop) : loop_(loop) {}
@@ -90,7 +97,7 @@ size_t TrackingHub::Ensure(Backend& backend, const std::string& prefix, ReplySin
       links_.push_back(std::move(l));
       // A master that was lost, or new since (a failover, a new shard):
       // writes before its PREFIX took effect were not seen.
-      if (gaps_.erase(EndpointKey(ep)) > 0 || !first) FlushAll();
+      link->flush_on_ack = gaps_.erase(EndpointKey(ep)) > 0 || !first;
     }
     BackendConn& c = *link->conn;
     if (link->prefixes.insert(prefix).second) {

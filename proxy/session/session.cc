@@ -211,6 +211,7 @@ void Session::CrossProtocol() {
 void Session::OnClosed() {
   backend().Forget(this);
   ops_.clear();
+  commands::StopTracking(*this);
   commands::DropSubscriptions(*this);
   DropDedicated();
   ReleaseDedicatedClaim();
@@ -466,6 +467,8 @@ BindResult Session::Bind(const config::Tenant* t) {
   }
   if (!binding_.Bind(t)) return BindResult::kTooManyConnections;
   if (t != nullptr) LeaveUnauthenticated();
+  // Tracking belongs to a namespace: another tenant starts without it.
+  if (cur != nullptr && (t == nullptr || cur->app != t->app)) commands::StopTracking(*this);
   conn_.parser().set_limits(binding_.ParserLimits());
   PickBackendUser();
   return BindResult::kOk;
