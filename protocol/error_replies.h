@@ -136,6 +136,16 @@ inline std::string UnknownClientType(std::string_view t) {
 }
 inline constexpr std::string_view kUnblocked = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
+// CONFIG SET notify-keyspace-events (the tenant's own flags).
+inline constexpr std::string_view kNotifyFlagsInvalid =
+    "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid "
+    "event class character. Use 'Ag$lshzxeKEtmdn'.";
+inline std::string NotifyFlagsNotOnBackend(std::string_view asked, std::string_view backend) {
+  return "ERR keyfence: notify-keyspace-events '" + std::string(asked) +
+         "' asks for events the backend does not send (backend.notify_keyspace_events: '" +
+         std::string(backend) + "')";
+}
+
 // CLIENT TRACKING / CACHING, as Redis 7.0 words them.
 inline constexpr std::string_view kTrackingNoRedirTarget =
     "ERR The client ID you want redirect to does not exist";

@@ -39,6 +39,7 @@ constexpr std::pair<std::string_view, Local> kLocal[] = {
     {"command|getkeys", Local::kCommandGetKeys},
     {"info", Local::kInfo},
     {"config|get", Local::kConfigGet},
+    {"config|set", Local::kConfigSet},
     {"dbsize", Local::kDbSize},
     {"flushdb", Local::kFlushDb},
     {"flushall", Local::kFlushDb},

@@ -70,7 +70,7 @@ enum class Local : uint8_t {
   kClientKill, kClientUnblock,  // on the tenant's own connections only
   kClientTracking, kClientCaching, kClientGetRedir, kClientTrackingInfo,  // namespaced
   kCommand, kCommandCount, kCommandInfo, kCommandDocs, kCommandList, kCommandGetKeys,
-  kInfo, kConfigGet, kDbSize, kFlushDb, kRandomKey, kKeys, kScan,
+  kInfo, kConfigGet, kConfigSet, kDbSize, kFlushDb, kRandomKey, kKeys, kScan,
   kReadOnly, kReadWrite, kFunctionFlush,
   kCluster,  // CLUSTER SLOTS/SHARDS/NODES/INFO/MYID/KEYSLOT single-node view
   kPubsubChannels,  // the last one (commands/registry.cc sizes its index by it)

@@ -299,7 +299,7 @@ void RewriteReply(ReplyRule rule, std::string_view frame, const ReplyContext& ct
       if (!agg) return out.append(frame), void();  // e.g. +OK, +PONG
       return PubSub(n, top, ctx, out);
     case ReplyRule::kConfigGet:
-      return FilterConfigGet(frame, out);
+      return FilterConfigGet(frame, out, ctx.pattern);
     case ReplyRule::kQueuedLocal:
       break;
     case ReplyRule::kSingleKey: {
@@ -426,7 +426,7 @@ bool ConfigParamAllowed(std::string_view name) {
   return false;
 }
 
-void FilterConfigGet(std::string_view frame, std::string& out) {
+void FilterConfigGet(std::string_view frame, std::string& out, std::string_view notify) {
   std::vector<ReplyNode> n;
   if (!protocol::ParseReplyTree(frame, &n) || n.empty()) return Unexpected(out);
   for (const ReplyNode& x : n) {
@@ -446,7 +446,12 @@ void FilterConfigGet(std::string_view frame, std::string& out) {
     size_t val = Skip(n, i);
     size_t after = Skip(n, val);
     if (IsString(n[name]) && ConfigParamAllowed(n[name].str)) {
-      body.append(Bytes(n, i, after));
+      if (!notify.empty() && n[name].str == "notify-keyspace-events") {
+        body.append(Bytes(n, i, val));  // the tenant's own flags, not the server's
+        protocol::AppendBulk(body, notify.substr(1));
+      } else {
+        body.append(Bytes(n, i, after));
+      }
       kept += 2;
     }
     i = after;

@@ -24,6 +24,7 @@ void WriteRequest(std::span<const std::string_view> args, const NameRefs& refs,
 struct ReplyContext {
   std::string_view prefix;
   std::string_view pattern;  // the client's glob; empty = match everything
+                             // (kConfigGet: "=" + the tenant's notify flags)
   int proto = 2;             // the client's protocol (2 or 3)
 };
 
@@ -46,7 +47,9 @@ void RewriteExec(std::string_view frame,
 
 // CONFIG GET: keep only the parameters of the allow-list (a map in RESP3,
 // name/value pairs in RESP2).
-void FilterConfigGet(std::string_view frame, std::string& out);
+// `notify`: "=" + the tenant's notify-keyspace-events, put in place of the
+// server's (kConfigGet passes it as ReplyContext::pattern); empty: unchanged.
+void FilterConfigGet(std::string_view frame, std::string& out, std::string_view notify = {});
 bool ConfigParamAllowed(std::string_view name);
 
 }  // namespace keyfence::tenancy

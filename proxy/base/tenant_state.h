@@ -52,6 +52,9 @@ struct TenantShared {
   std::mutex keyspace_mu;
   KeyspaceFigures keyspace;  // keyspace_mu
   uint64_t keyspace_walk_started_ns = 0;  // keyspace_mu; 0: no walk running
+  // CONFIG SET notify-keyspace-events of the tenant (tenancy::NotifyFlag
+  // bits; -1: the backend's, backend.notify_keyspace_events).
+  std::atomic<int64_t> notify_flags{-1};
   std::mutex scripts_mu;
   absl::flat_hash_set<std::string> scripts;  // scripts_mu
 };

@@ -28,6 +28,7 @@ bool ClientCaching(CommandContext&, const protocol::CommandInfo&, const tenancy:
 bool ClientGetRedir(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool ClientTrackingInfo(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool ConfigGet(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
+bool ConfigSet(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool CommandDocs(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool CommandGetKeys(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);
 bool Cluster(CommandContext&, const protocol::CommandInfo&, const tenancy::Rule&);

@@ -1,5 +1,7 @@
 #include "proxy/commands/helpers.h"
 
+#include "tenancy/notify_events.h"
+
 #include <cerrno>
 #include <cstdlib>
 
@@ -55,6 +57,15 @@ std::string Verbatim(CommandContext& ctx) {
   std::string bytes;
   tenancy::WriteRequest(ctx.args(), none, "", bytes);
   return bytes;
+}
+
+uint32_t TenantNotifyFlags(CommandContext& ctx) {
+  const TenantShared* shared = ctx.tenant_shared();
+  const int64_t own = shared != nullptr ? shared->notify_flags.load(std::memory_order_relaxed) : -1;
+  if (own >= 0) return static_cast<uint32_t>(own);
+  uint32_t backend = 0;
+  tenancy::ParseNotifyFlags(ctx.snapshot().backend.notify_keyspace_events, &backend);
+  return backend;
 }
 
 }  // namespace keyfence::proxy::commands

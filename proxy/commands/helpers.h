@@ -25,4 +25,8 @@ void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule r
 // The request as the client sent it, without rewriting (keyless commands).
 std::string Verbatim(CommandContext& ctx);
 
+// The tenant's notify-keyspace-events (tenancy::NotifyFlag bits): its own
+// CONFIG SET, else the backend's.
+uint32_t TenantNotifyFlags(CommandContext& ctx);
+
 }  // namespace keyfence::proxy::commands

@@ -12,6 +12,8 @@
 #include "proxy/commands/helpers.h"
 #include "proxy/net/loop.h"
 #include "tenancy/namespace.h"
+#include "tenancy/notify_events.h"
+#include "tenancy/policy.h"
 
 namespace keyfence::proxy::commands {
 
@@ -19,7 +21,44 @@ namespace errors = protocol::errors;
 using tenancy::ReplyRule;
 
 bool ConfigGet(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
-  SendBuilt(ctx, Verbatim(ctx), ReplyRule::kConfigGet, "");
+  SendBuilt(ctx, Verbatim(ctx), ReplyRule::kConfigGet,
+            "=" + tenancy::NotifyFlagsToString(TenantNotifyFlags(ctx)));
+  return true;
+}
+
+// CONFIG SET notify-keyspace-events <flags>: the tenant's own event classes,
+// a subset of what the backend sends (keyfence filters its messages); any
+// other parameter stays denied.
+bool ConfigSet(CommandContext& ctx, const protocol::CommandInfo& cmd, const tenancy::Rule&) {
+  auto args = ctx.args();
+  if (args.size() % 2 != 0) {
+    ctx.ReplyError(errors::Arity("config|set"));
+    return true;
+  }
+  for (size_t i = 2; i < args.size(); i += 2) {
+    if (!EqNoCase(args[i], "notify-keyspace-events")) {
+      ctx.Reject(RejectReason::kDenied, tenancy::NoPermCommand(cmd));
+      return true;
+    }
+  }
+  uint32_t flags = 0;
+  for (size_t i = 3; i < args.size(); i += 2) {
+    if (!tenancy::ParseNotifyFlags(args[i], &flags)) {
+      ctx.ReplyError(errors::kNotifyFlagsInvalid);
+      return true;
+    }
+  }
+  uint32_t backend = 0;
+  tenancy::ParseNotifyFlags(ctx.snapshot().backend.notify_keyspace_events, &backend);
+  if ((flags & ~backend) != 0) {
+    ctx.ReplyError(errors::NotifyFlagsNotOnBackend(tenancy::NotifyFlagsToString(flags),
+                                                   tenancy::NotifyFlagsToString(backend)));
+    return true;
+  }
+  if (TenantShared* shared = ctx.tenant_shared()) {
+    shared->notify_flags.store(flags, std::memory_order_relaxed);
+  }
+  ctx.ReplySimple("OK");
   return true;
 }
 

@@ -42,6 +42,7 @@ constexpr Entry kTable[] = {
     {Local::kCommandList, CommandDocs},
     {Local::kCommandGetKeys, CommandGetKeys},
     {Local::kInfo, Info},
+    {Local::kConfigSet, ConfigSet},
     {Local::kClientTracking, ClientTracking},
     {Local::kClientCaching, ClientCaching},
     {Local::kClientGetRedir, ClientGetRedir},

@@ -28,8 +28,10 @@
 #include "protocol/error_replies.h"
 #include "protocol/reply_parser.h"
 #include "proxy/commands/families.h"
+#include "proxy/commands/helpers.h"
 #include "proxy/net/loop.h"
 #include "tenancy/namespace.h"
+#include "tenancy/notify_events.h"
 #include "tenancy/rewriter.h"
 
 namespace keyfence::proxy::commands {
@@ -235,6 +237,24 @@ bool KeyeventMessage(CommandContext& ctx, const std::vector<protocol::ReplyNode>
   return true;
 }
 
+// A keyspace or keyevent message the tenant's own notify-keyspace-events
+// (CONFIG SET, else the backend's) does not ask for is dropped.
+bool NotificationWanted(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n) {
+  if (n.size() < 4 || n[0].count < 3) return true;
+  const bool pmessage = n[1].str == "pmessage";
+  if (!pmessage && n[1].str != "message") return true;
+  const size_t channel = pmessage ? 3 : 2;
+  if (n.size() <= channel + 1) return true;
+  const std::string_view ch = n[channel].str;
+  const bool keyspace = tenancy::IsKeyspaceChannel(ch);
+  if (!keyspace && !tenancy::IsKeyeventChannel(ch)) return true;
+  const uint32_t flags = TenantNotifyFlags(ctx);
+  const std::string_view event =
+      keyspace ? n[channel + 1].str : ch.substr(tenancy::kKeyeventChannel.size());
+  const uint32_t kind = keyspace ? tenancy::kNotifyKeyspace : tenancy::kNotifyKeyevent;
+  return (flags & kind) != 0 && (flags & tenancy::EventClass(event)) != 0;
+}
+
 void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
   if (frame.empty()) return;
   if (frame[0] == '-' || frame[0] == '!') return OnLinkError(ctx, link, frame);
@@ -244,6 +264,7 @@ void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
                    n[3].type == protocol::ReplyType::kInteger &&
                    n[1].str.find("subscribe") != std::string_view::npos;
   if (!ack) {  // message / pmessage / smessage / pong
+    if (!NotificationWanted(ctx, n)) return;
     if (KeyeventMessage(ctx, n)) return;
     tenancy::ReplyContext rc{ctx.tenant()->prefix, "", ctx.proto()};
     tenancy::RewriteReply(tenancy::ReplyRule::kPubSub, frame, rc, ctx.BeginPush());

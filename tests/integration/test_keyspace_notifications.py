@@ -118,3 +118,38 @@ def test_cluster_refuses_keyspace_subscriptions_clearly():
                 r = c.cmd("PSUBSCRIBE", "__keyspace@0__:*")
                 assert isinstance(r, RespError) and "standalone" in r.text, r
                 assert c.cmd("PING") == "PONG"
+
+
+def test_a_tenants_own_notify_keyspace_events_filters_its_events_only(setup):
+    srv, kf = setup
+    with monitored([srv]), kf.raw("orders") as o, kf.raw("payments") as p, \
+            kf.raw("orders") as ow, kf.raw("payments") as pw, kf.raw("orders") as cfg:
+        # the tenant starts with the backend's flags
+        assert cfg.cmd("CONFIG", "GET", "notify-keyspace-events") == \
+            [b"notify-keyspace-events", b"AKE"]
+        # its own: list events on the keyspace channels only, nothing of strings
+        assert cfg.cmd("CONFIG", "SET", "notify-keyspace-events", "Kl") == "OK"
+        assert cfg.cmd("CONFIG", "GET", "notify-keyspace-events") == \
+            [b"notify-keyspace-events", b"lK"]
+        assert p.cmd("CONFIG", "GET", "notify-keyspace-events") == \
+            [b"notify-keyspace-events", b"AKE"]  # another tenant's are unchanged
+        assert o.cmd("PSUBSCRIBE", "__keyspace@0__:*")[2] == 1
+        assert o.cmd("SUBSCRIBE", "__keyevent@0__:lpush")[2] == 2
+        assert p.cmd("PSUBSCRIBE", "__keyspace@0__:*")[2] == 1
+        assert ow.cmd("SET", "s", "x") == "OK"        # $: not asked for
+        assert ow.cmd("LPUSH", "l", "x") == 1          # l on K: delivered; E: not asked for
+        assert o.read() == [b"pmessage", b"__keyspace@0__:*", b"__keyspace@0__:l", b"lpush"]
+        assert nothing_more(o)
+        assert pw.cmd("SET", "s", "y") == "OK"         # payments still gets everything
+        assert p.read() == [b"pmessage", b"__keyspace@0__:*", b"__keyspace@0__:s", b"set"]
+        # errors as Redis words them; flags the backend does not send are refused
+        bad = cfg.cmd("CONFIG", "SET", "notify-keyspace-events", "Q")
+        assert bad.text.startswith("ERR CONFIG SET failed (possibly related to argument "
+                                   "'notify-keyspace-events') - Invalid event class character")
+        miss = cfg.cmd("CONFIG", "SET", "notify-keyspace-events", "Km")
+        assert miss.text.startswith("ERR keyfence: notify-keyspace-events 'Km' asks for events "
+                                    "the backend does not send"), miss.text
+        assert cfg.cmd("CONFIG", "SET", "maxmemory", "1").code == "NOPERM"
+        assert cfg.cmd("CONFIG", "SET", "notify-keyspace-events", "AKE") == "OK"
+    flags = srv.client().config_get("notify-keyspace-events")["notify-keyspace-events"]
+    assert set(flags) >= set("AKE")  # the server's flags never change
