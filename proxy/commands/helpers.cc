@@ -63,8 +63,10 @@ uint32_t TenantNotifyFlags(CommandContext& ctx) {
   const TenantShared* shared = ctx.tenant_shared();
   const int64_t own = shared != nullptr ? shared->notify_flags.load(std::memory_order_relaxed) : -1;
   if (own >= 0) return static_cast<uint32_t>(own);
+  const std::string& configured = ctx.snapshot().backend.notify_keyspace_events;
+  if (configured.empty()) return kNotifyUnfiltered;  // the server's, whatever they are
   uint32_t backend = 0;
-  tenancy::ParseNotifyFlags(ctx.snapshot().backend.notify_keyspace_events, &backend);
+  tenancy::ParseNotifyFlags(configured, &backend);
   return backend;
 }
 

@@ -26,7 +26,9 @@ void SendBuilt(CommandContext& ctx, std::string_view bytes, tenancy::ReplyRule r
 std::string Verbatim(CommandContext& ctx);
 
 // The tenant's notify-keyspace-events (tenancy::NotifyFlag bits): its own
-// CONFIG SET, else the backend's.
+// CONFIG SET, else backend.notify_keyspace_events, else (not configured:
+// the operator manages the server's flags) kNotifyUnfiltered.
+inline constexpr uint32_t kNotifyUnfiltered = 0xffffffff;
 uint32_t TenantNotifyFlags(CommandContext& ctx);
 
 }  // namespace keyfence::proxy::commands

@@ -21,8 +21,9 @@ namespace errors = protocol::errors;
 using tenancy::ReplyRule;
 
 bool ConfigGet(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule&) {
+  const uint32_t notify = TenantNotifyFlags(ctx);
   SendBuilt(ctx, Verbatim(ctx), ReplyRule::kConfigGet,
-            "=" + tenancy::NotifyFlagsToString(TenantNotifyFlags(ctx)));
+            notify == kNotifyUnfiltered ? "" : "=" + tenancy::NotifyFlagsToString(notify));
   return true;
 }
 
@@ -48,9 +49,12 @@ bool ConfigSet(CommandContext& ctx, const protocol::CommandInfo& cmd, const tena
       return true;
     }
   }
+  // Checked against the operator's flags when keyfence sets them (else the
+  // server's are unknown here: the tenant's only filter what it sends).
+  const std::string& configured = ctx.snapshot().backend.notify_keyspace_events;
   uint32_t backend = 0;
-  tenancy::ParseNotifyFlags(ctx.snapshot().backend.notify_keyspace_events, &backend);
-  if ((flags & ~backend) != 0) {
+  tenancy::ParseNotifyFlags(configured, &backend);
+  if (!configured.empty() && (flags & ~backend) != 0) {
     ctx.ReplyError(errors::NotifyFlagsNotOnBackend(tenancy::NotifyFlagsToString(flags),
                                                    tenancy::NotifyFlagsToString(backend)));
     return true;
