@@ -115,10 +115,20 @@ struct alignas(64) TenantCounters {
   void CountRejected(RejectReason reason) { rejected_[static_cast<size_t>(reason)].Add(); }
   // Records one request's duration in nanoseconds.
   void ObserveLatencyNs(uint64_t ns) {
-    size_t i = 0;
-    while (i < kLatencyBucketsNs.size() && ns > kLatencyBucketsNs[i]) ++i;
-    latency_buckets_[i].Add();
+    latency_buckets_[LatencyBucket(ns)].Add();
     latency_sum_ns_.Add(ns);
+  }
+  // The first bucket whose bound is >= ns (kLatencyBucketsNs.size(): +Inf):
+  // a branch-free binary search over the 15 bounds (2^4 - 1).
+  static size_t LatencyBucket(uint64_t ns) {
+    static_assert(kLatencyBucketsNs.size() == 15, "the search below takes 2^4 - 1 bounds");
+    const auto& b = kLatencyBucketsNs;
+    size_t i = 0;
+    i += static_cast<size_t>(b[i + 7] < ns) * 8;
+    i += static_cast<size_t>(b[i + 3] < ns) * 4;
+    i += static_cast<size_t>(b[i + 1] < ns) * 2;
+    i += static_cast<size_t>(b[i] < ns);
+    return i;
   }
   // A request (reply=false) or reply (reply=true) over big_value_bytes.
   void CountBig(bool reply) { big_[reply ? 1 : 0].Add(); }

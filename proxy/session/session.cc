@@ -1,5 +1,6 @@
 #include "proxy/session/session.h"
 
+#include <array>
 #include <atomic>
 #include "proxy/session/session_limits.h"
 
@@ -28,6 +29,12 @@ std::string_view ErrorText(std::string_view frame) {
   return frame.substr(1);
 }
 
+// Off the reply path's inlined code: errors are the rare case.
+[[gnu::noinline, gnu::cold]] void CountErrorFrame(TenantCounters& c, uint16_t cmd_id,
+                                                  std::string_view frame) {
+  c.CountErrorReply(cmd_id, ErrorText(frame));
+}
+
 // A null reply: $-1 / *-1 (RESP2) or _ (RESP3).
 bool IsNullFrame(std::string_view f) {
   return f[0] == '_' || (f.size() > 1 && f[1] == '-' && (f[0] == '$' || f[0] == '*'));
@@ -36,16 +43,19 @@ bool IsNullFrame(std::string_view f) {
 
 namespace session {
 namespace {
-std::vector<uint8_t> BuildLookups() {
+constexpr size_t kMaxCommandIds = 1024;
+std::array<uint8_t, kMaxCommandIds> BuildLookups() {
   const auto& table = protocol::CommandTable::Get();
-  std::vector<uint8_t> v(table.size(), 0);
+  std::array<uint8_t, kMaxCommandIds> v{};
   for (std::string_view name :
        {"get", "getex", "getdel", "hget", "lindex", "zscore", "zrank", "zrevrank"}) {
-    if (const protocol::CommandInfo* c = table.Find(name)) v[c->id] = 1;
+    if (const protocol::CommandInfo* c = table.Find(name); c != nullptr && c->id < v.size()) {
+      v[c->id] = 1;
+    }
   }
   return v;
 }
-const std::vector<uint8_t> kLookups = BuildLookups();
+const std::array<uint8_t, kMaxCommandIds> kLookups = BuildLookups();
 }  // namespace
 
 bool IsLookup(uint16_t cmd_id) { return cmd_id < kLookups.size() && kLookups[cmd_id] != 0; }
@@ -269,8 +279,8 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
     const uint64_t ns = now - slot->start_ns;
     local->counters->ObserveLatencyNs(ns);
     local->counters->CountCommandTime(slot->cmd_id, ns);
-    if (frame[0] == '-' || frame[0] == '!') {
-      local->counters->CountErrorReply(slot->cmd_id, ErrorText(frame));
+    if (frame[0] == '-' || frame[0] == '!') [[unlikely]] {
+      CountErrorFrame(*local->counters, slot->cmd_id, frame);
     } else if (session::IsLookup(slot->cmd_id)) {
       local->counters->CountLookup(!IsNullFrame(frame));
     }
@@ -296,7 +306,7 @@ void Session::Complete(uint64_t tag, std::string_view reply) {
   ReplySlot* s = conn_.replies().Find(tag);
   if (s == nullptr) return;
   if (!reply.empty() && reply[0] == '-' && binding_.local() != nullptr) {
-    binding_.local()->counters->CountErrorReply(s->cmd_id, ErrorText(reply));
+    CountErrorFrame(*binding_.local()->counters, s->cmd_id, reply);
   }
   conn_.replies().Complete(*s, reply);
   conn_.MarkDirty();

@@ -347,5 +347,22 @@ TEST_CASE("metrics: text output passes promtool check metrics") {
   CHECK(output.empty());
 }
 
+TEST_CASE("metrics: the latency bucket is the first bound >= the sample") {
+  auto linear = [](uint64_t ns) {
+    size_t i = 0;
+    while (i < kLatencyBucketsNs.size() && ns > kLatencyBucketsNs[i]) ++i;
+    return i;
+  };
+  std::vector<uint64_t> samples = {0, 1, UINT64_MAX};
+  for (uint64_t b : kLatencyBucketsNs) {
+    samples.insert(samples.end(), {b - 1, b, b + 1});
+  }
+  for (uint64_t ns = 1; ns < 5'000'000'000; ns = ns * 3 / 2 + 1) samples.push_back(ns);
+  for (uint64_t ns : samples) {
+    INFO(ns);
+    CHECK(TenantCounters::LatencyBucket(ns) == linear(ns));
+  }
+}
+
 }  // namespace
 }  // namespace keyfence::proxy
