@@ -182,9 +182,6 @@ inline std::string NotInMulti(std::string_view command) {
 inline constexpr std::string_view kTooManyQueued =
     "ERR keyfence: too many commands answered by keyfence queued in one transaction";
 
-inline constexpr std::string_view kKeyspaceOnCluster =
-    "ERR keyfence: keyspace notifications are served on a standalone backend only (a cluster "
-    "emits each key's events on the key's node)";
 
 // --- Rate limits -----------------------------------------------------------------------------
 

@@ -219,9 +219,9 @@ bool Info(CommandContext& ctx, const protocol::CommandInfo&, const tenancy::Rule
     cached = shared->keyspace;
     const bool fresh = cached.as_of_ns != 0 && now - cached.as_of_ns < kKeyspaceFreshNs;
     // One walk at a time per tenant; the others answer from the last one
-    // (unless there is none yet, or the running one is overdue).
+    // (none yet: no db0 line, age -1), unless the running one is overdue.
     const uint64_t started = shared->keyspace_walk_started_ns;
-    if (!fresh && (started == 0 || cached.as_of_ns == 0 || now - started > kWalkOverdueNs)) {
+    if (!fresh && (started == 0 || now - started > kWalkOverdueNs)) {
       shared->keyspace_walk_started_ns = now;
       claim = std::make_shared<WalkClaim>(shared, now);
     }

@@ -1,6 +1,7 @@
 #include "proxy/commands/scan_job.h"
 #include "protocol/error_replies.h"
 
+#include <algorithm>
 #include <random>
 
 #include "protocol/glob.h"
@@ -23,7 +24,7 @@ constexpr std::string_view kScanCount = "1000";
 ScanJob::ScanJob(CommandContext& ctx, std::vector<config::Endpoint> nodes,
                  Kind kind, uint64_t seq, std::string prefix, int proto)
     : ctx_(ctx), nodes_(std::move(nodes)), kind_(kind), seq_(seq),
-      prefix_(std::move(prefix)), proto_(proto) {}
+      prefix_(std::move(prefix)), proto_(proto), per_node_(nodes_.size()) {}
 
 ScanJob::~ScanJob() { ctx_.backend().Forget(this); }
 
@@ -53,19 +54,22 @@ void ScanJob::Finish(std::string_view reply) {
 
 void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
   if (finished_) return;
-  if (tag == kTagPttl || tag == kTagMemory) {  // a key gone since: no figure
+  if ((tag & 0xff) == kTagPttl || (tag & 0xff) == kTagMemory) {  // a key gone since: no figure
     --unlinks_in_flight_;
+    NodeFigures& f = per_node_[tag >> 8];
     int64_t v = 0;
-    if (frame.size() > 3 && frame[0] == ':' &&
-        protocol::ParseInteger(frame.data() + 1, frame.size() - 3, &v)) {
-      if (tag == kTagMemory) {
-        figures_.memory += v;
+    if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
+      inspect_failed_ = true;  // a connection lost, a node refusing: not a figure to keep
+    } else if (frame.size() > 3 && frame[0] == ':' &&
+               protocol::ParseInteger(frame.data() + 1, frame.size() - 3, &v)) {
+      if ((tag & 0xff) == kTagMemory) {
+        f.memory += v;
       } else if (v >= 0) {
-        ++figures_.expires;
-        ttl_sum_ms_ += v;
+        ++f.expires;
+        f.ttl_sum_ms += v;
       }
     }
-    if (scan_done_ && unlinks_in_flight_ == 0) FinishKeyspace(true);
+    if (scan_done_ && unlinks_in_flight_ == 0) FinishKeyspace(!inspect_failed_);
     return;
   }
   if (!frame.empty() && (frame[0] == '-' || frame[0] == '!')) {
@@ -118,7 +122,7 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
       }
       break;
     case Kind::kKeyspace:
-      figures_.keys += static_cast<int64_t>(keys.size());
+      per_node_[node_].keys += static_cast<int64_t>(keys.size());
       Inspect(keys);
       if (scan_done_) {
         if (unlinks_in_flight_ == 0) FinishKeyspace(true);
@@ -155,16 +159,20 @@ void ScanJob::OnReply(uint64_t tag, std::string_view frame) {
 // PTTL and MEMORY USAGE of the page's keys while fewer than kInspectKeys
 // were read (SCAN's order is the hash table's: the first keys are a fair sample).
 void ScanJob::Inspect(const std::vector<std::string_view>& keys) {
-  if (keys.empty() || figures_.inspected >= kInspectKeys) return;
+  // The budget is shared by the masters, so that each is sampled.
+  const int64_t budget = std::max<int64_t>(1, kInspectKeys / static_cast<int64_t>(nodes_.size()));
+  NodeFigures& f = per_node_[node_];
+  if (keys.empty() || f.inspected >= budget) return;
   BackendConn& c = conn();
   std::string& o = c.out();
+  const uint64_t node = static_cast<uint64_t>(node_) << 8;
   for (std::string_view k : keys) {
-    if (figures_.inspected >= kInspectKeys) break;
-    ++figures_.inspected;
+    if (f.inspected >= budget) break;
+    ++f.inspected;
     protocol::AppendCommand(o, {"PTTL", k});
-    c.Push(this, kTagPttl);
+    c.Push(this, node | kTagPttl);
     protocol::AppendCommand(o, {"MEMORY", "USAGE", k});
-    c.Push(this, kTagMemory);
+    c.Push(this, node | kTagMemory);
     unlinks_in_flight_ += 2;
   }
   c.MarkDirty();
@@ -174,13 +182,20 @@ void ScanJob::FinishKeyspace(bool ok) {
   if (finished_) return;
   std::string reply;
   if (ok) {
-    KeyspaceFigures f = figures_;
-    if (f.expires > 0) f.avg_ttl_ms = ttl_sum_ms_ / f.expires;
-    if (f.inspected > 0 && f.keys > f.inspected) {  // extrapolate from the sample
-      const double scale = static_cast<double>(f.keys) / static_cast<double>(f.inspected);
-      f.memory = static_cast<int64_t>(static_cast<double>(f.memory) * scale);
-      f.expires = static_cast<int64_t>(static_cast<double>(f.expires) * scale);
+    KeyspaceFigures f;
+    int64_t ttl_sum = 0, sampled_expires = 0;
+    for (const NodeFigures& n : per_node_) {  // each master extrapolated from its sample
+      const double scale = n.inspected > 0 && n.keys > n.inspected
+                               ? static_cast<double>(n.keys) / static_cast<double>(n.inspected)
+                               : 1.0;
+      f.keys += n.keys;
+      f.inspected += n.inspected;
+      f.memory += static_cast<int64_t>(static_cast<double>(n.memory) * scale);
+      f.expires += static_cast<int64_t>(static_cast<double>(n.expires) * scale);
+      ttl_sum += n.ttl_sum_ms;
+      sampled_expires += n.expires;
     }
+    if (sampled_expires > 0) f.avg_ttl_ms = ttl_sum / sampled_expires;
     f.as_of_ns = Loop::NowNs();
     reply = keyspace_done_(&f);
   } else {

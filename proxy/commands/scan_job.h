@@ -48,8 +48,11 @@ class ScanJob : public ReplySink, public AsyncOp {
   std::string cursor_ = "0";
   int64_t count_ = 0;
   int64_t unlinks_in_flight_ = 0;  // UNLINK, or PTTL + MEMORY USAGE (kKeyspace)
-  KeyspaceFigures figures_;
-  int64_t ttl_sum_ms_ = 0;
+  struct NodeFigures {
+    int64_t keys = 0, inspected = 0, memory = 0, expires = 0, ttl_sum_ms = 0;
+  };
+  std::vector<NodeFigures> per_node_;  // kKeyspace, by master
+  bool inspect_failed_ = false;
   KeyspaceDone keyspace_done_;
   bool scan_done_ = false;
   bool finished_ = false;

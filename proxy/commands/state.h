@@ -91,6 +91,9 @@ struct SubLink {
   std::unique_ptr<UnsolicitedSink> sink;  // routes its frames back with this link
   std::deque<LinkAcks> acks;  // FIFO: acks this connection still owes
   absl::flat_hash_set<std::string> shard;  // shard channels subscribed here (client names)
+  // Cluster: this master's link holds the client's keyspace-notification
+  // channels and patterns (a node emits only its own keys' events).
+  bool keyspace = false;
 };
 
 // The client's subscriptions: a subscriber connection per node it needs
@@ -108,6 +111,7 @@ struct PubSubState {
   absl::flat_hash_set<std::string> orphans;
   std::deque<LinkAcks> parked;
   bool classic_lost = false;
+  bool keyspace_lost = false;  // cluster: a master's keyspace subscriptions to restore
   uint64_t lost_since_ns = 0;
   uint32_t retry_ms = 0;
   bool wake_armed = false;

@@ -27,6 +27,7 @@
 
 #include "protocol/error_replies.h"
 #include "protocol/reply_parser.h"
+#include "protocol/slot.h"
 #include "proxy/commands/families.h"
 #include "proxy/commands/helpers.h"
 #include "proxy/net/loop.h"
@@ -142,7 +143,8 @@ void AddAck(CommandContext& ctx, SubLink& link) {
 
 // Recovery is over once nothing waits and every resubscribe was acked.
 void MaybeRecovered(PubSubState& ps) {
-  if (ps.lost_since_ns == 0 || ps.classic_lost || !ps.orphans.empty() || !ps.parked.empty()) {
+  if (ps.lost_since_ns == 0 || ps.classic_lost || ps.keyspace_lost || !ps.orphans.empty() ||
+      !ps.parked.empty()) {
     return;
   }
   for (const auto& l : ps.links) {
@@ -298,9 +300,16 @@ void LinkLost(CommandContext& ctx, SubLink& link) {
   for (LinkAcks& a : link.acks) {
     if (a.wait != nullptr) ps.parked.push_back(std::move(a));  // ours: in the sets again
   }
-  if (&link == ps.classic) {
+  const bool was_classic = &link == ps.classic;
+  if (was_classic) {
     ps.classic = nullptr;
     ps.classic_lost = !ps.channels.empty() || !ps.patterns.empty();
+  }
+  // A cluster master's keyspace subscriptions go to the master serving its
+  // slots now (a failover: the promoted replica).
+  if (link.keyspace || (was_classic && ctx.backend().Masters().size() > 1)) {
+    ps.keyspace_lost = std::any_of(ps.channels.begin(), ps.channels.end(), IsNotificationName) ||
+                       std::any_of(ps.patterns.begin(), ps.patterns.end(), IsNotificationName);
   }
   auto it = std::find_if(ps.links.begin(), ps.links.end(),
                          [&](const auto& l) { return l.get() == &link; });
@@ -361,9 +370,51 @@ void RestoreOrphans(CommandContext& ctx) {
   }
 }
 
+// Cluster: every master gets the client's keyspace channels and patterns again.
+void RestoreKeyspace(CommandContext& ctx) {
+  PubSubState& ps = ctx.pubsub();
+  std::vector<std::string> channels, patterns;
+  for (const std::string& c : ps.channels) {
+    if (IsNotificationName(c)) channels.push_back(c);
+  }
+  for (const std::string& p : ps.patterns) {
+    if (IsNotificationName(p)) patterns.push_back(p);
+  }
+  // Every slot's master, so that a failover still in progress (a slot with
+  // no master yet) is waited for, not taken as done.
+  bool all = true;
+  std::vector<config::Endpoint> nodes;
+  for (int slot = 0; slot < protocol::kNumSlots; ++slot) {
+    config::Endpoint ep;
+    if (!ctx.backend().NodeFor(slot, &ep)) {
+      all = false;
+      continue;
+    }
+    if (std::none_of(nodes.begin(), nodes.end(), [&](const config::Endpoint& e) {
+          return e.host == ep.host && e.port == ep.port;
+        })) {
+      nodes.push_back(ep);
+    }
+  }
+  for (const config::Endpoint& ep : nodes) {
+    SubLink* l = FindLink(ps, ep);
+    if (l == nullptr) l = OpenLink(ctx, ep, false);
+    if (l == nullptr) {
+      all = false;
+      continue;
+    }
+    if (l->keyspace) continue;
+    l->keyspace = true;
+    SendSilent(ctx, *l, "SUBSCRIBE", false, kAnySlot, channels);
+    SendSilent(ctx, *l, "PSUBSCRIBE", false, kAnySlot, patterns);
+  }
+  ps.keyspace_lost = !all;
+}
+
 void Restore(CommandContext& ctx) {
   PubSubState& ps = ctx.pubsub();
   if (ps.classic_lost) ClassicLink(ctx, false);
+  if (ps.keyspace_lost && !ps.classic_lost) RestoreKeyspace(ctx);
   RestoreOrphans(ctx);
   std::deque<LinkAcks> parked = std::move(ps.parked);
   ps.parked.clear();
@@ -375,10 +426,27 @@ void Restore(CommandContext& ctx) {
       Transmit(*l, std::move(a));
     }
   }
-  if (ps.classic_lost || !ps.orphans.empty() || !ps.parked.empty()) ScheduleRestore(ctx);
+  if (ps.classic_lost || ps.keyspace_lost || !ps.orphans.empty() || !ps.parked.empty()) {
+    ScheduleRestore(ctx);
+  }
 }
 
 }  // namespace
+
+bool IsNotificationName(std::string_view name) {
+  return tenancy::IsKeyspaceChannel(name) || tenancy::IsKeyeventChannel(name);
+}
+
+bool KeyspaceLinks(CommandContext& ctx, std::vector<SubLink*>* out) {
+  PubSubState& ps = ctx.pubsub();
+  for (const config::Endpoint& ep : ctx.backend().Masters()) {
+    SubLink* l = FindLink(ps, ep);
+    if (l == nullptr) l = OpenLink(ctx, ep, true);
+    if (l == nullptr) return false;  // answered
+    out->push_back(l);
+  }
+  return true;
+}
 
 SubLink* LinkFor(CommandContext& ctx, int slot, bool open, bool reply) {
   config::Endpoint ep;

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/commands/context.h"
 
@@ -21,6 +22,12 @@ SubLink* LinkFor(CommandContext& ctx, int slot, bool open, bool reply);
 // The link of SUBSCRIBE/PSUBSCRIBE, opened if needed; after a loss the new
 // one is given the client's channels and patterns again first.
 SubLink* ClassicLink(CommandContext& ctx, bool reply);
+
+// Cluster keyspace notifications: the link to every master (opened if
+// needed; a master that cannot be reached: null, and its error answered).
+bool KeyspaceLinks(CommandContext& ctx, std::vector<SubLink*>* out);
+// Whether a client channel or pattern names keyspace notifications.
+bool IsNotificationName(std::string_view name);
 
 // Sends a part of a client command on `link`, or keeps it for later while
 // earlier parts wait for a connection (order is kept); `link` null: kept.

@@ -10,6 +10,8 @@
 // total shard count (the sum over its connections). Redirects are followed
 // and lost subscriptions restored by sub_links.cc, never shown to the client.
 // Worker-local.
+#include <algorithm>
+
 #include "protocol/error_replies.h"
 #include "proxy/commands/families.h"
 #include "proxy/commands/helpers.h"
@@ -57,20 +59,67 @@ void Apply(CommandContext& ctx, std::string_view cmd, bool unsub, bool shard,
   }
 }
 
+// Cluster, with keyspace-notification names: the classic link takes the
+// whole command, every other master's link its notification names; the
+// client's acks complete once every node has acked.
+bool SubscribeEverywhere(CommandContext& ctx, std::string_view name, bool unsub,
+                         const std::vector<std::string_view>& names) {
+  PubSubState& ps = ctx.pubsub();
+  SubLink* classic = ClassicLink(ctx, !Restoring(ps));
+  if (classic == nullptr && !Restoring(ps)) return true;  // the error was sent
+  std::vector<SubLink*> masters;
+  if (unsub) {  // where they are held (a master never subscribed owes no acks)
+    for (auto& l : ps.links) {
+      if (l->keyspace) masters.push_back(l.get());
+    }
+  } else if (!KeyspaceLinks(ctx, &masters)) {
+    return true;  // the error was sent
+  }
+  const auto& set = name[0] == 'p' ? ps.patterns : ps.channels;
+  std::vector<std::string_view> notif;
+  for (std::string_view n : names) {
+    if (IsNotificationName(n)) notif.push_back(n);
+  }
+  const size_t in_set = static_cast<size_t>(std::count_if(set.begin(), set.end(), IsNotificationName));
+  // Without names, a node acks each member it drops (or once, null).
+  const size_t classic_count = names.empty() ? std::max<size_t>(1, set.size()) : names.size();
+  const size_t other_count = names.empty() ? std::max<size_t>(1, in_set) : notif.size();
+  std::vector<SubLink*> others;
+  for (SubLink* l : masters) {
+    if (l != classic) others.push_back(l);
+    if (!unsub) l->keyspace = true;
+  }
+  std::string acks;
+  Apply(ctx, name, unsub, false, names, acks);
+  auto wait = Wait(ctx, std::move(acks), classic_count + other_count * others.size());
+  LinkAcks a;
+  a.bytes = SubRequest(ctx.tenant()->prefix, name, false, names);
+  a.count = classic_count;
+  a.wait = wait;
+  SendPart(ctx, classic, std::move(a));
+  for (SubLink* l : others) {
+    LinkAcks o;
+    o.bytes = SubRequest(ctx.tenant()->prefix, name, false, names.empty() ? names : notif);
+    o.count = other_count;
+    o.wait = wait;
+    SendPart(ctx, l, std::move(o));
+  }
+  return true;
+}
+
 // SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE on the classic link.
 bool SubscribeClassic(CommandContext& ctx, std::string_view name, bool unsub) {
   PubSubState& ps = ctx.pubsub();
   auto args = ctx.args();
   std::vector<std::string_view> names(args.begin() + 1, args.end());
-  // A cluster emits a key's notifications on the key's node only, and the
-  // classic link is one node: not yet (README).
-  if (!unsub && ctx.backend().Masters().size() > 1) {
-    for (std::string_view n : names) {
-      if (tenancy::IsKeyspaceChannel(n) || tenancy::IsKeyeventChannel(n)) {
-        ctx.ReplyError(protocol::errors::kKeyspaceOnCluster);
-        return true;
-      }
-    }
+  // A cluster emits a key's notifications on the key's node only: those
+  // channels and patterns go to every master.
+  if (ctx.backend().Masters().size() > 1) {
+    const auto& set = name[0] == 'p' ? ps.patterns : ps.channels;
+    const bool some = names.empty()
+                          ? unsub && std::any_of(set.begin(), set.end(), IsNotificationName)
+                          : std::any_of(names.begin(), names.end(), IsNotificationName);
+    if (some) return SubscribeEverywhere(ctx, name, unsub, names);
   }
   if (unsub && ps.classic == nullptr && !ps.classic_lost) {  // nothing classic subscribed
     std::string acks;

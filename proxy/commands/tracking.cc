@@ -12,6 +12,7 @@
 #include "proxy/base/text.h"
 #include "proxy/commands/context.h"
 #include "proxy/commands/families.h"
+#include "tenancy/rewriter.h"
 
 namespace keyfence::proxy::commands {
 
@@ -20,6 +21,7 @@ namespace errors = protocol::errors;
 namespace {
 
 constexpr uint64_t kNoloopWindowNs = 1'000'000'000;  // an own write's echo is expected within
+constexpr size_t kNoloopSweepAt = 4096;  // own writes remembered before expired ones go
 constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
 
 // The invalidation frame as `proto` (and, for RESP2, a pub/sub message) wants it.
@@ -56,9 +58,13 @@ class TrackingWait final : public AsyncOp, public ReplySink {
   TrackingWait(CommandContext& ctx, uint64_t tag) : ctx_(ctx), tag_(tag) {}
   void Expect(size_t waits) { waits_ = waits; }
   ~TrackingWait() override { ctx_.tracking_hub().Forget(this); }
-  void OnReply(uint64_t, std::string_view) override {
+  void OnReply(uint64_t, std::string_view frame) override {
+    if (!frame.empty() && frame[0] == '-' && error_.empty()) {  // a master could not be reached
+      tenancy::AppendErrorStripped(frame, ctx_.tenant() != nullptr ? ctx_.tenant()->prefix : "",
+                                   error_);
+    }
     if (waits_ > 0 && --waits_ == 0) {
-      ctx_.Complete(tag_, "+OK\r\n");
+      ctx_.Complete(tag_, error_.empty() ? std::string_view("+OK\r\n") : error_);
       ctx_.Finished(this);
     }
   }
@@ -67,6 +73,7 @@ class TrackingWait final : public AsyncOp, public ReplySink {
   CommandContext& ctx_;
   uint64_t tag_;
   size_t waits_ = 0;
+  std::string error_;
 };
 
 struct TrackingRequest {
@@ -191,17 +198,25 @@ void NoteTrackedCommand(CommandContext& ctx, const protocol::CommandInfo& cmd, b
       !((t.optin && !given) || (t.optout && given))) {
     for (const tenancy::NameRef& ref : ctx.refs()) {
       if (ref.kind != tenancy::RefKind::kKey) continue;
-      if (t.keys.size() >= TrackingState::kMaxTrackedKeys) {  // as tracking-table-max-keys
+      if (t.keys.size() >= TrackingState::kMaxTrackedKeys &&  // as tracking-table-max-keys
+          !t.keys.contains(std::string(args[ref.pos]))) {
         std::string evicted = *t.keys.begin();
         t.keys.erase(t.keys.begin());
         SendInvalidation(ctx, &evicted);
       }
       t.keys.emplace(std::string(args[ref.pos]));
     }
-    ctx.tracking_hub().Ensure(ctx.backend(), t.tenant_prefix);
   }
+  // Every forwarded command of a tracking client (BCAST ones too) opens the
+  // hub connections a loss closed.
+  ctx.tracking_hub().Ensure(ctx.backend(), t.tenant_prefix);
   if (t.noloop && (cmd.flags & protocol::kCmdWrite) != 0) {
-    const uint64_t until = Loop::NowNs() + kNoloopWindowNs;
+    const uint64_t now = Loop::NowNs();
+    const uint64_t until = now + kNoloopWindowNs;
+    if (t.own.size() >= kNoloopSweepAt) {  // writes that changed nothing leave entries
+      absl::erase_if(t.own, [now](const auto& e) { return e.second.second <= now; });
+      if (t.own.size() >= kNoloopSweepAt) t.own.clear();  // a flood: echoes may show
+    }
     for (const tenancy::NameRef& ref : ctx.refs()) {
       if (ref.kind != tenancy::RefKind::kKey) continue;
       auto& own = t.own[std::string(args[ref.pos])];
@@ -247,10 +262,11 @@ bool ClientTracking(CommandContext& ctx, const protocol::CommandInfo&, const ten
         }
         return std::string();
       },
-      [tag, r](CommandContext& c, std::vector<std::string>& answers) {
+      [tag, r, prefix](CommandContext& c, std::vector<std::string>& answers) {
         const bool found = std::any_of(answers.begin(), answers.end(),
                                        [](const std::string& a) { return !a.empty(); });
-        if (!found) {
+        // The connection may have changed meanwhile (RESET, another tenant).
+        if (!found || c.tenant() == nullptr || c.tenant()->prefix != prefix) {
           std::string err;
           protocol::AppendError(err, errors::kTrackingNoRedirTarget);
           c.Complete(tag, err);

@@ -74,6 +74,7 @@ class TrackingHub {
 
  private:
   struct Link;
+  void Track(Link& link, const std::string& prefix);  // its PREFIX on `link`, once
   void OnPush(std::string_view frame);
   void Lost(Link* link);
   void FlushAll();

@@ -98,13 +98,14 @@ size_t TrackingHub::Ensure(Backend& backend, const std::string& prefix, ReplySin
       // A master that was lost, or new since (a failover, a new shard):
       // writes before its PREFIX took effect were not seen.
       link->flush_on_ack = gaps_.erase(EndpointKey(ep)) > 0 || !first;
+      // A new connection (after a loss, a failover): every tenant tracking on
+      // this worker, not only the caller's.
+      for (const auto& [p, clients] : tenants_) {
+        if (!clients.empty()) Track(*link, p);
+      }
     }
+    Track(*link, prefix);
     BackendConn& c = *link->conn;
-    if (link->prefixes.insert(prefix).second) {
-      protocol::AppendCommand(c.out(), {"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix});
-      c.Push(link, 0);
-      c.MarkDirty();
-    }
     if (waiter != nullptr) {
       protocol::AppendCommand(c.out(), {"PING"});
       c.Push(waiter, 0);
@@ -114,6 +115,14 @@ size_t TrackingHub::Ensure(Backend& backend, const std::string& prefix, ReplySin
   }
   linked_ = linked_ || !links_.empty();
   return waits;
+}
+
+void TrackingHub::Track(Link& link, const std::string& prefix) {
+  if (!link.prefixes.insert(prefix).second) return;
+  BackendConn& c = *link.conn;
+  protocol::AppendCommand(c.out(), {"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix});
+  c.Push(&link, 0);
+  c.MarkDirty();
 }
 
 void TrackingHub::Forget(ReplySink* waiter) {

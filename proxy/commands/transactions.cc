@@ -120,7 +120,8 @@ bool QueueLocal(CommandContext& ctx, const protocol::CommandInfo& cmd, const ten
   // Queued commands run when queued: those that act on the connection or on
   // other connections would act even if the transaction is discarded.
   if (rule.local == Local::kAuth || rule.local == Local::kHello ||
-      rule.local == Local::kClientKill || rule.local == Local::kClientUnblock) {
+      rule.local == Local::kClientKill || rule.local == Local::kClientUnblock ||
+      rule.local == Local::kClientTracking || rule.local == Local::kConfigSet) {
     tx.failed = true;
     ctx.ReplyError(errors::NotInMulti(cmd.name));
     return true;

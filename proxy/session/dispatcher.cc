@@ -100,7 +100,10 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     }
     return true;
   }
-  if (d.outcome == Outcome::kClientExtension) return commands::ClientExtension(s);
+  if (d.outcome == Outcome::kClientExtension) {
+    s.cur_cmd_id_ = session::kNoCommand;
+    return commands::ClientExtension(s);
+  }
   if (d.outcome == Outcome::kCrossProtocol) {
     s.CrossProtocol();
     return true;
@@ -111,7 +114,7 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   s.info_.last_cmd_ns = Loop::NowNs();
   s.cur_cmd_id_ = d.cmd->id;
   if (TenantLocal* local = binding.local()) local->counters->CountRequest(d.cmd->id);
-  if (s.tracking_ != nullptr) {
+  if (s.tracking_ != nullptr && !s.replay_) {
     commands::NoteTrackedCommand(s, *d.cmd, d.outcome != Outcome::kLocal);
   }
   if (d.outcome == Outcome::kLocal) {

@@ -232,7 +232,9 @@ void Session::OnClosed() {
 }
 
 bool Session::OnRequest(std::span<const std::string_view> args, size_t bytes) {
-  return Dispatcher::Dispatch(*this, args, bytes);
+  replay_ = held_;  // the same request again (its handler returned false)
+  held_ = !Dispatcher::Dispatch(*this, args, bytes);
+  return !held_;
 }
 
 // --- replies ---------------------------------------------------------------
@@ -346,8 +348,12 @@ void Session::Reject(RejectReason reason, std::string_view error) {
   // that password guessing on a gateway shows in keyfence_rejected_total.
   binding_.counters().CountRejected(reason);
   binding_.counters().CountCommandRejected(cur_cmd_id_);
+  // errorstats counts the reply; failed_calls does not (Redis keeps them apart).
+  const uint16_t cmd = cur_cmd_id_;
+  cur_cmd_id_ = session::kNoCommand;
   if (tx_.open) tx_.failed = true;
   ReplyError(error);
+  cur_cmd_id_ = cmd;
 }
 
 // --- pub/sub and the dedicated connection -----------------------------------

@@ -134,8 +134,11 @@ class Session final : public RequestHandler,
   TenantShared* dedicated_claim_ = nullptr;  // counted in its `dedicated`
   void ReleaseDedicatedClaim();
   std::shared_ptr<bool> alive_;
-  // The request being dispatched.
+  // The request being dispatched; `replay_`: it was held (a barrier, a
+  // delay) and comes again, so its one-time notes are not taken twice.
   uint16_t cur_cmd_id_ = 0;
+  bool held_ = false;
+  bool replay_ = false;
 };
 
 }  // namespace keyfence::proxy

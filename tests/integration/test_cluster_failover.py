@@ -210,7 +210,8 @@ def ha_keyfence(ha_cluster):
     # seeded with ONE master, the one the test kills: keyfence must rediscover the
     # cluster from the nodes it learnt (a fixture, so a failure report shows its log)
     seed = ha_cluster.master_nodes()[0]
-    kf = start_keyfence(seed.port, CLUSTER_MODE, backend_nodes=[f"{HOST}:{seed.port}"])
+    kf = start_keyfence(seed.port, {"backend": {"mode": "cluster", "notify_keyspace_events": "KEA"}},
+                        backend_nodes=[f"{HOST}:{seed.port}"])
     kf.seed = seed
     yield kf
     stop_keyfence(kf)
@@ -262,6 +263,10 @@ def _failover(cl, seed, kf):
     sub = kf.raw("orders", timeout=5)
     assert sub.cmd("SUBSCRIBE", "fnews") == [b"subscribe", b"fnews", 1]
     assert sub.cmd("SSUBSCRIBE", sch) == [b"ssubscribe", sch, 1]
+    # A keyspace-notification subscriber: on every master, so on the victim too.
+    ks = kf.raw("orders", timeout=5)
+    assert ks.cmd("PSUBSCRIBE", "__keyspace@0__:fk:*") == \
+        [b"psubscribe", b"__keyspace@0__:fk:*", 1]
 
     stop = threading.Event()
     h = {"n": 0, "max": 0.0, "slow": [], "errors": [], "wrong": []}
@@ -388,6 +393,25 @@ def _failover(cl, seed, kf):
         p.cmd("PUBLISH", "fnews", "n")  # cluster-wide; its count is the node's own
         assert sub.read() == [b"message", b"fnews", b"n"]
     sub.close()
+
+    # The keyspace subscriber is subscribed again on the promoted replica: the failed
+    # master's keys' events reach it again (a SET sends one until they do).
+    def event_for(k):
+        with kf.raw("orders", timeout=5) as wr:
+            assert wr.cmd("SET", k, expect[k]) == "OK"
+        ks.sock.settimeout(0.5)
+        try:
+            while True:
+                m = ks.read()
+                if m == [b"pmessage", b"__keyspace@0__:fk:*", b"__keyspace@0__:" + k, b"set"]:
+                    return True
+        except (socket.timeout, TimeoutError):
+            return False
+        finally:
+            ks.sock.settimeout(5)
+    wait_until(lambda: event_for(key), 15, 0.1, "keyspace events of the promoted replica")
+    assert event_for(healthy[0])
+    ks.close()
 
     # fail fast, and follow the promotion promptly
     slow_errors = [e for e in down["timeline"] if e[1] > FAIL_FAST_S]

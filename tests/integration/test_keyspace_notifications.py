@@ -4,7 +4,7 @@ __keyspace@0__:<key or pattern> reaches only its own keys' events, with client-s
 (hash tags included), never another tenant's; __keyevent@0__:<event> messages (whose
 payloads name keys of every tenant) reach a tenant only for its own keys, stripped;
 PUBLISH to either (a forged event) is refused;
-on a cluster backend keyspace subscriptions are refused with a clear error (not yet served).
+on a cluster backend they are subscribed on every master (a node emits its own keys' events).
 MONITOR check: every channel keyfence subscribed to is inside a namespace."""
 
 import socket
@@ -111,13 +111,54 @@ def test_bad_notify_flags_are_a_config_error(tmp_path):
     assert "k.yaml:3:" in r.stdout + r.stderr and "'Q'" in r.stdout + r.stderr
 
 
-def test_cluster_refuses_keyspace_subscriptions_clearly():
+def read_all(c, n, timeout=5.0):
+    c.sock.settimeout(timeout)
+    out = [c.read() for _ in range(n)]
+    c.sock.settimeout(10)
+    return out
+
+
+def test_cluster_delivers_every_masters_events_once_and_only_the_tenants():
+    from harness import key_slot
     for cluster in running_cluster(3):
-        for kf in cluster_keyfence(cluster):
-            with kf.raw("orders") as c:
-                r = c.cmd("PSUBSCRIBE", "__keyspace@0__:*")
-                assert isinstance(r, RespError) and "standalone" in r.text, r
-                assert c.cmd("PING") == "PONG"
+        for kf in cluster_keyfence(cluster, notify_keyspace_events="KEA"):
+            with monitored(cluster.nodes), kf.raw("orders") as o, kf.raw("orders") as w, \
+                    kf.raw("payments") as pw:
+                assert o.cmd("PSUBSCRIBE", "__keyspace@0__:*") == \
+                    [b"psubscribe", b"__keyspace@0__:*", 1]
+                assert o.cmd("SUBSCRIBE", "__keyevent@0__:set", "news") == \
+                    [b"subscribe", b"__keyevent@0__:set", 2]
+                assert o.read() == [b"subscribe", b"news", 3]
+                keys = [f"ev:{i}" for i in range(24)]
+                nodes = {cluster.node_for_slot(key_slot(b"shop@orders:" + k.encode())).port
+                         for k in keys}
+                assert len(nodes) == 3, "the keys should live on every master"
+                for k in keys:
+                    assert pw.cmd("SET", k, "theirs") == "OK"  # never reaches orders
+                    assert w.cmd("SET", k, "v") == "OK"
+                got = read_all(o, 2 * len(keys))
+                spaces = sorted(m[2].decode() for m in got if m[0] == b"pmessage")
+                events = sorted(m[2].decode() for m in got if m[0] == b"message")
+                assert spaces == sorted(f"__keyspace@0__:{k}" for k in keys)
+                assert all(m[3] == b"set" for m in got if m[0] == b"pmessage")
+                assert events == sorted(keys)  # stripped key names, once each
+                assert nothing_more(o)
+                # a classic channel still arrives once, not once per master
+                assert w.cmd("PUBLISH", "news", "hi") >= 1
+                assert read_all(o, 1) == [[b"message", b"news", b"hi"]]
+                assert nothing_more(o)
+                # unsubscribing leaves no master sending
+                assert o.cmd("PUNSUBSCRIBE") == [b"punsubscribe", b"__keyspace@0__:*", 2]
+                assert w.cmd("SET", keys[0], "again") == "OK"
+                assert read_all(o, 1) == [[b"message", b"__keyevent@0__:set", keys[0].encode()]]
+                assert nothing_more(o)
+                o.send("UNSUBSCRIBE")
+                acks = read_all(o, 2)
+                assert sorted(a[1] for a in acks) == [b"__keyevent@0__:set", b"news"]
+                assert acks[-1][2] == 0
+                assert w.cmd("SET", keys[1], "again") == "OK"
+                assert nothing_more(o)
+                assert o.cmd("PING") == "PONG"
 
 
 def test_a_tenants_own_notify_keyspace_events_filters_its_events_only(setup):
