@@ -30,7 +30,7 @@ import tempfile
 # Layers in the same tier are siblings: mutually forbidden. Files directly in proxy/ (and in
 # any proxy/ sub-folder not named here) are the top layer "proxy" and may include everything.
 TIERS = [
-    [("protocol", ["protocol/"])],
+    [("protocol", ["protocol/"]), ("rdb", ["rdb/"])],
     [("config", ["config/"])],
     [("tenancy", ["tenancy/"]), ("ratelimit", ["ratelimit/"])],
     [("proxy/base", ["proxy/base/"])],
@@ -43,7 +43,7 @@ TIERS = [
 ]
 
 # Folders scanned (recursively) and the file name endings that count as sources.
-SCAN_DIRS = ["protocol", "config", "tenancy", "ratelimit", "proxy"]
+SCAN_DIRS = ["protocol", "rdb", "config", "tenancy", "ratelimit", "proxy"]
 SOURCE_SUFFIXES = (".h", ".cc", ".hpp", ".cpp", ".inc")
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
