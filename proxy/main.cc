@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
+#include "proxy/accounting/cli.h"
 #include "proxy/base/logging.h"
 #include "proxy/server.h"
 
@@ -16,12 +17,16 @@ void Usage() {
   std::fprintf(stderr,
                "usage: keyfence --config FILE [--check] [--log-level trace|debug|info|warn|error]\n"
                "                [--log-format text|json]\n"
+               "       keyfence analyze --config FILE [--rdb FILE] [--json] [--top N]\n"
                "       keyfence --version\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "analyze") == 0) {
+    return keyfence::proxy::accounting::RunAnalyze(argc, argv);
+  }
   std::string config_path;
   std::string log_level = "info";
   std::string log_format = "text";

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "rdb/codec.h"
+#include "rdb/memory.h"
 
 namespace keyfence::rdb {
 
@@ -106,8 +107,9 @@ class Cursor {
   }
   uint64_t Count() {
     const uint64_t n = Length();
-    if (n > limits_.max_elements) Bad("element count " + std::to_string(n) + " over the limit");
-    return n;
+    if (n <= limits_.max_elements) return n;
+    Bad("element count " + std::to_string(n) + " over the limit");
+    return 0;
   }
   // A string: its bytes, decompressed into `scratch` if LZF; *len its length.
   bool String(std::string_view* out, std::string& scratch) {
@@ -139,11 +141,17 @@ class Cursor {
     *out = scratch;
     return true;
   }
-  // A string whose bytes are not needed: its length only.
-  uint64_t SkipString() {
+  // A string whose bytes are not needed: its length only (*integer: it was
+  // stored int-encoded).
+  uint64_t SkipString(bool* integer = nullptr) {
     std::string_view v;
     std::string scratch;
-    return String(&v, scratch) ? v.size() : 0;
+    const size_t at = pos_;
+    const bool ok = String(&v, scratch);
+    if (integer != nullptr) {
+      *integer = ok && (static_cast<uint8_t>(b_[at]) >> 6) == 3 && (b_[at] & 0x3f) < 3;
+    }
+    return ok ? v.size() : 0;
   }
   void SkipOldDouble() {  // 1-byte length, 253/254/255: nan/+inf/-inf
     const uint8_t n = Byte();
@@ -185,6 +193,7 @@ void ReadModuleOpcodes(Cursor& c, KeyInfo& k) {
 bool ReadValue(Cursor& c, uint8_t type, KeyInfo& k, uint64_t* modules) {
   std::string scratch;
   std::string_view blob;
+  namespace m = memory;
   auto packed = [&](bool (*count)(std::string_view, uint64_t*), uint64_t per, Type t) {
     k.type = t;
     if (!c.String(&blob, scratch)) return;
@@ -192,23 +201,42 @@ bool ReadValue(Cursor& c, uint8_t type, KeyInfo& k, uint64_t* modules) {
     if (!count(blob, &n)) return c.Bad("corrupt packed container");
     k.elements = n / per;
     k.payload_bytes = blob.size();
+    k.memory = m::kRobj + m::Jemalloc(blob.size());
   };
   switch (type) {
-    case kTString:
+    case kTString: {
       k.type = Type::kString;
       k.elements = 1;
-      k.payload_bytes = c.SkipString();
+      bool integer = false;
+      k.payload_bytes = c.SkipString(&integer);
+      k.memory = m::StringValue(k.payload_bytes, integer);
       return true;
+    }
     case kTList: case kTSet: case kTHash: case kTZset: case kTZset2: {
       k.type = type == kTList ? Type::kList : type == kTSet ? Type::kSet
              : type == kTHash ? Type::kHash : Type::kZset;
       const uint64_t n = c.Count();
       k.elements = n;
+      uint64_t elements_memory = 0;
       for (uint64_t i = 0; i < n && c.ok(); ++i) {
-        k.payload_bytes += c.SkipString();
-        if (type == kTHash) k.payload_bytes += c.SkipString();
+        const uint64_t len = c.SkipString();
+        k.payload_bytes += len;
+        elements_memory += m::Sds(len) + m::kDictEntry;
+        if (type == kTHash) {
+          const uint64_t v = c.SkipString();
+          k.payload_bytes += v;
+          elements_memory += m::Sds(v);
+        }
         if (type == kTZset) c.SkipOldDouble();
         if (type == kTZset2) c.Le(8);
+        if (type == kTZset || type == kTZset2) elements_memory += m::kSkiplistNode;
+      }
+      if (type == kTList) {  // loaded as a quicklist of listpacks
+        k.memory = m::kRobj + m::kQuicklist + (n / 128 + 1) * m::kQuicklistNode +
+                   m::Jemalloc(k.payload_bytes + 2 * n + 7);
+      } else {
+        k.memory = m::kRobj + m::Dict(n) + elements_memory +
+                   (type == kTZset || type == kTZset2 ? m::kZsetHeader + m::Jemalloc(544) : 0);
       }
       return true;
     }
@@ -227,15 +255,18 @@ bool ReadValue(Cursor& c, uint8_t type, KeyInfo& k, uint64_t* modules) {
       if (!IntsetCount(blob, &n, &w)) return c.Bad("corrupt intset"), true;
       k.elements = n;
       k.payload_bytes = blob.size();
+      k.memory = m::kRobj + m::Jemalloc(blob.size());
       return true;
     }
     case kTListQuicklist: case kTListQuicklist2: {
       k.type = Type::kList;
       const uint64_t nodes = c.Count();
+      k.memory = m::kRobj + m::kQuicklist;
       for (uint64_t i = 0; i < nodes && c.ok(); ++i) {
         const uint64_t container = type == kTListQuicklist2 ? c.Length() : 2;
         if (!c.String(&blob, scratch)) break;
         k.payload_bytes += blob.size();
+        k.memory += m::kQuicklistNode + m::Jemalloc(blob.size());
         uint64_t n = 1;  // container 1: one plain element
         if (container == 2 &&
             !(type == kTListQuicklist2 ? ListpackCount(blob, &n) : ZiplistCount(blob, &n))) {
@@ -248,9 +279,12 @@ bool ReadValue(Cursor& c, uint8_t type, KeyInfo& k, uint64_t* modules) {
     case kTStream: case kTStream2: case kTStream3: {
       k.type = Type::kStream;
       const uint64_t lps = c.Count();
+      k.memory = m::kRobj + 48;  // the stream and its rax
       for (uint64_t i = 0; i < lps && c.ok(); ++i) {
         c.SkipString();  // master entry id
-        k.payload_bytes += c.SkipString();
+        const uint64_t lp = c.SkipString();
+        k.payload_bytes += lp;
+        k.memory += m::Jemalloc(lp) + 64;  // a rax node per listpack
       }
       k.elements = c.Length();
       c.Length(); c.Length();  // last id
@@ -399,6 +433,8 @@ bool RdbParser::Feed(std::string_view data) {
     pos = before + record.size();
     if (record_is_key) {
       k.record_bytes = record.size();
+      if (k.type == Type::kModule) k.memory = memory::kRobj + k.payload_bytes;
+      k.memory += memory::KeyOverhead(k.key.size());
       k.expire_ms = expire_ms_;
       k.idle_s = idle_s_;
       k.freq = freq_;

@@ -26,6 +26,7 @@ struct KeyInfo {
   uint64_t elements = 0;       // strings 1; list/set/zset/hash members; stream entries
   uint64_t payload_bytes = 0;  // the value's bytes as stored (uncompressed)
   uint64_t record_bytes = 0;   // the record's size in the RDB (key, value, TTL, hints)
+  uint64_t memory = 0;         // estimated MEMORY USAGE (rdb/memory.h): key, entry and value
   int64_t expire_ms = -1;      // absolute Unix ms; -1: no TTL
   int64_t idle_s = -1;         // LRU idle time; -1: not in the RDB
   int freq = -1;               // LFU counter; -1: not in the RDB

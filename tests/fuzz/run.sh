@@ -13,7 +13,7 @@ cmake --build "$OUT" -j "$(nproc)" >"$OUT/build.log" 2>&1 ||
   { echo "fuzz: the build failed:"; tail -30 "$OUT/build.log"; exit 1; }
 mkdir -p "$OUT/crashes"
 status=0
-for t in request_parser_fuzz:request reply_fuzz:reply namespace_fuzz:keys; do
+for t in request_parser_fuzz:request reply_fuzz:reply namespace_fuzz:keys rdb_fuzz:rdb; do
   bin=${t%%:*}; corpus=${t##*:}
   scratch="$OUT/corpus-$corpus"
   mkdir -p "$scratch"
@@ -25,5 +25,5 @@ for t in request_parser_fuzz:request reply_fuzz:reply namespace_fuzz:keys; do
     echo "fuzz $bin: FAILED (see $OUT/$bin.log)"; tail -30 "$OUT/$bin.log"; status=1
   fi
 done
-echo "$([ $status = 0 ] && echo 3 || echo 0) passed, $([ $status = 0 ] && echo 0 || echo 1) failed"
+echo "$([ $status = 0 ] && echo 4 || echo 0) passed, $([ $status = 0 ] && echo 0 || echo 1) failed"
 exit $status
