@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include "proxy/session/reply_stats.h"
 #include "proxy/session/session_limits.h"
 
 #include <spdlog/spdlog.h>
@@ -17,49 +18,6 @@ namespace keyfence::proxy {
 namespace asio = boost::asio;
 namespace errors = protocol::errors;
 using tenancy::ReplyRule;
-
-namespace {
-// The text of an error frame: "-CODE msg\r\n", or a RESP3 blob error.
-std::string_view ErrorText(std::string_view frame) {
-  if (frame.empty()) return frame;
-  if (frame[0] == '!') {
-    size_t nl = frame.find('\n');
-    return nl == std::string_view::npos ? std::string_view() : frame.substr(nl + 1);
-  }
-  return frame.substr(1);
-}
-
-// Off the reply path's inlined code: errors are the rare case.
-[[gnu::noinline, gnu::cold]] void CountErrorFrame(TenantCounters& c, uint16_t cmd_id,
-                                                  std::string_view frame) {
-  c.CountErrorReply(cmd_id, ErrorText(frame));
-}
-
-// A null reply: $-1 / *-1 (RESP2) or _ (RESP3).
-bool IsNullFrame(std::string_view f) {
-  return f[0] == '_' || (f.size() > 1 && f[1] == '-' && (f[0] == '$' || f[0] == '*'));
-}
-}  // namespace
-
-namespace session {
-namespace {
-constexpr size_t kMaxCommandIds = 1024;
-std::array<uint8_t, kMaxCommandIds> BuildLookups() {
-  const auto& table = protocol::CommandTable::Get();
-  std::array<uint8_t, kMaxCommandIds> v{};
-  for (std::string_view name :
-       {"get", "getex", "getdel", "hget", "lindex", "zscore", "zrank", "zrevrank"}) {
-    if (const protocol::CommandInfo* c = table.Find(name); c != nullptr && c->id < v.size()) {
-      v[c->id] = 1;
-    }
-  }
-  return v;
-}
-const std::array<uint8_t, kMaxCommandIds> kLookups = BuildLookups();
-}  // namespace
-
-bool IsLookup(uint16_t cmd_id) { return cmd_id < kLookups.size() && kLookups[cmd_id] != 0; }
-}  // namespace session
 
 void Session::NoteErrorReply(std::string_view error) {
   binding_.counters().CountErrorReply(cur_cmd_id_, error);
@@ -282,9 +240,9 @@ void Session::OnReply(uint64_t tag, std::string_view frame) {
     local->counters->ObserveLatencyNs(ns);
     local->counters->CountCommandTime(slot->cmd_id, ns);
     if (frame[0] == '-' || frame[0] == '!') [[unlikely]] {
-      CountErrorFrame(*local->counters, slot->cmd_id, frame);
+      session::CountErrorFrame(*local->counters, slot->cmd_id, frame);
     } else if (session::IsLookup(slot->cmd_id)) {
-      local->counters->CountLookup(!IsNullFrame(frame));
+      local->counters->CountLookup(!session::IsNullFrame(frame));
     }
     binding_.ChargeReply(frame.size(), now);
     if (frame.size() > binding_.tenant()->limits.big_value_bytes) {
@@ -308,7 +266,7 @@ void Session::Complete(uint64_t tag, std::string_view reply) {
   ReplySlot* s = conn_.replies().Find(tag);
   if (s == nullptr) return;
   if (!reply.empty() && reply[0] == '-' && binding_.local() != nullptr) {
-    CountErrorFrame(*binding_.local()->counters, s->cmd_id, reply);
+    session::CountErrorFrame(*binding_.local()->counters, s->cmd_id, reply);
   }
   conn_.replies().Complete(*s, reply);
   conn_.MarkDirty();

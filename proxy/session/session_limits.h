@@ -21,8 +21,4 @@ constexpr size_t kSlotKeep = 64 * 1024;   // slot reply buffers above this are f
 constexpr size_t kInputKeep = 64 * 1024;  // idle read buffers above this shrink
 constexpr uint16_t kNoCommand = 0xffff;   // cur_cmd_id_ of a request refused before lookup
 
-// Reads whose reply shows whether the key existed (a null reply: a miss), for
-// INFO keyspace_hits/keyspace_misses (session.cc).
-bool IsLookup(uint16_t cmd_id);
-
 }  // namespace keyfence::proxy::session
