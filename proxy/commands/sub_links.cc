@@ -29,10 +29,8 @@
 #include "protocol/reply_parser.h"
 #include "protocol/slot.h"
 #include "proxy/commands/families.h"
-#include "proxy/commands/helpers.h"
 #include "proxy/net/loop.h"
 #include "tenancy/namespace.h"
-#include "tenancy/notify_events.h"
 #include "tenancy/rewriter.h"
 
 namespace keyfence::proxy::commands {
@@ -219,44 +217,6 @@ void OnLinkError(CommandContext& ctx, SubLink& link, std::string_view frame) {
   Acked(ctx, *a.wait, a.count);
 }
 
-// A message on a __keyevent@0__: channel: its payload is a key of any tenant.
-// Delivered, with the key stripped, only when it is this tenant's; true if it
-// was such a message (delivered or dropped).
-bool KeyeventMessage(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n) {
-  if (n.size() < 4 || n[0].count < 3) return false;
-  const bool pmessage = n[1].str == "pmessage";
-  if (!pmessage && n[1].str != "message") return false;
-  const size_t channel = pmessage ? 3 : 2;
-  const size_t payload = channel + 1;
-  if (n.size() <= payload || !tenancy::IsKeyeventChannel(n[channel].str)) return false;
-  std::string key;
-  if (!tenancy::AppendClientKey(key, ctx.tenant()->prefix, n[payload].str)) return true;
-  std::string& out = ctx.BeginPush();
-  out.append(n[0].raw);  // the array or push header as the node sent it
-  for (size_t i = 1; i < payload; ++i) protocol::AppendBulk(out, n[i].str);
-  protocol::AppendBulk(out, key);
-  ctx.EndReply();
-  return true;
-}
-
-// A keyspace or keyevent message the tenant's own notify-keyspace-events
-// (CONFIG SET, else the backend's) does not ask for is dropped.
-bool NotificationWanted(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n) {
-  if (n.size() < 4 || n[0].count < 3) return true;
-  const bool pmessage = n[1].str == "pmessage";
-  if (!pmessage && n[1].str != "message") return true;
-  const size_t channel = pmessage ? 3 : 2;
-  if (n.size() <= channel + 1) return true;
-  const std::string_view ch = n[channel].str;
-  const bool keyspace = tenancy::IsKeyspaceChannel(ch);
-  if (!keyspace && !tenancy::IsKeyeventChannel(ch)) return true;
-  const uint32_t flags = TenantNotifyFlags(ctx);
-  const std::string_view event =
-      keyspace ? n[channel + 1].str : ch.substr(tenancy::kKeyeventChannel.size());
-  const uint32_t kind = keyspace ? tenancy::kNotifyKeyspace : tenancy::kNotifyKeyevent;
-  return (flags & kind) != 0 && (flags & tenancy::EventClass(event)) != 0;
-}
-
 void OnLinkFrame(CommandContext& ctx, SubLink& link, std::string_view frame) {
   if (frame.empty()) return;
   if (frame[0] == '-' || frame[0] == '!') return OnLinkError(ctx, link, frame);
@@ -432,10 +392,6 @@ void Restore(CommandContext& ctx) {
 }
 
 }  // namespace
-
-bool IsNotificationName(std::string_view name) {
-  return tenancy::IsKeyspaceChannel(name) || tenancy::IsKeyeventChannel(name);
-}
 
 bool KeyspaceLinks(CommandContext& ctx, std::vector<SubLink*>* out) {
   PubSubState& ps = ctx.pubsub();

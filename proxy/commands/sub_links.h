@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/reply_parser.h"
 #include "proxy/commands/context.h"
 
 namespace keyfence::proxy::commands {
@@ -26,8 +27,14 @@ SubLink* ClassicLink(CommandContext& ctx, bool reply);
 // Cluster keyspace notifications: the link to every master (opened if
 // needed; a master that cannot be reached: null, and its error answered).
 bool KeyspaceLinks(CommandContext& ctx, std::vector<SubLink*>* out);
-// Whether a client channel or pattern names keyspace notifications.
+// Keyspace notifications (sub_notify.cc). Whether a client channel or
+// pattern names them; whether the tenant's notify-keyspace-events wants a
+// message (false: dropped); a __keyevent@0__ message, whose payload is a key
+// of any tenant, delivered stripped only when it is the tenant's (true: it
+// was one, delivered or dropped).
 bool IsNotificationName(std::string_view name);
+bool NotificationWanted(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n);
+bool KeyeventMessage(CommandContext& ctx, const std::vector<protocol::ReplyNode>& n);
 
 // Sends a part of a client command on `link`, or keeps it for later while
 // earlier parts wait for a connection (order is kept); `link` null: kept.
