@@ -41,6 +41,8 @@ Limits LimitsSpec::ApplyTo(Limits base) const {
   if (max_script_ms) base.max_script_ms = *max_script_ms;
   if (big_value_bytes) base.big_value_bytes = *big_value_bytes;
   if (allow_scripts) base.allow_scripts = *allow_scripts;
+  if (memory_quota_bytes) base.memory_quota_bytes = *memory_quota_bytes;
+  if (max_keys) base.max_keys = *max_keys;
   return base;
 }
 
@@ -197,6 +199,7 @@ SnapshotPtr Compile(const Spec& spec, const std::string& source, uint64_t versio
   for (const ListenerSpec& l : spec.listeners) snap->listeners.push_back({l.bind, l.tenant});
   snap->admin = spec.admin;
   snap->backend = spec.backend;
+  snap->accounting = spec.accounting;
   snap->global_deny = CommandSet(CommandTable::Get().size());
   ResolveDeny(spec.global_deny, &snap->global_deny, diags);
   snap->default_limits = spec.limits.ApplyTo(Limits{});

@@ -282,6 +282,7 @@ void WriteLimits(Json& j, const Limits& l) {
   j.Key("max_dedicated_connections").Num(l.max_dedicated_connections);
   j.Key("max_script_ms").Num(l.max_script_ms);
   j.Key("big_value_bytes").Num(l.big_value_bytes).Key("allow_scripts").Bool(l.allow_scripts);
+  j.Key("memory_quota_bytes").Num(l.memory_quota_bytes).Key("max_keys").Num(l.max_keys);
   j.Close('}');
 }
 
@@ -351,6 +352,9 @@ std::string ToJson(const Snapshot& s) {
   j.Key("policy").Open('{').Key("deny_commands").Names(s.global_deny).Close('}');
   j.Key("limits");
   WriteLimits(j, s.default_limits);
+  j.Key("accounting").Open('{').Key("schedule").Str(s.accounting.schedule);
+  j.Key("top_keys").Num(s.accounting.top_keys).Key("state_dir").Str(s.accounting.state_dir);
+  j.Key("quota_refresh_ms").Num(s.accounting.quota_refresh_ms).Close('}');
   j.Key("tenants").Open('{');
   for (const Tenant& t : s.tenants) {
     j.Key(t.app);

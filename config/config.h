@@ -48,6 +48,8 @@ struct Limits {
   uint32_t max_script_ms = 5000;  // a tenant script running longer is killed (SCRIPT KILL; 0: never)
   uint64_t big_value_bytes = 1048576;
   bool allow_scripts = false;
+  uint64_t memory_quota_bytes = 0;  // over it, denyoom commands get -OOM (0: none)
+  uint64_t max_keys = 0;            // over it, denyoom commands get -OOM (0: none)
 };
 
 // A set of command ids (protocol::CommandInfo::id), including subcommands.
@@ -89,6 +91,18 @@ struct Tenant {
 struct Listener {
   Endpoint bind;
   std::string tenant;  // empty: gateway (AUTH chooses the tenant)
+};
+
+// accounting: the per-namespace analysis run inside keyfence (issue 11).
+struct Accounting {
+  int32_t schedule_minute = -1;  // minute of the day (local time) of the daily run; -1: none
+  std::string schedule;          // as written ("03:30"), "" when off
+  uint32_t top_keys = 10;
+  std::string state_dir;         // where the last report and the baseline are kept ("": not on disk)
+  // Tenants with a memory_quota_bytes or max_keys have their namespace
+  // measured (SCAN + MEMORY USAGE) this often; between measurements the
+  // figure grows by what keyfence forwards.
+  uint32_t quota_refresh_ms = 10000;
 };
 
 struct Admin {
@@ -138,6 +152,7 @@ struct Snapshot {
   CommandSet global_deny;  // policy.deny_commands (already merged into each tenant's deny)
   Limits default_limits;
   std::vector<Tenant> tenants;
+  Accounting accounting;
 
   const Tenant* FindTenant(std::string_view app) const;
   // AUTH user pass: the user's tenant if the password matches (constant-time

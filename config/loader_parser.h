@@ -37,6 +37,7 @@ inline constexpr uint64_t kMaxDelayMs = 60'000;  // a minute
 inline constexpr uint64_t kMaxConnectionsPerNode = 1024;
 inline constexpr uint64_t kMaxRate = 1'000'000'000'000;   // ops/s, bucket size, bytes/s
 inline constexpr uint64_t kMaxBytes = uint64_t{1} << 40;  // 1 TiB
+inline constexpr uint64_t kMaxQuotaBytes = uint64_t{1} << 50;  // memory_quota_bytes, max_keys
 inline constexpr size_t kMaxUserName = 128;
 
 inline Pos PosOf(const YAML::Mark& m) {
@@ -111,6 +112,7 @@ class Parser {
   // loader_sections.cc.
   void Listeners(const Val& v, Spec* spec);
   void AdminSection(const Val& v, Spec* spec);
+  void AccountingSection(const Val& v, Accounting* a);
   void BackendSection(const Val& v, Backend* b);
 
   // loader_tenants.cc.

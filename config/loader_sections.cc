@@ -2,6 +2,7 @@
 // YAML walk (see loader_parser.h).
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <utility>
@@ -34,6 +35,7 @@ void Parser::Top(const YAML::Node& root, Spec* spec) {
               }},
              {"limits", [&](const Val& f) { LimitsSection(f, &spec->limits); }},
              {"tenants", [&](const Val& f) { Tenants(f, spec); }},
+             {"accounting", [&](const Val& f) { AccountingSection(f, &spec->accounting); }},
          });
   Require(v, *seen, "cluster_name");
   Require(v, *seen, "listeners");
@@ -63,6 +65,31 @@ void Parser::Listeners(const Val& v, Spec* spec) {
     if (Has(*seen, "bind")) spec->listeners.push_back(std::move(l));
   });
   if (list && v.node.size() == 0) Error(v, "at least one listener is required");
+}
+
+void Parser::AccountingSection(const Val& v, Accounting* a) {
+  if (v.node.IsNull()) return;
+  Map(v, {
+             {"schedule",
+              [&](const Val& f) {
+                std::string s;
+                if (!Str(f, &s)) return;
+                if (s.empty()) return;
+                int h = -1, m = -1;
+                char tail = 0;
+                if (std::sscanf(s.c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 ||
+                    m < 0 || m > 59 || s.size() != 5) {
+                  Error(f, "expected a time of day HH:MM (e.g. \"03:30\") or \"\", got " +
+                               Quote(s));
+                  return;
+                }
+                a->schedule = s;
+                a->schedule_minute = h * 60 + m;
+              }},
+             {"top_keys", UintTo(&a->top_keys, 0, 1000)},
+             {"state_dir", StrTo(&a->state_dir)},
+             {"quota_refresh_ms", UintTo(&a->quota_refresh_ms, 100, kMaxMs)},
+         });
 }
 
 void Parser::AdminSection(const Val& v, Spec* spec) {

@@ -51,6 +51,8 @@ void Parser::LimitsSection(const Val& v, LimitsSpec* l) {
           {"max_dedicated_connections", UintToOpt(&l->max_dedicated_connections, 0, kMaxClients)},
           {"max_script_ms", UintToOpt(&l->max_script_ms, 0, kMaxMs)},
           {"big_value_bytes", UintToOpt(&l->big_value_bytes, 1, kMaxBytes)},
+          {"memory_quota_bytes", UintToOpt(&l->memory_quota_bytes, 0, kMaxQuotaBytes)},
+          {"max_keys", UintToOpt(&l->max_keys, 0, kMaxQuotaBytes)},
           {"allow_scripts",
            [&](const Val& f) {
              bool b = false;
@@ -73,6 +75,11 @@ void Parser::Tenants(const Val& v, Spec* spec) {
     t.pos = k.pos;
     Name(k, &t.app, "app name ");
     if (!key.IsScalar()) continue;
+    if (t.app.starts_with("__")) {
+      Error(k, "tenant names starting with \"__\" are reserved for keyfence's own data, got " +
+                   Quote(t.app));
+      continue;
+    }
     const bool dup = std::any_of(spec->tenants.begin(), spec->tenants.end(),
                                  [&](const TenantSpec& o) { return o.app == t.app; });
     if (dup) {

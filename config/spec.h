@@ -67,6 +67,8 @@ struct LimitsSpec {
   std::optional<uint32_t> max_script_ms;
   std::optional<uint64_t> big_value_bytes;
   std::optional<bool> allow_scripts;
+  std::optional<uint64_t> memory_quota_bytes;
+  std::optional<uint64_t> max_keys;
 
   // `base` with every field this spec sets replaced.
   Limits ApplyTo(Limits base) const;
@@ -115,6 +117,7 @@ struct Spec {
   std::vector<DenyEntry> global_deny;
   LimitsSpec limits;
   std::vector<TenantSpec> tenants;  // document order
+  Accounting accounting;
 };
 
 // text.cc: a scalar quoted for a message: at most 64 bytes, control characters as '?'.

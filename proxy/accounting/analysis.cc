@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "protocol/slot.h"
 #include "tenancy/namespace.h"
 
 namespace keyfence::proxy::accounting {
@@ -12,17 +13,47 @@ Analysis::Analysis(const config::Snapshot& snap, size_t top_keys, int64_t now_ms
   for (const config::Tenant& t : snap.tenants) tenants_[t.app];
 }
 
+void Analysis::CountSlots(std::vector<std::string> owner_names) {
+  slots_.assign(protocol::kNumSlots, Slot{});
+  slot_owner_ = std::move(owner_names);
+}
+
+bool Analysis::complete() const {
+  for (const NodeRun& n : nodes_) {
+    if (!n.error.empty()) return false;
+  }
+  return !nodes_.empty();
+}
+
+void Analysis::CountSlot(std::string_view key, const std::string* app, uint64_t bytes) {
+  Slot& s = slots_[protocol::KeySlot(key)];
+  s.bytes += bytes;
+  ++s.keys;
+  for (auto& [who, n] : s.tenants) {
+    if (who == app) {
+      n += bytes;
+      return;
+    }
+  }
+  s.tenants.emplace_back(app, bytes);
+}
+
 void Analysis::OnKey(const rdb::KeyInfo& k) {
   Figures* f = &unowned_;
+  const std::string* owner = nullptr;
   std::string app;
   if (k.key.starts_with(cluster_prefix_)) {
     const size_t colon = k.key.find(':', cluster_prefix_.size());
     if (colon != std::string_view::npos) {
       app.assign(k.key.substr(cluster_prefix_.size(), colon - cluster_prefix_.size()));
       auto it = tenants_.find(app);
-      if (it != tenants_.end()) f = &it->second;
+      if (it != tenants_.end()) {
+        f = &it->second;
+        owner = &it->first;
+      }
     }
   }
+  if (!slots_.empty()) CountSlot(k.key, owner, k.memory);
   ++f->keys;
   if (k.expire_ms >= 0) ++f->keys_with_ttl;
   f->memory_bytes += k.memory;
@@ -63,13 +94,45 @@ nlohmann::json FiguresJson(const Figures& f, bool with_keys) {
   return j;
 }
 
+constexpr size_t kSlotsReported = 20;
+
 }  // namespace
+
+nlohmann::json Analysis::SlotsJson() const {
+  std::vector<uint16_t> order;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].keys != 0) order.push_back(static_cast<uint16_t>(i));
+  }
+  const size_t n = std::min(order.size(), kSlotsReported);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](uint16_t a, uint16_t b) { return slots_[a].bytes > slots_[b].bytes; });
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < n; ++i) {
+    const Slot& s = slots_[order[i]];
+    nlohmann::json t = nlohmann::json::object();
+    for (const auto& [who, bytes] : s.tenants) t[who == nullptr ? "(no tenant)" : *who] = bytes;
+    nlohmann::json j = {{"slot", order[i]}, {"bytes", s.bytes}, {"keys", s.keys}, {"tenants", t}};
+    if (order[i] < slot_owner_.size() && !slot_owner_[order[i]].empty()) {
+      j["node"] = slot_owner_[order[i]];
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
 
 nlohmann::json Analysis::ToJson() const {
   nlohmann::json j;
   j["tenants"] = nlohmann::json::object();
   for (const auto& [app, f] : tenants_) j["tenants"][app] = FiguresJson(f, true);
   j["unowned"] = FiguresJson(unowned_, false);
+  j["nodes"] = nlohmann::json::array();
+  for (const NodeRun& n : nodes_) {
+    nlohmann::json r = {{"node", n.node}, {"keys", n.keys}, {"rdb_bytes", n.rdb_bytes}};
+    if (!n.error.empty()) r["error"] = n.error;
+    j["nodes"].push_back(std::move(r));
+  }
+  j["complete"] = complete();
+  if (!slots_.empty()) j["slots"] = SlotsJson();
   return j;
 }
 
@@ -95,6 +158,24 @@ std::string Analysis::ToTable() const {
                 static_cast<unsigned long long>(unowned_.keys), "",
                 static_cast<unsigned long long>(unowned_.memory_bytes));
   out += line;
+  if (!slots_.empty()) {
+    out += "\nheaviest slots:\n";
+    for (const auto& s : SlotsJson()) {
+      std::string owners;
+      for (const auto& [app, bytes] : s["tenants"].items()) {
+        owners += (owners.empty() ? "" : ", ") + app + " " + std::to_string(bytes.get<uint64_t>());
+      }
+      std::snprintf(line, sizeof line, "  slot %5d %12llu B %8llu keys  %-22s %s\n",
+                    s["slot"].get<int>(), static_cast<unsigned long long>(s["bytes"].get<uint64_t>()),
+                    static_cast<unsigned long long>(s["keys"].get<uint64_t>()),
+                    s.value("node", std::string("-")).c_str(), owners.c_str());
+      out += line;
+    }
+  }
+  for (const NodeRun& n : nodes_) {
+    if (n.error.empty()) continue;
+    out += "\nINCOMPLETE: " + n.node + ": " + n.error + "\n";
+  }
   return out;
 }
 

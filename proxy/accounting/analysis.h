@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,11 +37,26 @@ struct Figures {
   std::vector<BigKey> big_keys;                   // biggest first, at most top_keys
 };
 
+// One master read: where, how much, and how it went.
+struct NodeRun {
+  std::string node;  // host:port
+  uint64_t keys = 0;
+  uint64_t rdb_bytes = 0;
+  std::string error;  // empty: read whole
+};
+
 class Analysis final : public rdb::RdbSink {
  public:
   // `now_ms`: Unix time the TTLs are measured from.
   Analysis(const config::Snapshot& snap, size_t top_keys, int64_t now_ms);
   void OnKey(const rdb::KeyInfo& k) override;
+
+  // Cluster: count bytes per slot too, and name each slot's master from
+  // `owner_names` (index = slot; empty when unknown).
+  void CountSlots(std::vector<std::string> owner_names);
+  void AddNode(NodeRun run) { nodes_.push_back(std::move(run)); }
+  const std::vector<NodeRun>& nodes() const { return nodes_; }
+  bool complete() const;  // every node read whole
 
   const std::map<std::string, Figures>& tenants() const { return tenants_; }
   const Figures& unowned() const { return unowned_; }
@@ -47,8 +64,19 @@ class Analysis final : public rdb::RdbSink {
   std::string ToTable() const;
 
  private:
+  struct Slot {
+    uint64_t bytes = 0;
+    uint64_t keys = 0;
+    std::vector<std::pair<const std::string*, uint64_t>> tenants;  // app (key of tenants_)
+  };
+  void CountSlot(std::string_view key, const std::string* app, uint64_t bytes);
+  nlohmann::json SlotsJson() const;
+
   std::string cluster_prefix_;  // "<cluster>@"
   std::map<std::string, Figures> tenants_;  // by app
+  std::vector<Slot> slots_;                 // cluster only: by slot
+  std::vector<std::string> slot_owner_;     // by slot
+  std::vector<NodeRun> nodes_;
   Figures unowned_;
   size_t top_keys_;
   int64_t now_ms_;

@@ -1,6 +1,8 @@
 // keyfence analyze --config FILE [--rdb FILE] [--json] [--top N]: the
-// per-namespace accounting of an RDB file (issue 11). Reading the masters
-// over the replication protocol is the next step: without --rdb it says so.
+// per-namespace accounting of the backend's data (issue 11), read from every
+// master as an RDB-only replica, or from an RDB file. A progress line goes to
+// stderr once a second; the report to stdout. Exit 1 when a master (or the
+// file) could not be read whole: the report then covers what was read.
 #include "proxy/accounting/cli.h"
 
 #include <chrono>
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "proxy/accounting/analysis.h"
+#include "proxy/accounting/run.h"
 #include "rdb/parser.h"
 
 namespace keyfence::proxy::accounting {
@@ -26,12 +29,39 @@ int64_t NowMs() {
       .count();
 }
 
+// The file into `a`, as one node named after it; false when it cannot be opened.
+bool ReadFile(const std::string& path, Analysis& a, const Progress& tick) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "keyfence analyze: cannot open %s\n", path.c_str());
+    return false;
+  }
+  rdb::RdbParser parser(a);
+  std::string chunk(1 << 16, '\0');
+  while (in && !parser.done()) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    if (!parser.Feed(std::string_view(chunk.data(), n))) break;
+    tick(path, parser.keys(), parser.offset());
+  }
+  std::string error;
+  if (parser.failed()) {
+    error = parser.error();
+  } else if (!parser.done()) {
+    error = "truncated after " + std::to_string(parser.offset()) + " bytes";
+  }
+  a.AddNode({path, parser.keys(), parser.offset(), error});
+  return true;
+}
+
 }  // namespace
 
 int RunAnalyze(int argc, char** argv) {
   std::string config_path, rdb_path;
   bool json = false;
   size_t top = 10;
+  bool top_set = false;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -42,6 +72,7 @@ int RunAnalyze(int argc, char** argv) {
       json = true;
     } else if (a == "--top" && i + 1 < argc) {
       top = std::stoul(argv[++i]);
+      top_set = true;
     } else {
       Usage();
       return 2;
@@ -56,48 +87,32 @@ int RunAnalyze(int argc, char** argv) {
     for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.ToString().c_str());
     return 1;
   }
-  if (rdb_path.empty()) {
-    std::fprintf(stderr,
-                 "keyfence analyze: reading the masters over replication is not built yet; "
-                 "give --rdb FILE (e.g. a BGSAVE's dump.rdb)\n");
-    return 2;
-  }
-  std::ifstream in(rdb_path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "keyfence analyze: cannot open %s\n", rdb_path.c_str());
-    return 1;
-  }
-  Analysis analysis(*r.snapshot, top, NowMs());
-  rdb::RdbParser parser(analysis);
-  std::string chunk(1 << 16, '\0');
+  const size_t top_keys = top_set ? top : r.snapshot->accounting.top_keys;
+  Analysis analysis(*r.snapshot, top_keys, NowMs());
   auto last = std::chrono::steady_clock::now();
-  while (in && !parser.done()) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    const auto n = static_cast<size_t>(in.gcount());
-    if (n == 0) break;
-    if (!parser.Feed(std::string_view(chunk.data(), n))) break;
+  auto tick = [&](const std::string& what, uint64_t keys, uint64_t bytes) {
     if (auto now = std::chrono::steady_clock::now(); now - last > std::chrono::seconds(1)) {
       last = now;
-      std::fprintf(stderr, "analyze: %llu keys, %llu MB read\n",
-                   static_cast<unsigned long long>(parser.keys()),
-                   static_cast<unsigned long long>(parser.offset() >> 20));
+      std::fprintf(stderr, "analyze: %s: %llu keys, %llu MB read\n", what.c_str(),
+                   static_cast<unsigned long long>(keys),
+                   static_cast<unsigned long long>(bytes >> 20));
     }
-  }
-  if (parser.failed()) {
-    std::fprintf(stderr, "keyfence analyze: %s: %s\n", rdb_path.c_str(), parser.error().c_str());
+  };
+  if (rdb_path.empty()) {
+    AnalyzeBackend(*r.snapshot, analysis, tick);
+  } else if (!ReadFile(rdb_path, analysis, tick)) {
     return 1;
   }
-  if (!parser.done()) {
-    std::fprintf(stderr, "keyfence analyze: %s: truncated after %llu bytes\n", rdb_path.c_str(),
-                 static_cast<unsigned long long>(parser.offset()));
-    return 1;
+  for (const NodeRun& n : analysis.nodes()) {
+    if (!n.error.empty()) std::fprintf(stderr, "keyfence analyze: %s: %s\n", n.node.c_str(),
+                                       n.error.c_str());
   }
   if (json) {
     std::printf("%s\n", analysis.ToJson().dump().c_str());
   } else {
     std::printf("%s", analysis.ToTable().c_str());
   }
-  return 0;
+  return analysis.complete() ? 0 : 1;
 }
 
 }  // namespace keyfence::proxy::accounting

@@ -191,6 +191,13 @@ SlotMapPtr Topology::Discover() {
 }
 
 SlotMapPtr Topology::Ask(const config::Endpoint& ep, const config::Backend& be) {
+  auto m = AskSlotMap(ep, be);
+  if (!m) return nullptr;
+  m->version = ++version_;
+  return m;
+}
+
+std::shared_ptr<SlotMap> AskSlotMap(const config::Endpoint& ep, const config::Backend& be) {
   AdminLink link = ConnectAdmin(ep, be, "cluster topology");
   if (!link) return nullptr;
   redisContext* c = link.get();
@@ -205,8 +212,14 @@ SlotMapPtr Topology::Ask(const config::Endpoint& ep, const config::Backend& be) 
       return nullptr;
     }
   }
-  m->version = ++version_;
   return m;
+}
+
+SlotMapPtr DiscoverSlotMap(const config::Backend& be) {
+  for (const auto& ep : be.nodes) {
+    if (auto m = AskSlotMap(ep, be)) return m;
+  }
+  return nullptr;
 }
 
 }  // namespace keyfence::proxy

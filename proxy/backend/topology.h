@@ -21,6 +21,11 @@
 
 namespace keyfence::proxy {
 
+// One node's answer (CLUSTER SHARDS, else CLUSTER SLOTS), or null.
+std::shared_ptr<SlotMap> AskSlotMap(const config::Endpoint& ep, const config::Backend& be);
+// The first seed's answer, or null: for one-off control work (keyfence analyze).
+SlotMapPtr DiscoverSlotMap(const config::Backend& be);
+
 class Topology final : public Discovery {
  public:
   using Publish = std::function<void(SlotMapPtr)>;

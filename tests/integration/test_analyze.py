@@ -1,10 +1,13 @@
-"""Per-namespace accounting from an RDB file (issue 11, first part): three tenants fill a real
-redis-server through keyfence with every type in its small and large encodings (strings raw,
-embedded and int, lists, sets of integers and of strings, hashes, zsets, streams with a
-consumer group, keys with TTLs), plus keys of no tenant; the server SAVEs, and
+"""Per-namespace accounting (issue 11): three tenants fill a real redis-server through
+keyfence with every type in its small and large encodings (strings raw, embedded and int,
+lists, sets of integers and of strings, hashes, zsets, streams with a consumer group, keys with
+TTLs), plus keys of no tenant; the server SAVEs, and
 `keyfence analyze --config F --rdb dump.rdb --json` gives exact key and TTL counts per tenant,
 the big keys with client-side names, the unowned keys, and per-tenant memory within 15 % of
-the sum of MEMORY USAGE k SAMPLES 0. A truncated or corrupt file is refused clearly."""
+the sum of MEMORY USAGE k SAMPLES 0. Without --rdb keyfence reads the master as an RDB-only
+replica (diskless and disk-based sync) and reports the same figures as from the file, which
+redis-check-rdb finds valid. A truncated or corrupt file, or a master that cannot be read,
+is refused clearly."""
 
 import json
 import os
@@ -64,9 +67,19 @@ def filled(kf, backend):
     return sizes
 
 
-def analyze(kf, rdb, *extra):
-    return subprocess.run([keyfence_bin(), "analyze", "--config", kf.config_path, "--rdb", rdb,
-                           *extra], capture_output=True, text=True, timeout=120)
+def analyze(kf, rdb, *extra, config=None):
+    args = ["--rdb", rdb] if rdb else []
+    return subprocess.run([keyfence_bin(), "analyze", "--config", config or kf.config_path,
+                           *args, *extra], capture_output=True, text=True, timeout=120)
+
+
+def comparable(report):
+    """The report without what moves with the clock (TTLs left, idle times) or the source."""
+    out = json.loads(json.dumps(report["tenants"]))
+    for t in out.values():
+        for b in t["big_keys"]:
+            b.pop("ttl_ms"), b.pop("idle_s", None)
+    return out, report["unowned"]
 
 
 def truth(backend, prefix):
@@ -122,3 +135,57 @@ def test_analyze_refuses_truncated_and_corrupt_files(kf, backend, redis_server, 
     assert r.returncode == 1 and "rdb: offset" in r.stderr, r.stderr
     r = analyze(kf, str(tmp_path / "missing.rdb"))
     assert r.returncode == 1 and "cannot open" in r.stderr
+
+
+@pytest.mark.parametrize("diskless", ["yes", "no"])
+def test_analyze_over_replication_matches_the_file(kf, backend, redis_server, filled, diskless):
+    backend.save()
+    rdb = os.path.join(redis_server.dir, "dump.rdb")
+    check = subprocess.run(["redis-check-rdb", rdb], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout
+    from_file = analyze(kf, rdb, "--json")
+    assert from_file.returncode == 0, from_file.stderr
+    backend.config_set("repl-diskless-sync", diskless)
+    backend.config_set("repl-diskless-sync-delay", 0)
+    try:
+        live = analyze(kf, None, "--json")
+    finally:
+        backend.config_set("repl-diskless-sync", "yes")
+        backend.config_set("repl-diskless-sync-delay", 5)
+    assert live.returncode == 0, live.stderr
+    report = json.loads(live.stdout)
+    assert comparable(report) == comparable(json.loads(from_file.stdout))
+    assert report["complete"] is True
+    [node] = report["nodes"]
+    assert node["node"] == f"127.0.0.1:{redis_server.port}" and node["rdb_bytes"] > 0
+    assert node["keys"] == backend.dbsize()
+    # an RDB-only replica leaves nothing behind on the master
+    info = backend.info("replication")
+    assert info["connected_slaves"] == 0
+    assert info["role"] == "master"
+
+
+def test_analyze_names_a_master_it_cannot_read(kf, redis_server, tmp_path):
+    import yaml
+    cfg = yaml.safe_load(open(kf.config_path))
+    dead = tmp_path / "dead.yaml"
+    cfg["backend"]["nodes"] = ["127.0.0.1:1"]  # nothing listens there
+    dead.write_text(yaml.safe_dump(cfg))
+    r = analyze(kf, None, config=str(dead))
+    assert r.returncode == 1
+    assert "127.0.0.1:1: cannot connect" in r.stderr, r.stderr
+    assert "INCOMPLETE" in r.stdout
+    # a user without the replication commands is refused with the master's reason
+    c = redis_server.client()
+    c.execute_command("ACL", "SETUSER", "noreplica", "on", ">pw", "~*", "+@all", "-psync",
+                      "-sync")
+    try:
+        cfg["backend"]["nodes"] = [f"127.0.0.1:{redis_server.port}"]
+        cfg["backend"]["username"], cfg["backend"]["password"] = "noreplica", "pw"
+        dead.write_text(yaml.safe_dump(cfg))
+        r = analyze(kf, None, config=str(dead))
+        assert r.returncode == 1
+        assert "refused to sync: -NOPERM" in r.stderr, r.stderr
+    finally:
+        c.execute_command("ACL", "DELUSER", "noreplica")
+        c.close()
