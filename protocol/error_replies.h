@@ -185,6 +185,14 @@ inline constexpr std::string_view kTooManyQueued =
 
 // --- Rate limits -----------------------------------------------------------------------------
 
+// "OOM tenant '<app>' is over its memory quota" (limits.memory_quota_bytes, max_keys)
+inline std::string QuotaExceeded(std::string_view app) {
+  std::string e = "OOM tenant '";
+  e.append(app);
+  e += "' is over its memory quota";
+  return e;
+}
+
 // "RATELIMIT tenant '<app>' is over its limit of <n> ops/s"
 inline std::string OpsLimit(std::string_view app, uint64_t ops_per_sec) {
   std::string e = "RATELIMIT tenant '";

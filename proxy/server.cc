@@ -1,5 +1,7 @@
 #include "proxy/server.h"
 
+#include "proxy/accounting/accountant.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -89,6 +91,7 @@ void Server::Publish(config::SnapshotPtr snap) {
   if (admin_) admin_->SetToken(snap->admin.token);
   for (auto& w : workers_) w->PublishSnapshot(snap);
   if (topology_) topology_->Reconfigure(snap->backend);
+  if (accountant_) accountant_->Reconfigure(snap);
 }
 
 std::pair<bool, std::string> Server::Reload() {
@@ -339,7 +342,10 @@ int Server::Run() {
     return 1;
   }
   AdminHandlers h;
-  h.metrics = [this] { return metrics_->SerializeText() + HotKeysMetricText(); };
+  h.metrics = [this] {
+    return metrics_->SerializeText() + HotKeysMetricText() +
+           (accountant_ ? accountant_->MetricsText() : std::string());
+  };
   h.ready = [this] {
     return listening_.load() && backend_ok_.load() && (!topology_ || topology_->ready());
   };
@@ -354,6 +360,13 @@ int Server::Run() {
   h.tenants_json = [this] { return TenantsJson(); };
   h.hotkeys_json = [this](std::string_view tenant) { return HotKeysJson(tenant); };
   h.bigkeys_json = [this](std::string_view tenant) { return BigKeysJson(tenant); };
+  h.namespaces_json = [this] { return accountant_ ? accountant_->NamespacesJson() : "{}"; };
+  h.analyze = [this] {
+    if (accountant_ && accountant_->RequestRun()) {
+      return std::make_pair(202, std::string("{\"started\":true}"));
+    }
+    return std::make_pair(409, std::string("{\"started\":false,\"error\":\"an analysis is running\"}"));
+  };
   admin_ = std::make_unique<AdminServer>(control_, snapshot_->admin.bind.host,
                                          snapshot_->admin.bind.port, std::move(h),
                                          snapshot_->admin.token);
@@ -381,6 +394,11 @@ int Server::Run() {
     for (auto& w : workers_) w->PublishSlotMap(m);
   });
   if (topology_) topology_->Start();
+  accountant_ = std::make_unique<accounting::Accountant>(snapshot_, tenants_, [this] {
+    std::lock_guard<std::mutex> l(map_mu_);
+    return last_map_;
+  });
+  accountant_->Start();
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
     spdlog::info("listening on {} ({})", l.bind.ToString(),
@@ -393,6 +411,7 @@ int Server::Run() {
   watcher_->Start();
   WaitSignal();
   control_.run();
+  accountant_->Stop();
   if (topology_) topology_->Stop();
   for (auto& w : workers_) w->Join();
   spdlog::info("stopped");

@@ -28,6 +28,9 @@
 namespace keyfence::proxy {
 
 class Worker;
+namespace accounting {
+class Accountant;
+}
 
 class Server {
  public:
@@ -89,6 +92,7 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<Discovery> topology_;  // null: nothing to discover (standalone)
+  std::unique_ptr<accounting::Accountant> accountant_;
   std::unique_ptr<MetricsRegistry> metrics_;
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;

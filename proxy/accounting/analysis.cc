@@ -9,7 +9,8 @@
 namespace keyfence::proxy::accounting {
 
 Analysis::Analysis(const config::Snapshot& snap, size_t top_keys, int64_t now_ms)
-    : cluster_prefix_(snap.cluster_name + "@"), top_keys_(top_keys), now_ms_(now_ms) {
+    : cluster_prefix_(snap.cluster_name + "@"), own_prefix_(cluster_prefix_ + "__keyfence:"),
+      top_keys_(top_keys), now_ms_(now_ms) {
   for (const config::Tenant& t : snap.tenants) tenants_[t.app];
 }
 
@@ -42,6 +43,11 @@ void Analysis::OnKey(const rdb::KeyInfo& k) {
   Figures* f = &unowned_;
   const std::string* owner = nullptr;
   std::string app;
+  if (k.key.starts_with(own_prefix_)) {
+    ++own_.keys;
+    own_.memory_bytes += k.memory;
+    return;
+  }
   if (k.key.starts_with(cluster_prefix_)) {
     const size_t colon = k.key.find(':', cluster_prefix_.size());
     if (colon != std::string_view::npos) {
@@ -125,6 +131,7 @@ nlohmann::json Analysis::ToJson() const {
   j["tenants"] = nlohmann::json::object();
   for (const auto& [app, f] : tenants_) j["tenants"][app] = FiguresJson(f, true);
   j["unowned"] = FiguresJson(unowned_, false);
+  j["keyfence"] = FiguresJson(own_, false);
   j["nodes"] = nlohmann::json::array();
   for (const NodeRun& n : nodes_) {
     nlohmann::json r = {{"node", n.node}, {"keys", n.keys}, {"rdb_bytes", n.rdb_bytes}};

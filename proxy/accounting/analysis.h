@@ -78,6 +78,8 @@ class Analysis final : public rdb::RdbSink {
   std::vector<std::string> slot_owner_;     // by slot
   std::vector<NodeRun> nodes_;
   Figures unowned_;
+  Figures own_;  // keyfence's reserved namespace (<cluster>@__keyfence:): reports, claims
+  std::string own_prefix_;
   size_t top_keys_;
   int64_t now_ms_;
 };

@@ -114,7 +114,9 @@ bool BearerMatches(std::string_view header, std::string_view token) {
   return ConstantTimeEquals(header, token);
 }
 
-enum class Route { kMetrics, kHealthz, kReadyz, kConfig, kReload, kTenants, kHotkeys, kBigkeys };
+enum class Route {
+  kMetrics, kHealthz, kReadyz, kConfig, kReload, kTenants, kHotkeys, kBigkeys, kNamespaces, kAnalyze
+};
 
 struct RouteInfo {
   std::string_view path;
@@ -127,6 +129,8 @@ constexpr RouteInfo kRoutes[] = {
     {"/readyz", Route::kReadyz, http::verb::get},   {"/config", Route::kConfig, http::verb::get},
     {"/reload", Route::kReload, http::verb::post},  {"/tenants", Route::kTenants, http::verb::get},
     {"/hotkeys", Route::kHotkeys, http::verb::get}, {"/bigkeys", Route::kBigkeys, http::verb::get},
+    {"/namespaces", Route::kNamespaces, http::verb::get},
+    {"/analyze", Route::kAnalyze, http::verb::post},
 };
 
 // Answers one request. Runs the owner's handler, if any, on the calling thread.
@@ -176,6 +180,14 @@ Response Dispatch(const AdminHandlers& h, const std::string& token, const Reques
     case Route::kTenants:
       if (!h.tenants_json) break;
       return MakeResponse(http::status::ok, v, kJson, h.tenants_json());
+    case Route::kNamespaces:
+      if (!h.namespaces_json) break;
+      return MakeResponse(http::status::ok, v, kJson, h.namespaces_json());
+    case Route::kAnalyze: {
+      if (!h.analyze) break;
+      auto [status, body] = h.analyze();
+      return MakeResponse(ToStatus(status), v, kJson, std::move(body));
+    }
     case Route::kHotkeys:
     case Route::kBigkeys: {
       const auto& handler = info->route == Route::kHotkeys ? h.hotkeys_json : h.bigkeys_json;

@@ -1,5 +1,5 @@
 // The admin HTTP/1.1 server (DESIGN.md, "Admin HTTP"): /metrics, /healthz, /readyz,
-// /config, /reload, /tenants, /hotkeys, /bigkeys. Built on Boost.Beast; no extra threads.
+// /config, /reload, /tenants, /hotkeys, /bigkeys, /namespaces, /analyze. Built on Boost.Beast; no extra threads.
 //
 // Thread affinity: everything (accept, sessions, handler callbacks, Start/Stop/SetToken)
 // runs on the one io_context given at construction, the control thread's. Start/Stop may
@@ -40,6 +40,11 @@ struct AdminHandlers {
   // GET /bigkeys?tenant=NAME -> (status, JSON body): the tenant's keys with the biggest
   // replies. The tenant parameter is handled as for /hotkeys (400 when missing).
   std::function<std::pair<int, std::string>(std::string_view tenant)> bigkeys_json;
+  // GET /namespaces -> 200, application/json: the last per-tenant accounting,
+  // the off-peak baseline and each tenant's growth since it.
+  std::function<std::string()> namespaces_json;
+  // POST /analyze -> (202, started) or (409, one is running).
+  std::function<std::pair<int, std::string>()> analyze;
 };
 
 // Limits of the admin server.

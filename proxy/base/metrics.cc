@@ -16,11 +16,13 @@ namespace keyfence::proxy {
 namespace {
 
 constexpr std::array<std::string_view, kNumRejectReasons> kRejectLabels = {
-    "ratelimit", "denied", "key_rule", "auth", "protocol", "too_large", "script_timeout"};
+    "ratelimit", "denied", "key_rule", "auth", "protocol", "too_large", "script_timeout",
+    "quota"};
 
 constexpr RejectReason kAllRejectReasons[] = {RejectReason::kRateLimit, RejectReason::kDenied,
                                               RejectReason::kKeyRule,   RejectReason::kAuth,
-                                              RejectReason::kProtocol,  RejectReason::kTooLarge, RejectReason::kScriptTimeout};
+                                              RejectReason::kProtocol,  RejectReason::kTooLarge, RejectReason::kScriptTimeout,
+                                              RejectReason::kQuota};
 static_assert(std::size(kAllRejectReasons) == kNumRejectReasons);
 
 // One tenant's counters summed over every worker.

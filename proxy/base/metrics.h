@@ -35,8 +35,9 @@ namespace keyfence::proxy {
 enum class RejectReason : uint8_t {
   kRateLimit, kDenied, kKeyRule, kAuth, kProtocol, kTooLarge,
   kScriptTimeout,  // a script ended by keyfence at limits.max_script_ms
+  kQuota,          // limits.memory_quota_bytes / max_keys
 };
-inline constexpr size_t kNumRejectReasons = 7;
+inline constexpr size_t kNumRejectReasons = 8;
 std::string_view RejectReasonLabel(RejectReason reason);
 
 // Cluster redirections followed by the router. Label values: moved, ask.

@@ -9,6 +9,12 @@ TenantShared& TenantRegistry::Get(const std::string& tenant) {
   return *p;
 }
 
+TenantShared* TenantRegistry::Find(const std::string& tenant) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = tenants_.find(tenant);
+  return it == tenants_.end() ? nullptr : it->second.get();
+}
+
 void TenantRegistry::Apply(const config::Snapshot& snap, uint64_t now_ns) {
   for (const config::Tenant& t : snap.tenants) {
     TenantShared& s = Get(t.app);

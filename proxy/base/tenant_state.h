@@ -38,6 +38,33 @@ struct KeyspaceFigures {
   uint64_t as_of_ns = 0;   // when the walk ended (Loop::NowNs); 0: never
 };
 
+// limits.memory_quota_bytes / max_keys (issue 11). The accountant (control
+// side) measures the namespace and publishes `over` and the triggers; workers
+// count what they forward of denyoom commands and ask for a measurement once
+// the count passes a trigger (the quota is then possibly crossed).
+struct TenantQuota {
+  std::atomic<uint64_t> written{0};     // bytes of denyoom requests forwarded (monotonic)
+  std::atomic<uint64_t> writes{0};      // denyoom requests forwarded (monotonic)
+  std::atomic<uint64_t> bytes_trigger{0};   // `written` past this: measure now
+  std::atomic<uint64_t> writes_trigger{0};  // `writes` past this: measure now
+  std::atomic<bool> over{false};        // the last measurement is over a quota
+  std::atomic<bool> measure_wanted{true};
+  // The last measurement (also keyfence_tenant_memory_bytes / _keys); -1: none.
+  std::atomic<int64_t> memory_bytes{-1};
+  std::atomic<int64_t> keys{-1};
+  std::atomic<uint64_t> measured_at_ms{0};  // Unix ms
+
+  // Worker side: a denyoom request of `bytes` is forwarded.
+  void Count(uint64_t bytes) {
+    const uint64_t w = written.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    const uint64_t n = writes.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (w > bytes_trigger.load(std::memory_order_relaxed) ||
+        n > writes_trigger.load(std::memory_order_relaxed)) {
+      measure_wanted.store(true, std::memory_order_relaxed);
+    }
+  }
+};
+
 struct TenantShared {
   ratelimit::SharedBucket ops;
   ratelimit::FairShare ops_fair;  // the connections' shares of `ops`
@@ -55,6 +82,7 @@ struct TenantShared {
   // CONFIG SET notify-keyspace-events of the tenant (tenancy::NotifyFlag
   // bits; -1: the backend's, backend.notify_keyspace_events).
   std::atomic<int64_t> notify_flags{-1};
+  TenantQuota quota;
   std::mutex scripts_mu;
   absl::flat_hash_set<std::string> scripts;  // scripts_mu
 };
@@ -63,6 +91,8 @@ struct TenantShared {
 class TenantRegistry {
  public:
   TenantShared& Get(const std::string& tenant);
+  // Null when the tenant has never been used or configured.
+  TenantShared* Find(const std::string& tenant);
   // Applies a snapshot's limits to every configured tenant (control thread).
   void Apply(const config::Snapshot& snap, uint64_t now_ns);
 

@@ -40,6 +40,15 @@ bool ExemptFromOps(std::string_view name) {
   return (name.size() == 4 && is("quit")) || (name.size() == 5 && is("reset"));
 }
 
+// Over a memory quota these are refused: the denyoom commands, and scripts
+// that may write (EVAL, EVALSHA, FCALL: their own flags say nothing of it).
+bool MayGrowMemory(uint32_t flags) {
+  using namespace protocol;  // NOLINT: the flag names
+  constexpr uint32_t kScriptRun = kCmdNoscript | kCmdSkipMonitor | kCmdNoMandatoryKeys;
+  return (flags & kCmdDenyOom) != 0 ||
+         ((flags & kScriptRun) == kScriptRun && (flags & kCmdReadonly) == 0);
+}
+
 }  // namespace
 
 bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, size_t bytes) {
@@ -106,6 +115,12 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
   }
   if (d.outcome == Outcome::kCrossProtocol) {
     s.CrossProtocol();
+    return true;
+  }
+  if (binding.quota_limited() && MayGrowMemory(d.cmd->flags) &&
+      !binding.AdmitWrite(bytes)) {
+    s.cur_cmd_id_ = d.cmd->id;
+    s.Reject(RejectReason::kQuota, binding.QuotaError());
     return true;
   }
 

@@ -75,6 +75,7 @@ std::string_view TenantBinding::OpsLimitError() {
     errors_of_ = tenant_;
     ops_error_ = protocol::errors::OpsLimit(name_, tenant_->limits.ops_per_sec);
     bytes_error_ = protocol::errors::BytesLimit(name_, tenant_->limits.bytes_per_sec);
+    quota_error_ = protocol::errors::QuotaExceeded(name_);
   }
   return ops_error_;
 }
@@ -82,6 +83,11 @@ std::string_view TenantBinding::OpsLimitError() {
 std::string_view TenantBinding::BytesLimitError() {
   OpsLimitError();
   return bytes_error_;
+}
+
+std::string_view TenantBinding::QuotaError() {
+  OpsLimitError();
+  return quota_error_;
 }
 
 bool TenantBinding::TakeBytesLimited(size_t bytes) {

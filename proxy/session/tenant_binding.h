@@ -17,6 +17,10 @@
 
 namespace keyfence::proxy {
 
+// Counted per denyoom request on top of its bytes: a new key costs more than
+// its name and value (the dict entry, the object header).
+inline constexpr size_t kQuotaWriteOverhead = 64;
+
 class TenantBinding {
  public:
   explicit TenantBinding(SessionHost& host) : host_(host) {}
@@ -53,10 +57,25 @@ class TenantBinding {
       local_->bytes.Charge(static_cast<double>(bytes), now_ns);
     }
   }
+  // memory_quota_bytes / max_keys: a denyoom request of `bytes` may go
+  // (counted toward the next measurement), or not (the tenant is over).
+  bool quota_limited() const {
+    return tenant_ != nullptr && (tenant_->limits.memory_quota_bytes | tenant_->limits.max_keys) != 0;
+  }
+  bool AdmitWrite(size_t bytes) {
+    TenantQuota& q = local_->shared->quota;
+    if (q.over.load(std::memory_order_relaxed)) {
+      q.measure_wanted.store(true, std::memory_order_relaxed);  // after a cleanup, soon back
+      return false;
+    }
+    q.Count(bytes + kQuotaWriteOverhead);
+    return true;
+  }
   // The rejection texts for this tenant's limits, rendered once per tenant
   // config (a flooding tenant's rejections allocate nothing).
   std::string_view OpsLimitError();
   std::string_view BytesLimitError();
+  std::string_view QuotaError();
   // Counts a big request (key) or reply (command) and logs it at most once a second.
   void NoteBig(bool reply, size_t bytes, std::string_view what, uint64_t conn_id);
   // A big reply of `command` for the request's first `key` (none: the key was
@@ -80,7 +99,7 @@ class TenantBinding {
   uint64_t delay_deadline_ns_ = 0;  // on_limit: delay, while waiting for a token
   ratelimit::ConnShare ops_share_;  // this connection's part of the tenant's ops/s
   const config::Tenant* errors_of_ = nullptr;  // the tenant config the texts below are for
-  std::string ops_error_, bytes_error_;
+  std::string ops_error_, bytes_error_, quota_error_;
 };
 
 }  // namespace keyfence::proxy

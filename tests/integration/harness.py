@@ -38,7 +38,8 @@ HOST = "127.0.0.1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 CLUSTER = "shop"
-PREFIXES = (b"shop@orders:", b"shop@payments:")
+# keyfence's own data (accounting reports, locks) lives in its reserved namespace.
+PREFIXES = (b"shop@orders:", b"shop@payments:", b"shop@__keyfence:")
 
 # Every Keyfence currently running (conftest prints their log tails on failure).
 LIVE_KEYFENCES: list = []

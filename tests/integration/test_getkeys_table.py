@@ -243,7 +243,7 @@ def test_every_command_keeps_to_the_namespace(kf, redis_server, samples, capsys)
     srv = redis_server
     port = kf.port("orders")
     direct = srv.client()
-    mon = MonitorChecker(srv, prefixes=(P,))
+    mon = MonitorChecker(srv, prefixes=(P, b"shop@__keyfence:"))  # and keyfence's own reports
     stats = collections.Counter()
     failures: list[str] = []
     local_errors: list[str] = []
