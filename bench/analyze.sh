@@ -4,6 +4,8 @@
 # namespaces (DEBUG POPULATE strings, plus hashes, lists, sets and zsets written
 # by a Lua loop), SAVEs, and then, side by side:
 #   keyfence analyze --rdb dump.rdb --json   wall time and peak RSS (/usr/bin/time)
+#   keyfence analyze --json                  the same over replication (an RDB-only
+#                                            replica: the master's BGSAVE streamed in)
 #   redis-cli --memkeys                      a pipelined SCAN + MEMORY USAGE walk
 #   KEYS=... bench/analyze.sh [OUTDIR]
 set -euo pipefail
@@ -53,6 +55,18 @@ log "keyfence analyze"
   2>"$OUT/analyze.err" || { cat "$OUT/analyze.err"; exit 1; }
 grep '^analyze:' "$OUT/analyze.err"
 python3 -c "import json,sys; r=json.load(open('$OUT/report.json')); print({a: (t['keys'], t['memory_bytes']) for a, t in r['tenants'].items()})"
+log "keyfence analyze over replication (RDB-only replica, diskless sync)"
+$R config set repl-diskless-sync-delay 0 >/dev/null
+/usr/bin/time -f "analyze (replication): %e s wall, %M KB peak RSS" \
+  "$BIN" analyze --config "$OUT/keyfence.yaml" --json >"$OUT/report-repl.json" \
+  2>"$OUT/analyze-repl.err" || { cat "$OUT/analyze-repl.err"; exit 1; }
+grep '^analyze (replication):' "$OUT/analyze-repl.err"
+python3 -c "
+import json
+a, b = (json.load(open('$OUT/' + f)) for f in ('report.json', 'report-repl.json'))
+same = all(a['tenants'][t]['keys'] == b['tenants'][t]['keys'] and
+           a['tenants'][t]['memory_bytes'] == b['tenants'][t]['memory_bytes'] for t in a['tenants'])
+print('replication report == file report:', same)"
 log "redis-cli --memkeys (SCAN + MEMORY USAGE)"
 start=$(date +%s.%N)
 timeout 600 $R --memkeys >"$OUT/memkeys.txt" 2>&1

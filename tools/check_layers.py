@@ -38,7 +38,7 @@ TIERS = [
     [("proxy/backend", ["proxy/backend/", "proxy/cluster/"])],
     [("proxy/commands", ["proxy/commands/"])],
     [("proxy/session", ["proxy/session/"])],
-    [("proxy/admin", ["proxy/admin/"])],
+    [("proxy/admin", ["proxy/admin/"]), ("proxy/accounting", ["proxy/accounting/"])],
     [("proxy", ["proxy/"])],
 ]
 

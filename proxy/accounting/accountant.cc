@@ -153,12 +153,16 @@ void Accountant::MeasureQuotas(const config::Snapshot& snap,
     const bool due = now_ms - m.at_ms >= snap.accounting.quota_refresh_ms &&
                      (q.over.load() || q.written.load() != m.written || m.at_ms == 0);
     if (!(wanted && now_ms - m.at_ms >= kMinMeasureGapMs) && !due) continue;
+    if (now_ms < m.retry_at_ms) continue;
     q.measure_wanted.store(false, std::memory_order_relaxed);
     const uint64_t w0 = q.written.load(), n0 = q.writes.load();
     m.at_ms = now_ms;
     m.written = w0;
     NamespaceFigures f = MeasureNamespace(masters, snap.backend, t.prefix);
-    if (!f.ok) continue;  // keeps the last verdict; tried again at the next gap
+    if (!f.ok) {  // keeps the last verdict; tried again in a while
+      m.retry_at_ms = now_ms + kMeasureRetryMs;
+      continue;
+    }
     const uint64_t mem = static_cast<uint64_t>(f.memory), keys = static_cast<uint64_t>(f.keys);
     const uint64_t quota = t.limits.memory_quota_bytes, max_keys = t.limits.max_keys;
     const bool over = (quota != 0 && mem > quota) || (max_keys != 0 && keys > max_keys);

@@ -35,6 +35,7 @@ namespace keyfence::proxy::accounting {
 
 constexpr int kMemoryPollMs = 5000;
 constexpr int kMinMeasureGapMs = 500;
+constexpr int kMeasureRetryMs = 5000;  // after a failed measurement
 constexpr int kFleetRefreshMs = 30000;  // and when /namespaces is asked
 constexpr int kFleetWaitMs = 1500;      // how long /namespaces waits for that refresh
 constexpr int kTickMs = 100;
@@ -85,6 +86,7 @@ class Accountant {
   struct Measured {
     uint64_t at_ms = 0;    // last measurement started (Unix ms)
     uint64_t written = 0;  // TenantQuota::written then
+    uint64_t retry_at_ms = 0;  // after a failed measurement (backend down): not before
   };
   std::map<std::string, Measured> measured_;  // loop thread: per tenant with a quota
   std::string scheduled_day_;    // loop thread: "YYYY-MM-DD" of the last scheduled run

@@ -2,15 +2,17 @@
 through keyfence; `keyfence analyze` (no --rdb) finds the masters from the topology, reads
 every one of them as an RDB-only replica at once, and gives exact per-tenant key and TTL
 counts, memory within 15 % of MEMORY USAGE summed over every master, and the heaviest slots
-with their master and owning tenants."""
+with their master and owning tenants. A quota counts the tenant's keys on every master."""
 
 import json
 import subprocess
+import time
 
 import pytest
 
-from conftest import checked_cluster_keyfence, cluster_keyfence, running_cluster
-from harness import key_slot, keyfence_bin
+from conftest import (checked_cluster_keyfence, cluster_keyfence, running_cluster,
+                      start_keyfence, stop_keyfence)
+from harness import HOST, key_slot, keyfence_bin
 from test_analyze import fill
 
 
@@ -67,3 +69,30 @@ def test_analyze_reads_every_master(kf, cluster):
     table = subprocess.run([keyfence_bin(), "analyze", "--config", kf.config_path],
                            capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "heaviest slots" in table.stdout
+
+
+def test_max_keys_counts_every_master(kf, cluster):
+    import redis
+    capped = start_keyfence(cluster.ports[0], {
+        "backend": {"mode": "cluster"},
+        "tenants": {"orders": {"limits": {"max_keys": 150}}}},
+        backend_nodes=[f"{HOST}:{cluster.ports[0]}"])
+    try:
+        orders, payments = capped.client("orders"), capped.client("payments")
+        refused = None
+        for i in range(2000):
+            try:
+                orders.set(f"k:{i}", "x")
+            except redis.ResponseError as e:
+                assert str(e) == "OOM tenant 'orders' is over its memory quota"
+                refused = i
+                break
+            time.sleep(0.002)
+        on = [len(list(m.client().scan_iter(match="shop@orders:*", count=1000)))
+              for m in cluster.master_nodes()]
+        assert refused is not None and all(n > 0 for n in on), on  # spread over the masters
+        assert 150 < sum(on) < 150 + 400, on
+        assert orders.get("k:0") == b"x"
+        assert payments.set("fine", "x")
+    finally:
+        stop_keyfence(capped)
