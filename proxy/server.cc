@@ -343,8 +343,13 @@ int Server::Run() {
   }
   AdminHandlers h;
   h.metrics = [this] {
-    return metrics_->SerializeText() + HotKeysMetricText() +
-           (accountant_ ? accountant_->MetricsText() : std::string());
+    std::string accounting;
+    try {  // a surprise there must not hide every other metric
+      if (accountant_) accounting = accountant_->MetricsText();
+    } catch (const std::exception& e) {
+      spdlog::error("metrics: accounting: {}", e.what());
+    }
+    return metrics_->SerializeText() + HotKeysMetricText() + accounting;
   };
   h.ready = [this] {
     return listening_.load() && backend_ok_.load() && (!topology_ || topology_->ready());

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <exception>
 
 #include <spdlog/spdlog.h>
 
@@ -33,15 +34,43 @@ std::string InstanceName() {
   return std::string(host) + ":" + std::to_string(::getpid());
 }
 
-nlohmann::json ParseOrNull(const std::optional<std::string>& text) {
+// A number field of an object, or `def` (missing, null, not a number, not an object).
+int64_t Num(const nlohmann::json& j, const char* key, int64_t def = 0) {
+  if (!j.is_object()) return def;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<int64_t>() : def;
+}
+
+// A report as this version writes it: {"report": {"finished_at_ms"...},
+// "tenants": {app: {"keys", "memory_bytes", ...}}}. Anything else (another
+// version's, a corrupt file or key) is refused whole, so that nothing below
+// meets a surprise.
+bool ValidReport(const nlohmann::json& j) {
+  if (!j.is_object()) return false;
+  auto r = j.find("report");
+  auto t = j.find("tenants");
+  if (r == j.end() || !r->is_object() || Num(*r, "finished_at_ms", -1) < 0) return false;
+  if (t == j.end() || !t->is_object()) return false;
+  for (const auto& [app, f] : t->items()) {
+    if (Num(f, "keys", -1) < 0 || Num(f, "memory_bytes", -1) < 0) return false;
+  }
+  return true;
+}
+
+nlohmann::json ParseOrNull(const std::optional<std::string>& text, const char* what) {
   if (!text) return nullptr;
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  return j.is_discarded() || !j.is_object() ? nlohmann::json(nullptr) : j;
+  if (j.is_discarded() || !ValidReport(j)) {
+    spdlog::warn("accounting: {} is not a report keyfence can read; ignored", what);
+    return nullptr;
+  }
+  return j;
 }
 
 uint64_t FinishedAt(const nlohmann::json& report) {
-  if (!report.is_object() || !report.contains("report")) return 0;
-  return report["report"].value("finished_at_ms", uint64_t{0});
+  if (!report.is_object()) return 0;
+  auto r = report.find("report");
+  return r == report.end() ? 0 : static_cast<uint64_t>(Num(*r, "finished_at_ms"));
 }
 
 bool HasQuota(const config::Tenant& t) {
@@ -55,8 +84,9 @@ constexpr uint64_t kNoTrigger = UINT64_MAX / 2;
 Accountant::Accountant(config::SnapshotPtr snap, TenantRegistry& tenants, MapSource map)
     : tenants_(tenants), map_source_(std::move(map)), instance_(InstanceName()),
       snap_(std::move(snap)) {
-  last_ = ParseOrNull(ReportStore::LoadFile(snap_->accounting.state_dir, "last"));
-  baseline_ = ParseOrNull(ReportStore::LoadFile(snap_->accounting.state_dir, "baseline"));
+  last_ = ParseOrNull(ReportStore::LoadFile(snap_->accounting.state_dir, "last"), "last.json");
+  baseline_ = ParseOrNull(ReportStore::LoadFile(snap_->accounting.state_dir, "baseline"),
+                          "baseline.json");
 }
 
 Accountant::~Accountant() { Stop(); }
@@ -64,6 +94,7 @@ Accountant::~Accountant() { Stop(); }
 void Accountant::Start() { loop_ = std::thread([this] { Loop(); }); }
 
 void Accountant::Stop() {
+  cancel_.store(true);
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -111,24 +142,35 @@ void Accountant::Loop() {
       run = std::exchange(run_requested_, false);
       if (std::exchange(fleet_wanted_, false)) next_fleet = 0;
     }
+    try {
+      Turn(snap, run, &next_poll, &next_fleet);
+    } catch (const std::exception& e) {  // e.g. a JSON surprise: logged, the loop goes on
+      spdlog::error("accounting: {}", e.what());
+    }
+  }
+}
+
+void Accountant::Turn(const config::SnapshotPtr& snap, bool run, uint64_t* next_poll,
+                      uint64_t* next_fleet) {
+  {
     SlotMapPtr map = map_source_ ? map_source_() : nullptr;
     const std::vector<config::Endpoint> masters = Masters(*snap, map);
     if (run) StartRun(snap, "request");
     const uint64_t mono = MonoMs();
-    if (mono >= next_poll) {
+    if (mono >= *next_poll) {
       std::vector<config::Endpoint> nodes = snap->backend.nodes;
       if (map) {
         nodes = map->masters;
         for (const auto& rs : map->replicas) nodes.insert(nodes.end(), rs.begin(), rs.end());
       }
       PollMemory(*snap, nodes);
-      next_poll = mono + kMemoryPollMs;
+      *next_poll = mono + kMemoryPollMs;
     }
-    if (!masters.empty()) MeasureQuotas(*snap, masters, NowMs());
+    if (!masters.empty()) MeasureQuotas(*snap, masters, mono);
     MaybeSchedule(snap);
-    if (mono >= next_fleet) {
+    if (mono >= *next_fleet) {
       RefreshFromFleet(*snap);
-      next_fleet = mono + kFleetRefreshMs;
+      *next_fleet = mono + kFleetRefreshMs;
     }
   }
 }
@@ -142,37 +184,49 @@ void Accountant::PollMemory(const config::Snapshot& snap,
 }
 
 void Accountant::MeasureQuotas(const config::Snapshot& snap,
-                               const std::vector<config::Endpoint>& masters, uint64_t now_ms) {
+                               const std::vector<config::Endpoint>& masters, uint64_t mono_ms) {
   for (const config::Tenant& t : snap.tenants) {
     if (!HasQuota(t)) continue;
     TenantQuota& q = tenants_.Get(t.app).quota;
     Measured& m = measured_[t.app];
-    const bool wanted = q.measure_wanted.load(std::memory_order_relaxed);
-    // Periodically while the figure can have moved: writes since, or over
-    // (a cleanup by DEL, an expiry), or never measured.
-    const bool due = now_ms - m.at_ms >= snap.accounting.quota_refresh_ms &&
-                     (q.over.load() || q.written.load() != m.written || m.at_ms == 0);
-    if (!(wanted && now_ms - m.at_ms >= kMinMeasureGapMs) && !due) continue;
-    if (now_ms < m.retry_at_ms) continue;
+    if (mono_ms < m.retry_at_ms) continue;
+    const bool over = q.over.load();
+    const bool never = m.at_ms == 0;
+    const uint64_t since = mono_ms - m.at_ms;
+    const uint64_t shrinks = q.shrinks.load(std::memory_order_relaxed);
+    // At once (at most every kMinMeasureGapMs): the workers ask (a write that
+    // may have crossed the quota), or, while over, the tenant cleaned up.
+    const bool soon = q.measure_wanted.load(std::memory_order_relaxed) ||
+                      (over && shrinks != m.shrinks);
+    // Periodically while the figure can have moved: writes since, or over (an
+    // expiry frees memory too).
+    const bool due = since >= snap.accounting.quota_refresh_ms &&
+                     (over || q.written.load() != m.written);
+    if (!never && !(soon && since >= kMinMeasureGapMs) && !due) continue;
     q.measure_wanted.store(false, std::memory_order_relaxed);
     const uint64_t w0 = q.written.load(), n0 = q.writes.load();
-    m.at_ms = now_ms;
+    m.at_ms = mono_ms;
     m.written = w0;
-    NamespaceFigures f = MeasureNamespace(masters, snap.backend, t.prefix);
+    m.shrinks = shrinks;
+    NamespaceFigures f = MeasureNamespace(masters, snap.backend, t.prefix, &cancel_);
     if (!f.ok) {  // keeps the last verdict; tried again in a while
-      m.retry_at_ms = now_ms + kMeasureRetryMs;
+      if (!m.failing) spdlog::error("quota of tenant {}: {}; the last verdict stands", t.app, f.error);
+      m.failing = true;
+      m.retry_at_ms = mono_ms + kMeasureRetryMs;
       continue;
     }
+    if (m.failing) spdlog::info("quota of tenant {}: measured again", t.app);
+    m.failing = false;
     const uint64_t mem = static_cast<uint64_t>(f.memory), keys = static_cast<uint64_t>(f.keys);
     const uint64_t quota = t.limits.memory_quota_bytes, max_keys = t.limits.max_keys;
-    const bool over = (quota != 0 && mem > quota) || (max_keys != 0 && keys > max_keys);
+    const bool now_over = (quota != 0 && mem > quota) || (max_keys != 0 && keys > max_keys);
     q.bytes_trigger.store(quota == 0 ? kNoTrigger : w0 + (quota > mem ? quota - mem : 0));
     q.writes_trigger.store(max_keys == 0 ? kNoTrigger : n0 + (max_keys > keys ? max_keys - keys : 0));
     q.memory_bytes.store(f.memory);
     q.keys.store(f.keys);
-    q.measured_at_ms.store(now_ms);
-    if (q.over.exchange(over) != over) {
-      if (over) {
+    q.measured_at_ms.store(NowMs());
+    if (q.over.exchange(now_over) != now_over) {
+      if (now_over) {
         spdlog::warn("tenant {} is over its quota ({} bytes of {}, {} keys of {}): its writes "
                      "get -OOM", t.app, mem, quota, keys, max_keys);
       } else {
@@ -186,7 +240,12 @@ void Accountant::StartRun(config::SnapshotPtr snap, std::string trigger) {
   if (running_.exchange(true)) return;
   if (run_.joinable()) run_.join();  // the previous run, finished
   run_ = std::thread([this, snap = std::move(snap), trigger = std::move(trigger)] {
-    RunAnalysis(snap, trigger);
+    try {
+      RunAnalysis(snap, trigger);
+    } catch (const std::exception& e) {
+      spdlog::error("accounting: analysis ({}): {}", trigger, e.what());
+      runs_failed_.fetch_add(1);
+    }
     running_.store(false);
   });
 }
@@ -194,22 +253,23 @@ void Accountant::StartRun(config::SnapshotPtr snap, std::string trigger) {
 void Accountant::RunAnalysis(const config::SnapshotPtr& snap, const std::string& trigger) {
   ReportStore store(*snap, map_source_ ? map_source_() : nullptr);
   // One analysis at a time in the fleet: each is a fork on every master.
-  if (!store.Claim("running", instance_, 3600)) {
+  if (!store.Claim("running", instance_, kRunClaimS)) {
     spdlog::warn("accounting: analysis ({}) not started: another keyfence is running one, or "
                  "the backend is unreachable", trigger);
     runs_failed_.fetch_add(1);
+    if (trigger == "schedule") schedule_failed_.store(true);
     return;
   }
-  const uint64_t started = NowMs();
+  const uint64_t started = NowMs(), mono0 = MonoMs();
   spdlog::info("accounting: analysis ({}) started", trigger);
   Analysis a(*snap, snap->accounting.top_keys, static_cast<int64_t>(started));
-  AnalyzeBackend(*snap, a);
-  store.Release("running");
+  AnalyzeBackend(*snap, a, {}, &cancel_);
+  store.Release("running", instance_);
   nlohmann::json j = a.ToJson();
-  const uint64_t finished = NowMs();
+  const uint64_t finished = NowMs(), duration = MonoMs() - mono0;
   j["report"] = {{"trigger", trigger},       {"instance", instance_},
                  {"started_at_ms", started}, {"finished_at_ms", finished},
-                 {"duration_ms", finished - started}};
+                 {"duration_ms", duration}};
   if (!a.complete()) {
     for (const NodeRun& n : a.nodes()) {
       if (!n.error.empty()) spdlog::error("accounting: {}: {}", n.node, n.error);
@@ -221,9 +281,9 @@ void Accountant::RunAnalysis(const config::SnapshotPtr& snap, const std::string&
   uint64_t keys = 0;
   for (const NodeRun& n : a.nodes()) keys += n.keys;
   spdlog::info("accounting: analysis ({}) done: {} keys on {} masters in {} ms", trigger, keys,
-               a.nodes().size(), finished - started);
+               a.nodes().size(), duration);
   runs_ok_.fetch_add(1);
-  const std::string text = j.dump();
+  const std::string text = Dump(j);
   const bool baseline = trigger == "schedule";
   {
     std::lock_guard lock(mu_);
@@ -245,7 +305,17 @@ void Accountant::MaybeSchedule(const config::SnapshotPtr& snap) {
   std::tm local{};
   localtime_r(&now, &local);
   const int minute = local.tm_hour * 60 + local.tm_min;
-  if (minute < at || minute >= at + kScheduleWindowMin) return;  // never late into the day
+  // Within the window after `at` (across midnight too), never late into the day.
+  if ((minute - at + 1440) % 1440 >= kScheduleWindowMin) return;
+  if (schedule_failed_.exchange(false)) {  // another's run was going on: try again later
+    scheduled_day_.clear();
+    schedule_retry_at_ = MonoMs() + kScheduleRetryMs;
+  }
+  if (MonoMs() < schedule_retry_at_ || running_.load()) return;
+  if (minute < at) {  // the window started yesterday: the run is yesterday's
+    const std::time_t y = now - 86400;
+    localtime_r(&y, &local);
+  }
   char day[16];
   std::strftime(day, sizeof day, "%Y-%m-%d", &local);
   if (scheduled_day_ == day) return;
@@ -260,8 +330,8 @@ void Accountant::MaybeSchedule(const config::SnapshotPtr& snap) {
 
 void Accountant::RefreshFromFleet(const config::Snapshot& snap) {
   ReportStore store(snap, map_source_ ? map_source_() : nullptr);
-  nlohmann::json last = ParseOrNull(store.Get("last"));
-  nlohmann::json baseline = ParseOrNull(store.Get("baseline"));
+  nlohmann::json last = ParseOrNull(store.Get("last"), "the backend's last report");
+  nlohmann::json baseline = ParseOrNull(store.Get("baseline"), "the backend's baseline");
   {
     std::lock_guard lock(mu_);
     if (FinishedAt(last) > FinishedAt(last_)) last_ = std::move(last);
@@ -296,7 +366,7 @@ std::string Accountant::NamespacesJson() {
   if (base.is_object()) {
     nlohmann::json b = {{"report", base["report"]}, {"tenants", nlohmann::json::object()}};
     for (const auto& [app, f] : base["tenants"].items()) {
-      b["tenants"][app] = {{"keys", f["keys"]}, {"memory_bytes", f["memory_bytes"]}};
+      b["tenants"][app] = {{"keys", Num(f, "keys")}, {"memory_bytes", Num(f, "memory_bytes")}};
     }
     j["baseline"] = std::move(b);
   } else {
@@ -307,10 +377,10 @@ std::string Accountant::NamespacesJson() {
       f["growth"] = nullptr;
       continue;
     }
-    const auto& was = base["tenants"][app];
-    const int64_t mem = f["memory_bytes"].get<int64_t>(), mem0 = was["memory_bytes"].get<int64_t>();
+    const nlohmann::json& was = base["tenants"][app];
+    const int64_t mem = Num(f, "memory_bytes"), mem0 = Num(was, "memory_bytes");
     nlohmann::json g = {{"memory_bytes", mem - mem0},
-                        {"keys", f["keys"].get<int64_t>() - was["keys"].get<int64_t>()}};
+                        {"keys", Num(f, "keys") - Num(was, "keys")}};
     g["memory_ratio"] = mem0 > 0 ? nlohmann::json(static_cast<double>(mem) / mem0) : nullptr;
     f["growth"] = std::move(g);
   }
@@ -326,7 +396,7 @@ std::string Accountant::NamespacesJson() {
                      {"measured_at_ms", q.measured_at_ms.load()}};
   }
   j["quotas"] = std::move(quotas);
-  return j.dump();
+  return Dump(j);
 }
 
 std::string Accountant::MetricsText() {
@@ -369,8 +439,8 @@ std::string Accountant::MetricsText() {
     TenantQuota& q = tenants_.Get(t.app).quota;
     int64_t m = q.memory_bytes.load(), k = q.keys.load();
     if (m < 0 && last.is_object() && last["tenants"].contains(t.app)) {
-      m = last["tenants"][t.app]["memory_bytes"].get<int64_t>();
-      k = last["tenants"][t.app]["keys"].get<int64_t>();
+      m = Num(last["tenants"][t.app], "memory_bytes");
+      k = Num(last["tenants"][t.app], "keys");
     }
     if (m >= 0) {
       mem += "keyfence_tenant_memory_bytes" + label + std::to_string(m) + "\n";

@@ -39,6 +39,8 @@ constexpr int kMeasureRetryMs = 5000;  // after a failed measurement
 constexpr int kFleetRefreshMs = 30000;  // and when /namespaces is asked
 constexpr int kFleetWaitMs = 1500;      // how long /namespaces waits for that refresh
 constexpr int kTickMs = 100;
+constexpr int kScheduleRetryMs = 60000;  // after the scheduled run found another one going on
+constexpr int kRunClaimS = 6 * 3600;     // the fleet-wide "running" claim (released at the end)
 constexpr int kScheduleWindowMin = 10;  // a scheduled run starts within this of its time, or not that day
 
 class Accountant {
@@ -59,6 +61,7 @@ class Accountant {
 
  private:
   void Loop();
+  void Turn(const config::SnapshotPtr& snap, bool run, uint64_t* next_poll, uint64_t* next_fleet);
   void PollMemory(const config::Snapshot& snap, const std::vector<config::Endpoint>& nodes);
   void MeasureQuotas(const config::Snapshot& snap, const std::vector<config::Endpoint>& masters,
                      uint64_t now_ms);
@@ -84,14 +87,19 @@ class Accountant {
   nlohmann::json baseline_;      // mu_: last scheduled report (null: none)
   std::vector<NodeMemory> memory_;  // mu_
   struct Measured {
-    uint64_t at_ms = 0;    // last measurement started (Unix ms)
+    uint64_t at_ms = 0;    // last measurement started (monotonic ms); 0: never
     uint64_t written = 0;  // TenantQuota::written then
+    uint64_t shrinks = 0;  // TenantQuota::shrinks then
     uint64_t retry_at_ms = 0;  // after a failed measurement (backend down): not before
+    bool failing = false;      // logged once per failure streak
   };
   std::map<std::string, Measured> measured_;  // loop thread: per tenant with a quota
   std::string scheduled_day_;    // loop thread: "YYYY-MM-DD" of the last scheduled run
+  uint64_t schedule_retry_at_ = 0;  // loop thread: monotonic ms
 
   std::atomic<bool> running_{false};
+  std::atomic<bool> cancel_{false};          // Stop(): analyses and measurements end early
+  std::atomic<bool> schedule_failed_{false};  // the scheduled run could not start: try again
   std::atomic<uint64_t> runs_ok_{0}, runs_failed_{0};
   std::thread loop_;
   std::thread run_;  // the analysis (joined before the next one)

@@ -45,6 +45,12 @@ struct NodeRun {
   std::string error;  // empty: read whole
 };
 
+// JSON text; key names that are not UTF-8 (a Redis key is any bytes) get
+// U+FFFD for their bad bytes instead of an exception.
+inline std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 class Analysis final : public rdb::RdbSink {
  public:
   // `now_ms`: Unix time the TTLs are measured from.

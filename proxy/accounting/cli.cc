@@ -108,7 +108,7 @@ int RunAnalyze(int argc, char** argv) {
                                        n.error.c_str());
   }
   if (json) {
-    std::printf("%s\n", analysis.ToJson().dump().c_str());
+    std::printf("%s\n", Dump(analysis.ToJson()).c_str());
   } else {
     std::printf("%s", analysis.ToTable().c_str());
   }

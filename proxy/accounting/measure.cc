@@ -20,10 +20,12 @@ ReplyPtr Get(redisContext* c) {
 }
 
 // One master's part: keys counted, memory of the sampled ones summed.
+// False on a lost link or an error reply (e.g. NOPERM: the figure would be wrong).
 bool MeasureNode(redisContext* c, const std::string& match, int64_t* keys, int64_t* sampled,
-                 int64_t* memory) {
+                 int64_t* memory, const std::atomic<bool>* cancel) {
   std::string cursor = "0";
   do {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;
     const char* argv[] = {"SCAN", cursor.c_str(), "MATCH", match.c_str(), "COUNT", "1000"};
     const size_t lens[] = {4, cursor.size(), 5, match.size(), 5, 4};
     ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, 6, argv, lens)), freeReplyObject);
@@ -43,7 +45,7 @@ bool MeasureNode(redisContext* c, const std::string& match, int64_t* keys, int64
     }
     for (size_t i = 0; i < asked; ++i) {
       ReplyPtr m = Get(c);
-      if (!m) return false;
+      if (!m || m->type == REDIS_REPLY_ERROR) return false;
       if (m->type == REDIS_REPLY_INTEGER) *memory += m->integer;  // nil: deleted meanwhile
     }
   } while (cursor != "0");
@@ -53,13 +55,14 @@ bool MeasureNode(redisContext* c, const std::string& match, int64_t* keys, int64
 }  // namespace
 
 NamespaceFigures MeasureNamespace(const std::vector<config::Endpoint>& masters,
-                                  const config::Backend& be, std::string_view prefix) {
+                                  const config::Backend& be, std::string_view prefix,
+                                  const std::atomic<bool>* cancel) {
   NamespaceFigures f;
   const std::string match = protocol::GlobEscape(prefix) + "*";
   int64_t sampled = 0, memory = 0;
   for (const config::Endpoint& m : masters) {
     AdminLink link = ConnectAdmin(m, be, "quota measurement");
-    if (!link || !MeasureNode(link.get(), match, &f.keys, &sampled, &memory)) {
+    if (!link || !MeasureNode(link.get(), match, &f.keys, &sampled, &memory, cancel)) {
       f.error = "cannot measure on " + m.ToString();
       return f;
     }

@@ -5,6 +5,7 @@
 // the quotas; and a node's INFO memory for the memory tiers.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,8 +25,10 @@ struct NamespaceFigures {
   std::string error;
 };
 
+// `cancel` (may be null) stops it between SCAN batches.
 NamespaceFigures MeasureNamespace(const std::vector<config::Endpoint>& masters,
-                                  const config::Backend& be, std::string_view prefix);
+                                  const config::Backend& be, std::string_view prefix,
+                                  const std::atomic<bool>* cancel = nullptr);
 
 struct NodeMemory {
   std::string node;  // host:port

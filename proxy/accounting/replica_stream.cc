@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -14,8 +15,24 @@ namespace keyfence::proxy::accounting {
 
 namespace {
 
+// poll() for `events` up to `timeout_ms`, in slices so that `cancel` is
+// seen, through EINTR (a signal handled on this thread): 1 ready, 0 not.
+int Wait(int fd, short events, int timeout_ms, const std::atomic<bool>* cancel) {
+  for (int left = timeout_ms; left > 0;) {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return 0;
+    pollfd p{fd, events, 0};
+    const int slice = std::min(left, kPollSliceMs);
+    const int rc = ::poll(&p, 1, slice);
+    if (rc > 0) return 1;
+    if (rc < 0 && errno != EINTR) return 0;
+    if (rc == 0) left -= slice;
+  }
+  return 0;
+}
+
 class Link {
  public:
+  explicit Link(const std::atomic<bool>* cancel) : cancel_(cancel) {}
   ~Link() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -33,10 +50,9 @@ class Link {
       fd_ = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd_ < 0) continue;
       if (::connect(fd_, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-        pollfd p{fd_, POLLOUT, 0};
         int so = 0;
         socklen_t len = sizeof so;
-        if (::poll(&p, 1, timeout_ms) == 1 &&
+        if (Wait(fd_, POLLOUT, timeout_ms, cancel_) == 1 &&
             ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so, &len) == 0 && so == 0) {
           ::freeaddrinfo(res);
           return {};
@@ -61,10 +77,9 @@ class Link {
     }
     size_t off = 0;
     while (off < out.size()) {
-      pollfd p{fd_, POLLOUT, 0};
-      if (::poll(&p, 1, kIdleTimeoutMs) != 1) return false;
+      if (Wait(fd_, POLLOUT, kIdleTimeoutMs, cancel_) != 1) return false;
       const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-      if (n <= 0 && errno != EAGAIN) return false;
+      if (n <= 0 && errno != EAGAIN && errno != EINTR) return false;
       if (n > 0) off += static_cast<size_t>(n);
     }
     return true;
@@ -72,11 +87,10 @@ class Link {
 
   // More bytes into buf_; false on close, error or kIdleTimeoutMs of silence.
   bool Fill() {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, kIdleTimeoutMs) != 1) return false;
+    if (Wait(fd_, POLLIN, kIdleTimeoutMs, cancel_) != 1) return false;
     char tmp[1 << 16];
     const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-    if (n <= 0) return n < 0 && errno == EAGAIN;
+    if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EINTR);
     buf_.append(tmp, static_cast<size_t>(n));
     return true;
   }
@@ -100,6 +114,7 @@ class Link {
   std::string& buffered() { return buf_; }
 
  private:
+  const std::atomic<bool>* cancel_;
   int fd_ = -1;
   std::string buf_;
 };
@@ -115,9 +130,10 @@ bool Reply(Link& link, std::string* line) {
 }  // namespace
 
 StreamResult StreamRdb(const config::Endpoint& node, const config::Backend& be,
-                       rdb::RdbParser& parser, const std::function<void(uint64_t)>& progress) {
+                       rdb::RdbParser& parser, const std::function<void(uint64_t)>& progress,
+                       const std::atomic<bool>* cancel) {
   StreamResult res;
-  Link link;
+  Link link(cancel);
   if (std::string err = link.Connect(node, static_cast<int>(be.connect_timeout_ms));
       !err.empty()) {
     res.error = err;
@@ -176,6 +192,10 @@ StreamResult StreamRdb(const config::Endpoint& node, const config::Backend& be,
     }
     if (remaining == 0) break;
     if (!link.Fill()) break;
+  }
+  if (!parser.done() && cancel != nullptr && cancel->load()) {
+    res.error = "stopped (keyfence is shutting down)";
+    return res;
   }
   if (!parser.done()) {
     res.error = "the RDB stream ended early after " + std::to_string(res.bytes) + " bytes";

@@ -9,6 +9,7 @@
 // RDB). Control threads and the CLI only, never a worker.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -19,6 +20,7 @@
 namespace keyfence::proxy::accounting {
 
 constexpr int kIdleTimeoutMs = 30000;
+constexpr int kPollSliceMs = 250;
 
 struct StreamResult {
   bool ok = false;
@@ -27,8 +29,10 @@ struct StreamResult {
 };
 
 // `progress(bytes)` is called after each read.
+// `cancel` (may be null): set by another thread, the stream stops within kPollSliceMs.
 StreamResult StreamRdb(const config::Endpoint& node, const config::Backend& be,
                        rdb::RdbParser& parser,
-                       const std::function<void(uint64_t)>& progress = {});
+                       const std::function<void(uint64_t)>& progress = {},
+                       const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace keyfence::proxy::accounting

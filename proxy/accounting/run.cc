@@ -30,7 +30,8 @@ class NodeCounter final : public rdb::RdbSink {
 
 }  // namespace
 
-void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& progress) {
+void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& progress,
+                    const std::atomic<bool>* cancel) {
   const config::Backend& be = snap.backend;
   std::vector<config::Endpoint> masters;
   if (be.mode == config::BackendMode::kCluster) {
@@ -61,7 +62,7 @@ void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& p
       StreamResult r = StreamRdb(masters[i], be, parser, [&](uint64_t bytes) {
         std::lock_guard lock(mu);
         if (progress) progress(name, counter.keys, bytes);
-      });
+      }, cancel);
       runs[i] = {name, counter.keys, r.bytes, r.ok ? "" : r.error};
     });
   }

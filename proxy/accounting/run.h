@@ -4,6 +4,7 @@
 // CLI only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -17,6 +18,8 @@ namespace keyfence::proxy::accounting {
 using Progress = std::function<void(const std::string&, uint64_t, uint64_t)>;
 
 // Each master's outcome is in a.nodes(); a.complete() says whether all were read.
-void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& progress = {});
+// `cancel` (may be null) stops the reads (keyfence shutting down).
+void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& progress = {},
+                    const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace keyfence::proxy::accounting

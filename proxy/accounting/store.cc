@@ -72,11 +72,14 @@ bool ReportStore::Claim(std::string_view name, std::string_view owner, int ttl_s
   return r && r->type == REDIS_REPLY_STATUS;
 }
 
-void ReportStore::Release(std::string_view name) {
+void ReportStore::Release(std::string_view name, std::string_view owner) {
+  static constexpr std::string_view kCompareAndDelete =
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+      "return 0";
   const std::string key = Key(name);
-  const char* argv[] = {"DEL", key.c_str()};
-  const size_t lens[] = {3, key.size()};
-  Command(NodeFor(key), backend_, 2, argv, lens);
+  const char* argv[] = {"EVAL", kCompareAndDelete.data(), "1", key.c_str(), owner.data()};
+  const size_t lens[] = {4, kCompareAndDelete.size(), 1, key.size(), owner.size()};
+  Command(NodeFor(key), backend_, 5, argv, lens);
 }
 
 bool ReportStore::SaveFile(const std::string& dir, std::string_view name,

@@ -26,7 +26,9 @@ class ReportStore {
   std::optional<std::string> Get(std::string_view name);
   // SET NX EX: true if this instance took it.
   bool Claim(std::string_view name, std::string_view owner, int ttl_s);
-  void Release(std::string_view name);
+  // Deletes it if `owner` still holds it (a claim that expired and was taken
+  // by another instance is left alone).
+  void Release(std::string_view name, std::string_view owner);
 
   static bool SaveFile(const std::string& dir, std::string_view name, const std::string& value);
   static std::optional<std::string> LoadFile(const std::string& dir, std::string_view name);

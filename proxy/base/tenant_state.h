@@ -44,7 +44,8 @@ struct KeyspaceFigures {
 // the count passes a trigger (the quota is then possibly crossed).
 struct TenantQuota {
   std::atomic<uint64_t> written{0};     // bytes of denyoom requests forwarded (monotonic)
-  std::atomic<uint64_t> writes{0};      // denyoom requests forwarded (monotonic)
+  std::atomic<uint64_t> writes{0};      // keys of denyoom requests forwarded (monotonic)
+  std::atomic<uint64_t> shrinks{0};     // other writes forwarded (DEL, EXPIRE, *REM...): a cleanup
   std::atomic<uint64_t> bytes_trigger{0};   // `written` past this: measure now
   std::atomic<uint64_t> writes_trigger{0};  // `writes` past this: measure now
   std::atomic<bool> over{false};        // the last measurement is over a quota
@@ -54,10 +55,10 @@ struct TenantQuota {
   std::atomic<int64_t> keys{-1};
   std::atomic<uint64_t> measured_at_ms{0};  // Unix ms
 
-  // Worker side: a denyoom request of `bytes` is forwarded.
-  void Count(uint64_t bytes) {
+  // Worker side: a denyoom request of `bytes` naming `keys` keys is forwarded.
+  void Count(uint64_t bytes, uint64_t keys) {
     const uint64_t w = written.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-    const uint64_t n = writes.fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint64_t n = writes.fetch_add(keys, std::memory_order_relaxed) + keys;
     if (w > bytes_trigger.load(std::memory_order_relaxed) ||
         n > writes_trigger.load(std::memory_order_relaxed)) {
       measure_wanted.store(true, std::memory_order_relaxed);

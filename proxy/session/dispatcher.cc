@@ -49,6 +49,12 @@ bool MayGrowMemory(uint32_t flags) {
          ((flags & kScriptRun) == kScriptRun && (flags & kCmdReadonly) == 0);
 }
 
+size_t KeysNamed(const tenancy::NameRefs& refs) {
+  size_t n = 0;
+  for (const auto& r : refs) n += r.kind == tenancy::RefKind::kKey ? 1 : 0;
+  return std::max<size_t>(n, 1);
+}
+
 }  // namespace
 
 bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, size_t bytes) {
@@ -117,11 +123,16 @@ bool Dispatcher::Dispatch(Session& s, std::span<const std::string_view> args, si
     s.CrossProtocol();
     return true;
   }
-  if (binding.quota_limited() && MayGrowMemory(d.cmd->flags) &&
-      !binding.AdmitWrite(bytes)) {
-    s.cur_cmd_id_ = d.cmd->id;
-    s.Reject(RejectReason::kQuota, binding.QuotaError());
-    return true;
+  if (binding.quota_limited()) {
+    if (MayGrowMemory(d.cmd->flags)) {
+      if (!binding.AdmitWrite(args, bytes, KeysNamed(s.refs_))) {
+        s.cur_cmd_id_ = d.cmd->id;
+        s.Reject(RejectReason::kQuota, binding.QuotaError());
+        return true;
+      }
+    } else if ((d.cmd->flags & protocol::kCmdWrite) != 0) {
+      binding.CountShrink();
+    }
   }
 
   const tenancy::Rule& rule = *d.rule;

@@ -6,6 +6,7 @@
 
 #include "protocol/error_replies.h"
 #include "protocol/slot.h"
+#include "tenancy/growth.h"
 #include "proxy/session/session_limits.h"
 
 namespace keyfence::proxy {
@@ -83,6 +84,23 @@ std::string_view TenantBinding::OpsLimitError() {
 std::string_view TenantBinding::BytesLimitError() {
   OpsLimitError();
   return bytes_error_;
+}
+
+bool TenantBinding::AdmitWrite(std::span<const std::string_view> args, size_t bytes,
+                               size_t keys) {
+  TenantQuota& q = local_->shared->quota;
+  if (q.over.load(std::memory_order_relaxed)) return false;
+  const tenancy::Growth g = tenancy::WriteGrowth(args);
+  const uint64_t charge = std::max<uint64_t>(bytes, g.bytes) + kQuotaWriteOverhead * keys;
+  if (g.bytes > kQuotaBigGrowthBytes &&
+      q.written.load(std::memory_order_relaxed) + charge >
+          q.bytes_trigger.load(std::memory_order_relaxed)) {
+    q.measure_wanted.store(true, std::memory_order_relaxed);
+    return false;
+  }
+  q.Count(charge, keys);
+  if (g.computed) q.measure_wanted.store(true, std::memory_order_relaxed);
+  return true;
 }
 
 std::string_view TenantBinding::QuotaError() {

@@ -20,6 +20,8 @@ namespace keyfence::proxy {
 // Counted per denyoom request on top of its bytes: a new key costs more than
 // its name and value (the dict entry, the object header).
 inline constexpr size_t kQuotaWriteOverhead = 64;
+// A named growth above this that would cross the quota's room is refused up front.
+inline constexpr uint64_t kQuotaBigGrowthBytes = 1 << 20;
 
 class TenantBinding {
  public:
@@ -62,15 +64,12 @@ class TenantBinding {
   bool quota_limited() const {
     return tenant_ != nullptr && (tenant_->limits.memory_quota_bytes | tenant_->limits.max_keys) != 0;
   }
-  bool AdmitWrite(size_t bytes) {
-    TenantQuota& q = local_->shared->quota;
-    if (q.over.load(std::memory_order_relaxed)) {
-      q.measure_wanted.store(true, std::memory_order_relaxed);  // after a cleanup, soon back
-      return false;
-    }
-    q.Count(bytes + kQuotaWriteOverhead);
-    return true;
-  }
+  // `args` the whole request, `keys` the keys it names. Refused at once when
+  // over; and a write that names its own growth (SETBIT, SETRANGE, BITFIELD)
+  // past the quota's room is refused before it allocates.
+  bool AdmitWrite(std::span<const std::string_view> args, size_t bytes, size_t keys);
+  // A write that is not denyoom (DEL, EXPIRE, *REM, ...): it may have freed memory.
+  void CountShrink() { local_->shared->quota.shrinks.fetch_add(1, std::memory_order_relaxed); }
   // The rejection texts for this tenant's limits, rendered once per tenant
   // config (a flooding tenant's rejections allocate nothing).
   std::string_view OpsLimitError();

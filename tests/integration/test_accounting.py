@@ -116,3 +116,30 @@ def test_analyze_conflicts_while_running(kf, backend):
         wait_until(lambda: namespaces(kf)["running"] is False, 15, what="the run to end")
     finally:
         backend.config_set("repl-diskless-sync-delay", 5)
+
+
+def test_bad_stored_reports_and_binary_key_names(kf, keyfence, backend):
+    # another (older, broken) instance left garbage where the reports live
+    backend.set("shop@__keyfence:accounting:last", b"\xff{not json")
+    backend.set("shop@__keyfence:accounting:baseline", json.dumps({"report": "x", "tenants": 5}))
+    wait_until(lambda: namespaces(kf)["running"] is False, 15, what="no analysis running")
+    time.sleep(1.1)  # /namespaces reads the backend's copy again: the garbage
+    assert namespaces(kf)["report"]["trigger"] == "request"  # this instance's, kept
+    wait_until(lambda: "is not a report keyfence can read; ignored" in open(keyfence.log_path).read(),
+               5, what="the garbage refused with a log line")
+    before = (namespaces(kf).get("report") or {}).get("finished_at_ms", 0)
+    assert kf.http("/metrics")[0] == 200
+    orders = kf.client("orders")
+    orders.set(b"\xff\xfebin", "x" * 20000)  # a key name that is not UTF-8
+    backend.config_set("repl-diskless-sync-delay", 0)
+    try:
+        assert kf.http("/analyze", method="POST")[0] == 202
+        wait_until(lambda: namespaces(kf)["report"]["finished_at_ms"] > before, 15,
+                   what="the analysis")
+    finally:
+        backend.config_set("repl-diskless-sync-delay", 5)
+    big = namespaces(kf)["tenants"]["orders"]["big_keys"]
+    assert big[0]["key"] == "\ufffd\ufffdbin" and big[0]["bytes"] > 20000
+    assert keyfence.alive
+    # the garbage was replaced by this run's report
+    assert json.loads(backend.get("shop@__keyfence:accounting:last"))["report"]["finished_at_ms"] > before

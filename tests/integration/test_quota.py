@@ -86,6 +86,13 @@ def test_writes_past_the_memory_quota_are_refused_within_a_second(kf, backend, r
         except redis.ResponseError:
             return False
     wait_until(accepted, 3, interval=0.1, what="writes accepted after the cleanup")
+    # a write that names a growth past the quota's room is refused before it allocates
+    with pytest.raises(redis.ResponseError, match="over its memory quota"):
+        orders.setbit("bits", 8 * 10_000_000, 1)
+    with pytest.raises(redis.ResponseError, match="over its memory quota"):
+        orders.setrange("range", 5_000_000, "x")
+    assert backend.exists("shop@orders:bits", "shop@orders:range") == 0
+    assert orders.setbit("small-bits", 8 * 1000, 1) == 0  # a small one is fine
     violations, checked, _ = mon.check()
     mon.stop()
     assert not violations, violations[:5]
