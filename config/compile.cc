@@ -107,9 +107,17 @@ bool Overlap(const Endpoint& a, const Endpoint& b) {
 void CheckListeners(const Spec& spec, Diagnostics* diags) {
   for (size_t i = 0; i < spec.listeners.size(); ++i) {
     const ListenerSpec& l = spec.listeners[i];
-    for (size_t j = 0; j < i; ++j) {
+    for (size_t j = 0; j < i && !l.unix_path.empty(); ++j) {
       const ListenerSpec& o = spec.listeners[j];
-      if (Overlap(l.bind, o.bind)) {
+      if (o.unix_path == l.unix_path) {
+        diags->Add(l.unix_pos, l.path + ".unix: duplicate socket path " + Quote(l.unix_path) +
+                                   " (" + o.path + ", " + Line(o.unix_pos) + ")");
+        break;
+      }
+    }
+    for (size_t j = 0; j < i && l.unix_path.empty(); ++j) {
+      const ListenerSpec& o = spec.listeners[j];
+      if (o.unix_path.empty() && Overlap(l.bind, o.bind)) {
         const bool same = LowerHost(l.bind.host) == LowerHost(o.bind.host);
         diags->Add(l.bind_pos, l.path + ".bind: " + (same ? "duplicate bind " : "bind ") +
                                    l.bind.ToString() +
@@ -118,7 +126,7 @@ void CheckListeners(const Spec& spec, Diagnostics* diags) {
         break;
       }
     }
-    if (Overlap(l.bind, spec.admin.bind)) {
+    if (l.unix_path.empty() && Overlap(l.bind, spec.admin.bind)) {
       diags->Add(l.bind_pos, l.path + ".bind: " + l.bind.ToString() +
                                  " overlaps the admin endpoint " + spec.admin.bind.ToString());
     }
@@ -196,7 +204,9 @@ SnapshotPtr Compile(const Spec& spec, const std::string& source, uint64_t versio
   snap->workers = spec.workers;
   snap->max_clients = spec.max_clients;
   snap->shutdown_grace_ms = spec.shutdown_grace_ms;
-  for (const ListenerSpec& l : spec.listeners) snap->listeners.push_back({l.bind, l.tenant});
+  for (const ListenerSpec& l : spec.listeners) {
+    snap->listeners.push_back({l.bind, l.tenant, l.unix_path, l.unix_mode});
+  }
   snap->admin = spec.admin;
   snap->backend = spec.backend;
   snap->accounting = spec.accounting;

@@ -336,7 +336,13 @@ std::string ToJson(const Snapshot& s) {
   j.Key("max_clients").Num(s.max_clients).Key("shutdown_grace_ms").Num(s.shutdown_grace_ms);
   j.Key("listeners").Open('[');
   for (const Listener& l : s.listeners) {
-    j.Open('{').Key("bind").Str(l.bind.ToString()).Key("tenant");
+    j.Open('{');
+    if (l.is_unix()) {
+      j.Key("unix").Str(l.unix_path).Key("mode").Num(l.unix_mode);
+    } else {
+      j.Key("bind").Str(l.bind.ToString());
+    }
+    j.Key("tenant");
     if (l.tenant.empty()) {
       j.Null();
     } else {

@@ -89,8 +89,13 @@ struct Tenant {
 };
 
 struct Listener {
-  Endpoint bind;
+  Endpoint bind;       // TCP (unused for a Unix socket listener)
   std::string tenant;  // empty: gateway (AUTH chooses the tenant)
+  std::string unix_path;       // a Unix socket listener (sidecars): the socket's path
+  uint32_t unix_mode = 0660;   // its permission bits
+  bool is_unix() const { return !unix_path.empty(); }
+  // "host:port", or "unix:<path>": for logs and messages.
+  std::string Name() const { return is_unix() ? "unix:" + unix_path : bind.ToString(); }
 };
 
 // accounting: the per-namespace analysis run inside keyfence (issue 11).

@@ -37,6 +37,7 @@ inline constexpr uint64_t kMaxDelayMs = 60'000;  // a minute
 inline constexpr uint64_t kMaxConnectionsPerNode = 1024;
 inline constexpr uint64_t kMaxRate = 1'000'000'000'000;   // ops/s, bucket size, bytes/s
 inline constexpr uint64_t kMaxBytes = uint64_t{1} << 40;  // 1 TiB
+inline constexpr size_t kMaxUnixPath = 107;  // sockaddr_un.sun_path, with its NUL
 inline constexpr uint64_t kMaxQuotaBytes = uint64_t{1} << 50;  // memory_quota_bytes, max_keys
 inline constexpr size_t kMaxUserName = 128;
 
@@ -113,6 +114,8 @@ class Parser {
   void Listeners(const Val& v, Spec* spec);
   void AdminSection(const Val& v, Spec* spec);
   void AccountingSection(const Val& v, Accounting* a);
+  void UnixPath(const Val& v, ListenerSpec* l);
+  void FileMode(const Val& v, uint32_t* out);
   void BackendSection(const Val& v, Backend* b);
 
   // loader_tenants.cc.

@@ -59,12 +59,48 @@ void Parser::Listeners(const Val& v, Spec* spec) {
                                       Error(f, "must name a tenant (omit it for a gateway)");
                                     }
                                   }},
+                                 {"unix", [&](const Val& f) { UnixPath(f, &l); }},
+                                 {"mode", [&](const Val& f) { FileMode(f, &l.unix_mode); }},
                              });
     if (!seen) return;
-    Require(e, *seen, "bind");
-    if (Has(*seen, "bind")) spec->listeners.push_back(std::move(l));
+    const bool tcp = Has(*seen, "bind"), unix = Has(*seen, "unix");
+    if (tcp && unix) {
+      Error(e, "a listener has either bind (TCP) or unix (a socket path), not both");
+    } else if (!tcp && !unix) {
+      Error(e, "missing required field 'bind' (or 'unix' for a Unix socket)");
+    } else if (Has(*seen, "mode") && !unix) {
+      Error(e, "mode applies to a unix listener only");
+    } else if (tcp || !l.unix_path.empty()) {
+      spec->listeners.push_back(std::move(l));
+    }
   });
   if (list && v.node.size() == 0) Error(v, "at least one listener is required");
+}
+
+void Parser::UnixPath(const Val& v, ListenerSpec* l) {
+  l->unix_pos = v.pos;
+  std::string p;
+  if (!Str(v, &p)) return;
+  if (p.empty()) {
+    Error(v, "must be a socket path");
+  } else if (p.size() > kMaxUnixPath) {
+    Error(v, "a Unix socket path is at most " + std::to_string(kMaxUnixPath) + " bytes, got " +
+                 std::to_string(p.size()));
+  } else {
+    l->unix_path = std::move(p);
+  }
+}
+
+void Parser::FileMode(const Val& v, uint32_t* out) {
+  std::string s;
+  if (!Str(v, &s)) return;
+  const bool octal = !s.empty() && s.size() <= 4 &&
+                     s.find_first_not_of("01234567") == std::string::npos;
+  if (!octal) {
+    Error(v, "expected octal permission bits as a string, e.g. \"0660\", got " + Quote(s));
+    return;
+  }
+  *out = static_cast<uint32_t>(std::stoul(s, nullptr, 8));
 }
 
 void Parser::AccountingSection(const Val& v, Accounting* a) {

@@ -78,6 +78,9 @@ struct ListenerSpec {
   std::string path;  // "listeners[0]"
   Endpoint bind;
   Pos bind_pos;
+  std::string unix_path;  // unix: (instead of bind)
+  uint32_t unix_mode = 0660;
+  Pos unix_pos;
   std::string tenant;  // empty: gateway
   Pos tenant_pos;
 };

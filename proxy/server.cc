@@ -1,6 +1,7 @@
 #include "proxy/server.h"
 
 #include "proxy/accounting/accountant.h"
+#include "proxy/net/unix_listener.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -116,7 +117,7 @@ std::pair<bool, std::string> Server::Reload() {
   // Listener, worker and admin-bind changes need a restart; say so.
   auto listeners = [](const config::Snapshot& s) {
     std::string k;
-    for (const auto& l : s.listeners) k += l.bind.ToString() + "/" + l.tenant + ";";
+    for (const auto& l : s.listeners) k += l.Name() + "/" + l.tenant + ";";
     return k;
   };
   if (listeners(*r.snapshot) != listeners(*snapshot_) || r.snapshot->workers != snapshot_->workers ||
@@ -333,9 +334,15 @@ int Server::Run() {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), *this, metrics_->AddWorker()));
   }
   try {
+    std::map<std::string, int> unix_fds;
+    for (const auto& l : snapshot_->listeners) {
+      if (!l.is_unix()) continue;
+      unix_listeners_.push_back(std::make_unique<UnixListener>(l.unix_path, l.unix_mode));
+      unix_fds[l.unix_path] = unix_listeners_.back()->fd();
+    }
     for (auto& w : workers_) {
       w->PublishSnapshot(snapshot_);
-      w->Listen(snapshot_->listeners);
+      w->Listen(snapshot_->listeners, unix_fds);
     }
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen: {}", e.what());
@@ -406,7 +413,7 @@ int Server::Run() {
   accountant_->Start();
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
-    spdlog::info("listening on {} ({})", l.bind.ToString(),
+    spdlog::info("listening on {} ({})", l.Name(),
                  l.tenant.empty() ? std::string("gateway") : "tenant " + l.tenant);
   }
   spdlog::info("admin on {}:{}; {} workers; backend {}", snapshot_->admin.bind.host,

@@ -28,6 +28,7 @@
 namespace keyfence::proxy {
 
 class Worker;
+class UnixListener;
 namespace accounting {
 class Accountant;
 }
@@ -93,6 +94,7 @@ class Server {
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<Discovery> topology_;  // null: nothing to discover (standalone)
   std::unique_ptr<accounting::Accountant> accountant_;
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners_;  // removed at exit
   std::unique_ptr<MetricsRegistry> metrics_;
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -2,7 +2,10 @@
 
 #include "proxy/commands/tracking.h"
 
+#include <unistd.h>
+
 #include <future>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -106,9 +109,19 @@ std::string Worker::VisitSessions(const SessionVisit& visit) {
   return visit(live);
 }
 
-void Worker::Listen(const std::vector<config::Listener>& listeners) {
+void Worker::Listen(const std::vector<config::Listener>& listeners,
+                    const std::map<std::string, int>& unix_fds) {
   for (const auto& l : listeners) {
-    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), l, nullptr, 0});
+    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), nullptr, l, nullptr, 0});
+    if (l.is_unix()) {
+      // Every worker accepts on its own dup() of the one listening socket.
+      const int fd = ::dup(unix_fds.at(l.unix_path));
+      if (fd < 0) throw std::runtime_error("dup of " + l.Name() + " failed");
+      a->unix = std::make_unique<asio::local::stream_protocol::acceptor>(
+          loop_.io(), asio::local::stream_protocol(), fd);
+      acceptors_.push_back(std::move(a));
+      continue;
+    }
     tcp::endpoint ep(asio::ip::make_address(l.bind.host), l.bind.port);
     a->acceptor.open(ep.protocol());
     a->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -133,34 +146,48 @@ void Worker::Start() {
   });
 }
 
+bool Worker::Acceptor::is_open() const {
+  return unix ? unix->is_open() : acceptor.is_open();
+}
+
 void Worker::Accept(size_t i) {
   Acceptor& a = *acceptors_[i];
+  if (a.unix) {
+    a.unix->async_accept([this, i](const boost::system::error_code& ec,
+                                   asio::local::stream_protocol::socket sock) {
+      Accepted<UnixStream>(i, ec, std::move(sock));
+    });
+    return;
+  }
   a.acceptor.async_accept([this, i](const boost::system::error_code& ec, tcp::socket sock) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || stopping_ || !acceptors_[i]->acceptor.is_open()) {
-        return;
-      }
-      return AcceptFailed(i, ec);
-    }
-    acceptors_[i]->backoff_ms = 0;
-    if (!server_.TryAddClient()) {
-      std::string e = "-";
-      e.append(protocol::errors::kMaxClients);
-      e.append("\r\n");
-      boost::system::error_code ignored;
-      asio::write(sock, asio::buffer(e), ignored);
-      sock.close(ignored);
-      return Accept(i);
-    }
-    auto s = std::make_unique<Session>(*this, std::make_unique<TcpStream>(std::move(sock)),
-                                       acceptors_[i]->listener, next_client_id_++);
-    Session* raw = s.get();
-    sessions_.push_back(std::move(s));
-    sessions_count_.fetch_add(1, std::memory_order_relaxed);
-    raw->Start();
-    loop_.FlushDirty();
-    Accept(i);
+    Accepted<TcpStream>(i, ec, std::move(sock));
   });
+}
+
+template <class Stream, class Socket>
+void Worker::Accepted(size_t i, const boost::system::error_code& ec, Socket sock) {
+  if (ec) {
+    if (ec == asio::error::operation_aborted || stopping_ || !acceptors_[i]->is_open()) return;
+    return AcceptFailed(i, ec);
+  }
+  acceptors_[i]->backoff_ms = 0;
+  if (!server_.TryAddClient()) {
+    std::string e = "-";
+    e.append(protocol::errors::kMaxClients);
+    e.append("\r\n");
+    boost::system::error_code ignored;
+    asio::write(sock, asio::buffer(e), ignored);
+    sock.close(ignored);
+    return Accept(i);
+  }
+  auto s = std::make_unique<Session>(*this, std::make_unique<Stream>(std::move(sock)),
+                                     acceptors_[i]->listener, next_client_id_++);
+  Session* raw = s.get();
+  sessions_.push_back(std::move(s));
+  sessions_count_.fetch_add(1, std::memory_order_relaxed);
+  raw->Start();
+  loop_.FlushDirty();
+  Accept(i);
 }
 
 bool Worker::TryAddUnauthenticated(const std::string& addr, uint32_t per_addr, uint64_t total) {
@@ -184,12 +211,12 @@ void Worker::AcceptFailed(size_t i, const boost::system::error_code& ec) {
   if (now - last_accept_log_ns_ >= 1000000000) {
     last_accept_log_ns_ = now;
     spdlog::warn("worker {}: accept failed on {}: {}; pausing accepts for {} ms", index_,
-                 a.listener.bind.ToString(), ec.message(), a.backoff_ms);
+                 a.listener.Name(), ec.message(), a.backoff_ms);
   }
   if (!a.pause) a.pause = std::make_unique<asio::steady_timer>(loop_.io());
   a.pause->expires_after(std::chrono::milliseconds(a.backoff_ms));
   a.pause->async_wait([this, i](const boost::system::error_code& e) {
-    if (!e && !stopping_ && acceptors_[i]->acceptor.is_open()) Accept(i);
+    if (!e && !stopping_ && acceptors_[i]->is_open()) Accept(i);
   });
 }
 
@@ -309,6 +336,7 @@ void Worker::StopAccepting() {
     for (auto& a : acceptors_) {
       boost::system::error_code ec;
       a->acceptor.close(ec);
+      if (a->unix) a->unix->close(ec);
       if (a->pause) a->pause->cancel();
     }
   });

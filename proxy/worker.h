@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,7 +41,9 @@ class Worker final : public SessionHost, public BackendHost {
   void PublishSlotMap(SlotMapPtr map);
 
   // Opens the acceptors (on the calling thread, before Start()). Throws on error.
-  void Listen(const std::vector<config::Listener>& listeners);
+  // `unix_fds`: the listening Unix sockets by path (opened by the server).
+  void Listen(const std::vector<config::Listener>& listeners,
+              const std::map<std::string, int>& unix_fds);
   void Start();          // runs the thread
   void StopAccepting();  // thread-safe
   // Thread-safe: asks the worker whether requests are still in flight; the
@@ -86,6 +89,8 @@ class Worker final : public SessionHost, public BackendHost {
 
  private:
   void Accept(size_t i);
+  template <class Stream, class Socket>
+  void Accepted(size_t i, const boost::system::error_code& ec, Socket sock);
   void Tick();
   void ApplySnapshot(config::SnapshotPtr snap);
   // Runs fn(TenantLocal*) (null: no state for the tenant) on the worker thread
@@ -100,7 +105,9 @@ class Worker final : public SessionHost, public BackendHost {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
   struct Acceptor {
-    boost::asio::ip::tcp::acceptor acceptor;
+    boost::asio::ip::tcp::acceptor acceptor;  // TCP listeners
+    std::unique_ptr<boost::asio::local::stream_protocol::acceptor> unix;  // Unix ones
+    bool is_open() const;
     config::Listener listener;
     // After a failed accept (EMFILE at the fd limit): accepting pauses, with
     // backoff, instead of spinning; the connections wait in the backlog.

@@ -1,5 +1,5 @@
-// A client's byte stream, whatever carries it: plain TCP today; TLS and Unix
-// sockets plug in behind the same interface.
+// A client's byte stream, whatever carries it: TCP, a Unix socket, TLS, all
+// behind the same interface.
 //
 // Reads are non-blocking and driven by the worker's level-triggered ReadMux on
 // native_handle(). A stream that buffers bytes above the socket (TLS records
@@ -46,10 +46,14 @@ class ClientStream {
   virtual PeerInfo Peer() = 0;
 };
 
-class TcpStream final : public ClientStream {
+// A socket stream (TCP, or a Unix socket for sidecars): non-blocking reads,
+// asio writes.
+template <class Protocol>
+class SocketStream final : public ClientStream {
  public:
-  explicit TcpStream(boost::asio::ip::tcp::socket socket);
-  ~TcpStream() override;
+  using Socket = typename Protocol::socket;
+  explicit SocketStream(Socket socket);
+  ~SocketStream() override;
   int native_handle() override { return socket_.native_handle(); }
   size_t ReadSome(char* p, size_t n, boost::system::error_code& ec) override {
     return socket_.read_some(boost::asio::buffer(p, n), ec);
@@ -59,8 +63,13 @@ class TcpStream final : public ClientStream {
   PeerInfo Peer() override;
 
  private:
-  boost::asio::ip::tcp::socket socket_;
+  Socket socket_;
   std::shared_ptr<bool> alive_;
 };
+
+using TcpStream = SocketStream<boost::asio::ip::tcp>;
+using UnixStream = SocketStream<boost::asio::local::stream_protocol>;
+extern template class SocketStream<boost::asio::ip::tcp>;
+extern template class SocketStream<boost::asio::local::stream_protocol>;
 
 }  // namespace keyfence::proxy

@@ -708,8 +708,10 @@ class Keyfence:
     """
 
     def __init__(self, backend_port: int, overrides: dict | None = None,
-                 backend_nodes: list[str] | None = None, rlimits: dict | None = None):
+                 backend_nodes: list[str] | None = None, rlimits: dict | None = None,
+                 extra_listeners: list[dict] | None = None):
         self.bin = keyfence_bin()
+        self.extra_listeners = extra_listeners or []  # e.g. {"unix": PATH, "tenant": ...}
         self.rlimits = rlimits or {}  # resource.RLIMIT_* -> (soft, hard), set in the child
         self.backend_port = backend_port
         self.backend_nodes = backend_nodes
@@ -735,7 +737,7 @@ class Keyfence:
                 {"bind": f"{HOST}:{g}"},
                 {"bind": f"{HOST}:{o}", "tenant": "orders"},
                 {"bind": f"{HOST}:{p}", "tenant": "payments"},
-            ],
+            ] + self.extra_listeners,
             "admin": {"bind": f"{HOST}:{a}"},
             "backend": {
                 "mode": "standalone",
