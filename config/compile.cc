@@ -130,10 +130,33 @@ void CheckListeners(const Spec& spec, Diagnostics* diags) {
       diags->Add(l.bind_pos, l.path + ".bind: " + l.bind.ToString() +
                                  " overlaps the admin endpoint " + spec.admin.bind.ToString());
     }
+    if (l.tenant_from != TenantFrom::kAuth) {
+      if (!l.tls || l.tls->client_auth != ClientAuth::kRequired) {
+        diags->Add(l.tenant_from_pos, l.path + ".tenant_from: a tenant from the client "
+                                               "certificate needs tls with client_auth: required");
+      } else if (!l.tenant.empty()) {
+        diags->Add(l.tenant_from_pos, l.path + ".tenant_from: the listener names its tenant "
+                                               "already; omit one of tenant and tenant_from");
+      }
+    }
     if (l.tenant.empty()) continue;
     const bool known = std::any_of(spec.tenants.begin(), spec.tenants.end(),
                                    [&](const TenantSpec& t) { return t.app == l.tenant; });
     if (!known) diags->Add(l.tenant_pos, l.path + ".tenant: unknown tenant '" + l.tenant + "'");
+  }
+}
+
+// A certificate name selects one tenant.
+void CheckCertNames(const Spec& spec, Diagnostics* diags) {
+  std::map<std::string, const TenantSpec*> seen;
+  for (const TenantSpec& t : spec.tenants) {
+    for (const auto& [name, pos] : t.cert_names) {
+      auto [it, fresh] = seen.emplace(name, &t);
+      if (!fresh && it->second != &t) {
+        diags->Add(pos, "tenants." + t.app + ".cert_names: " + Quote(name) +
+                            " already selects tenant '" + it->second->app + "'");
+      }
+    }
   }
 }
 
@@ -175,6 +198,7 @@ Tenant CompileTenant(const TenantSpec& ts, const Snapshot& snap, Diagnostics* di
   t.app = ts.app;
   t.prefix = snap.cluster_name + "@" + ts.app + ":";
   t.limits = ts.limits.ApplyTo(snap.default_limits);
+  for (const auto& [name, pos] : ts.cert_names) t.cert_names.push_back(name);
   for (const UserSpec& us : ts.users) t.users.push_back(User{us.name, us.digest});
   t.deny = CommandSet(n);
   ResolveDeny(ts.deny, &t.deny, diags);
@@ -205,8 +229,9 @@ SnapshotPtr Compile(const Spec& spec, const std::string& source, uint64_t versio
   snap->max_clients = spec.max_clients;
   snap->shutdown_grace_ms = spec.shutdown_grace_ms;
   for (const ListenerSpec& l : spec.listeners) {
-    snap->listeners.push_back({l.bind, l.tenant, l.unix_path, l.unix_mode});
+    snap->listeners.push_back({l.bind, l.tenant, l.unix_path, l.unix_mode, l.tls, l.tenant_from});
   }
+  CheckCertNames(spec, diags);
   snap->admin = spec.admin;
   snap->backend = spec.backend;
   snap->accounting = spec.accounting;

@@ -83,6 +83,15 @@ const Tenant* Snapshot::FindTenant(std::string_view app) const {
   return nullptr;
 }
 
+const Tenant* Snapshot::FindTenantByCertName(std::string_view name) const {
+  for (const Tenant& t : tenants) {
+    for (const std::string& n : t.cert_names) {
+      if (n == name) return &t;
+    }
+  }
+  return nullptr;
+}
+
 namespace {
 
 bool DigestEqual(const std::array<uint8_t, 32>& a, const std::array<uint8_t, 32>& b) {
@@ -341,6 +350,18 @@ std::string ToJson(const Snapshot& s) {
       j.Key("unix").Str(l.unix_path).Key("mode").Num(l.unix_mode);
     } else {
       j.Key("bind").Str(l.bind.ToString());
+    }
+    if (l.tls) {
+      static constexpr std::string_view kAuth[] = {"none", "optional", "required"};
+      j.Key("tls").Open('{').Key("cert").Str(l.tls->cert_path).Key("key").Str(l.tls->key_path);
+      j.Key("ca").Str(l.tls->ca_path);
+      j.Key("client_auth").Str(kAuth[static_cast<int>(l.tls->client_auth)]);
+      j.Key("min_version").Str(l.tls->min_version == 0x0304 ? "1.3" : "1.2");
+      j.Key("fingerprint").Str(l.tls->fingerprint).Close('}');
+    }
+    static constexpr std::string_view kFrom[] = {"auth", "cert_cn", "cert_san_dns", "cert_san_uri"};
+    if (l.tenant_from != TenantFrom::kAuth) {
+      j.Key("tenant_from").Str(kFrom[static_cast<int>(l.tenant_from)]);
     }
     j.Key("tenant");
     if (l.tenant.empty()) {

@@ -86,6 +86,23 @@ struct Tenant {
   std::vector<User> users;
   CommandSet deny;     // global policy.deny_commands + the tenant's own
   std::vector<KeyRule> key_rules;
+  std::vector<std::string> cert_names;  // client-certificate names that select it (tenant_from)
+};
+
+// listeners[].tls (issue 12). The files are read and checked when the config
+// loads (a bad certificate is a config error, the running config stays);
+// their contents are kept here, so the TLS context is built from exactly
+// what was checked.
+enum class ClientAuth : uint8_t { kNone, kOptional, kRequired };
+// listeners[].tenant_from: how a connection's tenant is chosen.
+enum class TenantFrom : uint8_t { kAuth, kCertCn, kCertSanDns, kCertSanUri };
+
+struct ListenerTls {
+  std::string cert_path, key_path, ca_path;
+  std::string cert_pem, key_pem, ca_pem;
+  ClientAuth client_auth = ClientAuth::kNone;
+  int min_version = 0x0303;  // TLS1_2_VERSION; 0x0304 for "1.3"
+  std::string fingerprint;   // SHA-256 hex of the contents and settings
 };
 
 struct Listener {
@@ -93,6 +110,8 @@ struct Listener {
   std::string tenant;  // empty: gateway (AUTH chooses the tenant)
   std::string unix_path;       // a Unix socket listener (sidecars): the socket's path
   uint32_t unix_mode = 0660;   // its permission bits
+  std::shared_ptr<const ListenerTls> tls;  // null: plain
+  TenantFrom tenant_from = TenantFrom::kAuth;
   bool is_unix() const { return !unix_path.empty(); }
   // "host:port", or "unix:<path>": for logs and messages.
   std::string Name() const { return is_unix() ? "unix:" + unix_path : bind.ToString(); }
@@ -160,6 +179,8 @@ struct Snapshot {
   Accounting accounting;
 
   const Tenant* FindTenant(std::string_view app) const;
+  // The tenant whose cert_names has `name`, or nullptr.
+  const Tenant* FindTenantByCertName(std::string_view name) const;
   // AUTH user pass: the user's tenant if the password matches (constant-time
   // comparison of SHA-256 digests), else nullptr.
   const Tenant* Authenticate(std::string_view user, std::string_view pass) const;

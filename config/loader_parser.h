@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +74,7 @@ class Parser {
   void Error(const Val& v, const std::string& message) {
     diags_->Add(v.pos, v.path.empty() ? message : v.path + ": " + message);
   }
+  size_t errors() const { return diags_->size(); }
 
   // loader_walk.cc.
   // Checks that v is a mapping, dispatches each field to its handler, reports
@@ -115,6 +117,10 @@ class Parser {
   void AdminSection(const Val& v, Spec* spec);
   void AccountingSection(const Val& v, Accounting* a);
   void UnixPath(const Val& v, ListenerSpec* l);
+  // loader_tls.cc: the tls mapping, its files read and checked; null on errors.
+  std::shared_ptr<const ListenerTls> TlsSection(const Val& v);
+  // A PEM file's contents, or nullopt (reported at v).
+  std::optional<std::string> ReadPem(const Val& v, const std::string& path);
   void FileMode(const Val& v, uint32_t* out);
   void BackendSection(const Val& v, Backend* b);
 

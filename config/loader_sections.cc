@@ -60,6 +60,20 @@ void Parser::Listeners(const Val& v, Spec* spec) {
                                     }
                                   }},
                                  {"unix", [&](const Val& f) { UnixPath(f, &l); }},
+                                 {"tls",
+                                  [&](const Val& f) {
+                                    l.tls_pos = f.pos;
+                                    l.tls = TlsSection(f);
+                                  }},
+                                 {"tenant_from",
+                                  [&](const Val& f) {
+                                    l.tenant_from_pos = f.pos;
+                                    size_t i = 0;
+                                    if (Choice(f, {"auth", "cert_cn", "cert_san_dns", "cert_san_uri"},
+                                               &i)) {
+                                      l.tenant_from = static_cast<TenantFrom>(i);
+                                    }
+                                  }},
                                  {"mode", [&](const Val& f) { FileMode(f, &l.unix_mode); }},
                              });
     if (!seen) return;
@@ -70,6 +84,8 @@ void Parser::Listeners(const Val& v, Spec* spec) {
       Error(e, "missing required field 'bind' (or 'unix' for a Unix socket)");
     } else if (Has(*seen, "mode") && !unix) {
       Error(e, "mode applies to a unix listener only");
+    } else if (Has(*seen, "tls") && unix) {
+      Error(e, "tls applies to TCP listeners (a Unix socket is reached only from its host)");
     } else if (tcp || !l.unix_path.empty()) {
       spec->listeners.push_back(std::move(l));
     }

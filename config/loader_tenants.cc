@@ -99,6 +99,18 @@ void Parser::TenantBody(const Val& v, TenantSpec* t) {
           {"limits", [&](const Val& f) { LimitsSection(f, &t->limits); }},
           {"deny_commands", [&](const Val& f) { DenyList(f, &t->deny); }},
           {"key_rules", [&](const Val& f) { Seq(f, [&](const Val& e) { KeyRuleEntry(e, t); }); }},
+          {"cert_names",
+           [&](const Val& f) {
+             Seq(f, [&](const Val& e) {
+               std::string n;
+               if (!Str(e, &n)) return;
+               if (n.empty()) {
+                 Error(e, "must not be empty");
+               } else {
+                 t->cert_names.emplace_back(std::move(n), e.pos);
+               }
+             });
+           }},
       });
 }
 

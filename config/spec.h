@@ -33,6 +33,7 @@ class Diagnostics {
     errors_.push_back({file_, pos.line, pos.column, std::move(message)});
   }
   bool empty() const { return errors_.empty(); }
+  size_t size() const { return errors_.size(); }
   // All diagnostics, sorted by position (stable: same position keeps the order of Add).
   std::vector<Diagnostic> Take();
 
@@ -81,6 +82,10 @@ struct ListenerSpec {
   std::string unix_path;  // unix: (instead of bind)
   uint32_t unix_mode = 0660;
   Pos unix_pos;
+  std::shared_ptr<const ListenerTls> tls;
+  Pos tls_pos;
+  TenantFrom tenant_from = TenantFrom::kAuth;
+  Pos tenant_from_pos;
   std::string tenant;  // empty: gateway
   Pos tenant_pos;
 };
@@ -103,6 +108,7 @@ struct KeyRuleSpec {
 struct TenantSpec {
   std::string app;
   Pos pos;  // the app name (map key)
+  std::vector<std::pair<std::string, Pos>> cert_names;
   std::vector<UserSpec> users;
   LimitsSpec limits;
   std::vector<DenyEntry> deny;

@@ -34,6 +34,9 @@ inline constexpr std::string_view kNoProto = "NOPROTO unsupported protocol versi
 inline constexpr std::string_view kListenerTenantMissing =
     "ERR keyfence: this listener's tenant is not configured";
 inline constexpr std::string_view kTenantRemoved = "ERR keyfence: tenant removed by configuration";
+// listeners[].tenant_from: the verified client certificate names no tenant's cert_names.
+inline constexpr std::string_view kCertNoTenant =
+    "NOPERM keyfence: the client certificate names no tenant";
 inline constexpr std::string_view kRequestTooLarge =
     "ERR Protocol error: request larger than max_request_bytes";
 inline constexpr std::string_view kTooManyUnauthenticated =

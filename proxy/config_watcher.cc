@@ -31,8 +31,18 @@ uint64_t ConfigWatcher::ContentHash() const {
   if (!f) return 0;
   std::ostringstream ss;
   ss << f.rdbuf();
+  // The files the config names (TLS certificates and keys): a rotation of
+  // them reloads too. One that cannot be read counts as empty (the reload
+  // then reports it).
+  for (const std::string& extra : extra_) {
+    std::ifstream e(extra, std::ios::binary);
+    ss << '\0' << extra << '\0';
+    if (e) ss << e.rdbuf();
+  }
   return std::hash<std::string>{}(ss.str()) | 1;  // 0 means "unreadable"
 }
+
+void ConfigWatcher::SetExtraFiles(std::vector<std::string> files) { extra_ = std::move(files); }
 
 void ConfigWatcher::Remember() { last_hash_ = ContentHash(); }
 
@@ -82,7 +92,7 @@ void ConfigWatcher::Changed() {
     uint64_t h = ContentHash();
     if (h == 0 || h == last_hash_) return;
     last_hash_ = h;
-    spdlog::info("config file {} changed: reloading", path_);
+    spdlog::info("config file {} (or a file it names) changed: reloading", path_);
     on_change_();
   });
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
 #include <boost/asio.hpp>
@@ -24,6 +25,9 @@ class ConfigWatcher {
   void Stop();
   // The content now on disk is the running one (after SIGHUP or POST /reload).
   void Remember();
+  // Files whose content counts as the config's too (listeners' TLS files);
+  // call before Remember().
+  void SetExtraFiles(std::vector<std::string> files);
 
  private:
   void ArmInotify();
@@ -34,6 +38,7 @@ class ConfigWatcher {
   boost::asio::io_context& io_;
   std::string path_;
   std::string dir_;
+  std::vector<std::string> extra_;
   std::function<void()> on_change_;
   int inotify_fd_ = -1;
   boost::asio::posix::stream_descriptor desc_;

@@ -1,6 +1,7 @@
 // keyfence: a namespace-enforcing Redis proxy. Flag parsing, logging set-up,
 // --check and the exit codes (DESIGN.md "Build and run").
 #include <cstdio>
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -24,6 +25,9 @@ void Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write to a peer that has gone must be an error, not the end of the
+  // process: OpenSSL writes to client sockets without MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   if (argc > 1 && std::strcmp(argv[1], "analyze") == 0) {
     return keyfence::proxy::accounting::RunAnalyze(argc, argv);
   }

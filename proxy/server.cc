@@ -127,7 +127,22 @@ std::pair<bool, std::string> Server::Reload() {
   }
   acl_.Apply(r.snapshot, AclNodes(*r.snapshot));  // before any request runs on the new rules
   Publish(r.snapshot);
+  if (watcher_) {
+    watcher_->SetExtraFiles(TlsFiles(*r.snapshot));
+    watcher_->Remember();
+  }
   return {true, "{\"ok\":true,\"version\":" + std::to_string(r.snapshot->version) + "}"};
+}
+
+std::vector<std::string> Server::TlsFiles(const config::Snapshot& snap) {
+  std::vector<std::string> files;
+  for (const config::Listener& l : snap.listeners) {
+    if (!l.tls) continue;
+    for (const std::string* f : {&l.tls->cert_path, &l.tls->key_path, &l.tls->ca_path}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  }
+  return files;
 }
 
 void Server::ProbeBackend() {
@@ -420,6 +435,7 @@ int Server::Run() {
                admin_->port(), workers_.size(), snapshot_->backend.nodes[0].ToString());
   ProbeBackend();
   watcher_ = std::make_unique<ConfigWatcher>(control_, config_path_, [this] { Reload(); });
+  watcher_->SetExtraFiles(TlsFiles(*snapshot_));  // a certificate rotation reloads too
   watcher_->Start();
   WaitSignal();
   control_.run();

@@ -76,6 +76,7 @@ class Server {
   uint64_t unauth_total_ = 0;                                  // unauth_mu_
   void Publish(config::SnapshotPtr snap);
   void ProbeBackend();
+  static std::vector<std::string> TlsFiles(const config::Snapshot& snap);
   void WaitSignal();
   std::string TenantsJson();
   std::pair<int, std::string> HotKeysJson(std::string_view tenant);

@@ -11,6 +11,7 @@
 
 #include "protocol/error_replies.h"
 #include "proxy/net/client_stream.h"
+#include "proxy/net/tls_stream.h"
 #include "proxy/session/session.h"
 #include "proxy/server.h"
 
@@ -51,6 +52,7 @@ void Worker::ApplySnapshot(config::SnapshotPtr snap) {
       snapshot_->backend.username != snap->backend.username;
   snapshot_ = std::move(snap);
   snapshot_version_ = snapshot_->version;
+  if (!first) UpdateTls();
   // Live connections pick up the new config now (a removed tenant's are closed).
   std::vector<Session*> live;
   for (auto& s : sessions_) live.push_back(s.get());
@@ -112,7 +114,8 @@ std::string Worker::VisitSessions(const SessionVisit& visit) {
 void Worker::Listen(const std::vector<config::Listener>& listeners,
                     const std::map<std::string, int>& unix_fds) {
   for (const auto& l : listeners) {
-    auto a = std::make_unique<Acceptor>(Acceptor{tcp::acceptor(loop_.io()), nullptr, l, nullptr, 0});
+    auto a = std::make_unique<Acceptor>(
+        Acceptor{tcp::acceptor(loop_.io()), nullptr, nullptr, l, nullptr, 0});
     if (l.is_unix()) {
       // Every worker accepts on its own dup() of the one listening socket.
       const int fd = ::dup(unix_fds.at(l.unix_path));
@@ -121,6 +124,11 @@ void Worker::Listen(const std::vector<config::Listener>& listeners,
           loop_.io(), asio::local::stream_protocol(), fd);
       acceptors_.push_back(std::move(a));
       continue;
+    }
+    if (l.tls) {
+      std::string err;
+      a->tls = TlsContext::Make(*l.tls, &err);
+      if (!a->tls) throw std::runtime_error("tls on " + l.Name() + ": " + err);
     }
     tcp::endpoint ep(asio::ip::make_address(l.bind.host), l.bind.port);
     a->acceptor.open(ep.protocol());
@@ -155,16 +163,46 @@ void Worker::Accept(size_t i) {
   if (a.unix) {
     a.unix->async_accept([this, i](const boost::system::error_code& ec,
                                    asio::local::stream_protocol::socket sock) {
-      Accepted<UnixStream>(i, ec, std::move(sock));
+      Accepted(i, ec, std::move(sock));
     });
     return;
   }
   a.acceptor.async_accept([this, i](const boost::system::error_code& ec, tcp::socket sock) {
-    Accepted<TcpStream>(i, ec, std::move(sock));
+    Accepted(i, ec, std::move(sock));
   });
 }
 
-template <class Stream, class Socket>
+std::unique_ptr<ClientStream> Worker::Wrap(size_t i, tcp::socket sock) {
+  if (const auto& tls = acceptors_[i]->tls) return std::make_unique<TlsStream>(std::move(sock), tls);
+  return std::make_unique<TcpStream>(std::move(sock));
+}
+
+std::unique_ptr<ClientStream> Worker::Wrap(size_t, asio::local::stream_protocol::socket sock) {
+  return std::make_unique<UnixStream>(std::move(sock));
+}
+
+// A new snapshot with other certificate material for a TLS listener: new
+// connections get a new context; open ones keep theirs. A context OpenSSL
+// refuses keeps the old one (logged).
+void Worker::UpdateTls() {
+  for (auto& a : acceptors_) {
+    if (!a->tls) continue;
+    for (const config::Listener& l : snapshot_->listeners) {
+      if (l.Name() != a->listener.Name() || !l.tls) continue;
+      if (l.tls->fingerprint == a->tls->fingerprint()) break;
+      std::string err;
+      if (auto ctx = TlsContext::Make(*l.tls, &err)) {
+        a->tls = std::move(ctx);
+        if (index_ == 0) spdlog::info("tls: {}: new certificate in use", l.Name());
+      } else {
+        spdlog::error("tls: {}: {}; the previous certificate stays", l.Name(), err);
+      }
+      break;
+    }
+  }
+}
+
+template <class Socket>
 void Worker::Accepted(size_t i, const boost::system::error_code& ec, Socket sock) {
   if (ec) {
     if (ec == asio::error::operation_aborted || stopping_ || !acceptors_[i]->is_open()) return;
@@ -180,8 +218,8 @@ void Worker::Accepted(size_t i, const boost::system::error_code& ec, Socket sock
     sock.close(ignored);
     return Accept(i);
   }
-  auto s = std::make_unique<Session>(*this, std::make_unique<Stream>(std::move(sock)),
-                                     acceptors_[i]->listener, next_client_id_++);
+  auto s = std::make_unique<Session>(*this, Wrap(i, std::move(sock)), acceptors_[i]->listener,
+                                     next_client_id_++);
   Session* raw = s.get();
   sessions_.push_back(std::move(s));
   sessions_count_.fetch_add(1, std::memory_order_relaxed);

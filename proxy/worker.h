@@ -25,6 +25,9 @@
 
 namespace keyfence::proxy {
 
+class ClientStream;
+class TlsContext;
+
 class Server;
 class Session;
 
@@ -89,8 +92,11 @@ class Worker final : public SessionHost, public BackendHost {
 
  private:
   void Accept(size_t i);
-  template <class Stream, class Socket>
+  template <class Socket>
   void Accepted(size_t i, const boost::system::error_code& ec, Socket sock);
+  std::unique_ptr<ClientStream> Wrap(size_t i, boost::asio::ip::tcp::socket sock);
+  std::unique_ptr<ClientStream> Wrap(size_t i, boost::asio::local::stream_protocol::socket sock);
+  void UpdateTls();
   void Tick();
   void ApplySnapshot(config::SnapshotPtr snap);
   // Runs fn(TenantLocal*) (null: no state for the tenant) on the worker thread
@@ -108,6 +114,7 @@ class Worker final : public SessionHost, public BackendHost {
     boost::asio::ip::tcp::acceptor acceptor;  // TCP listeners
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> unix;  // Unix ones
     bool is_open() const;
+    std::shared_ptr<TlsContext> tls;  // TLS listeners: the context for new connections
     config::Listener listener;
     // After a failed accept (EMFILE at the fd limit): accepting pauses, with
     // backoff, instead of spinning; the connections wait in the backlog.

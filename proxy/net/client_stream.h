@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
 #include <boost/asio.hpp>
@@ -32,6 +33,13 @@ struct PeerInfo {
   uint16_t local_port = 0;
 };
 
+// A verified client certificate's names (listeners[].tenant_from).
+struct PeerCert {
+  std::string cn;
+  std::vector<std::string> dns;  // subjectAltName DNS entries
+  std::vector<std::string> uri;  // subjectAltName URI entries (SPIFFE IDs)
+};
+
 class ClientStream {
  public:
   virtual ~ClientStream() = default;
@@ -44,6 +52,10 @@ class ClientStream {
   virtual void Close() = 0;
   // Addresses, read once when the stream starts.
   virtual PeerInfo Peer() = 0;
+  // TLS: true until the handshake is done; then peer_cert() holds the
+  // verified client certificate's names (null without one, or not TLS).
+  virtual bool handshaking() const { return false; }
+  virtual const PeerCert* peer_cert() const { return nullptr; }
 };
 
 // A socket stream (TCP, or a Unix socket for sidecars): non-blocking reads,

@@ -55,6 +55,11 @@ void ClientConn::ReadReady() {
     size_t room = in_.Writable();
     boost::system::error_code ec;
     size_t n = stream_->ReadSome(p, room, ec);
+    if (handshake_pending_ && !stream_->handshaking()) {
+      handshake_pending_ = false;
+      handler_.OnHandshake(stream_->peer_cert());
+      if (closing()) return;
+    }
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec) return Close();
     in_.Commit(n);

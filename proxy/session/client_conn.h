@@ -57,6 +57,9 @@ class RequestHandler {
   virtual void OnBadInput(RejectReason reason) = 0;
   // The connection closed.
   virtual void OnClosed() = 0;
+  // TLS: the handshake is done (ExpectHandshake()); `cert` the verified client
+  // certificate's names, or null. Before any request is handed over.
+  virtual void OnHandshake(const PeerCert* cert) { (void)cert; }
 };
 
 class ClientConn final : public Readable, public Flushable, public WriteDone {
@@ -66,6 +69,8 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
 
   // Starts reading; false if the stream cannot be watched.
   bool Start();
+  // Tell the handler when the stream's TLS handshake is done.
+  void ExpectHandshake() { handshake_pending_ = true; }
   void OnReadable() override;
   void Flush() override;
   void OnWritten(const boost::system::error_code& ec) override;
@@ -131,6 +136,7 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   std::atomic<int64_t>* buffered_at_ = nullptr;  // the tenant count holding buffered_
   int64_t buffered_ = 0;
   bool close_after_flush_ = false;
+  bool handshake_pending_ = false;
   bool closed_ = false;
 };
 

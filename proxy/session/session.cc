@@ -50,7 +50,12 @@ void Session::PostToClient(uint64_t id, std::function<void(CommandContext*)> fn)
 void Session::Start() {
   RefreshSnapshot();
   if (conn_.closing()) return;
-  if (!listener_.tenant.empty()) {
+  if (listener_.tenant_from != config::TenantFrom::kAuth) {
+    // The tenant comes from the client certificate, once the handshake is done.
+    conn_.ExpectHandshake();
+    EnterUnauthenticated();
+    if (conn_.closing()) return;
+  } else if (!listener_.tenant.empty()) {
     const config::Tenant* t = snapshot_->FindTenant(listener_.tenant);
     if (t == nullptr) return conn_.CloseWithError(errors::kListenerTenantMissing);
     if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
@@ -61,6 +66,43 @@ void Session::Start() {
   conn_.parser().set_limits(binding_.ParserLimits());
   PickBackendUser();
   if (!conn_.Start()) conn_.Close();
+}
+
+void Session::OnHandshake(const PeerCert* cert) {
+  const config::Tenant* t = nullptr;
+  std::string names;
+  auto consider = [&](const std::string& n) {
+    names += (names.empty() ? "" : ", ") + n;
+    if (t == nullptr) t = snapshot_->FindTenantByCertName(n);
+  };
+  if (cert != nullptr) {
+    switch (listener_.tenant_from) {
+      case config::TenantFrom::kCertCn:
+        consider(cert->cn);
+        break;
+      case config::TenantFrom::kCertSanDns:
+        for (const std::string& n : cert->dns) consider(n);
+        break;
+      case config::TenantFrom::kCertSanUri:
+        for (const std::string& n : cert->uri) consider(n);
+        break;
+      case config::TenantFrom::kAuth:
+        return;
+    }
+  }
+  if (t == nullptr) {
+    spdlog::warn("tls: the client certificate of {} names no tenant ({}); closing",
+                 info_.peer.remote_ip, names.empty() ? "no name" : names);
+    binding_.counters().CountRejected(RejectReason::kAuth);
+    return conn_.CloseWithError(errors::kCertNoTenant);
+  }
+  // From now on the connection is as one on a listener of that tenant: AUTH
+  // only as its users, RESET keeps it.
+  listener_.tenant = t->app;
+  LeaveUnauthenticated();
+  if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
+  conn_.parser().set_limits(binding_.ParserLimits());
+  PickBackendUser();
 }
 
 bool Session::ClaimDedicated() {

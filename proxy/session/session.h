@@ -88,6 +88,7 @@ class Session final : public RequestHandler,
   const SessionInfo& info() override;
   const config::Snapshot& snapshot() const override { return *snapshot_; }
   const config::Listener& listener() const override { return listener_; }
+  void OnHandshake(const PeerCert* cert) override;
   Backend& backend() override { return host_.backend(); }
   void DropDedicated() override;
   void Adopt(std::unique_ptr<AsyncOp> op) override { ops_.push_back(std::move(op)); }

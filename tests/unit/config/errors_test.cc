@@ -39,7 +39,8 @@ TEST_CASE("errors: missing required fields") {
   ExpectError(
       "cluster_name: shop\nlisteners:\n  - tenant: a\nbackend:\n  nodes: [h:1]\n"
       "tenants: { a: {} }\n",
-      3, 5, "listeners[0]: missing required field 'bind'");
+      3, 5,
+              "listeners[0]: missing required field 'bind' (or 'unix' for a Unix socket)");
 }
 
 TEST_CASE("errors: unknown fields at every level") {

@@ -1,0 +1,39 @@
+// A listener's server-side TLS context (OpenSSL), built from the certificate,
+// key and CA a config snapshot checked (config::ListenerTls): protocol floor,
+// verification of client certificates (client_auth), no renegotiation.
+// Immutable once built and shared by the connections that use it; a reload
+// with new certificate files builds a new one for new connections, while the
+// connections already open keep theirs (no drop on rotation).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+
+namespace keyfence::proxy {
+
+class TlsContext {
+ public:
+  // Null, with *error set, if OpenSSL refuses the material.
+  static std::shared_ptr<TlsContext> Make(const config::ListenerTls& tls, std::string* error);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  SSL_CTX* get() const { return ctx_; }
+  const std::string& fingerprint() const { return fingerprint_; }
+
+ private:
+  TlsContext(SSL_CTX* ctx, std::string fingerprint)
+      : ctx_(ctx), fingerprint_(std::move(fingerprint)) {}
+  SSL_CTX* ctx_;
+  std::string fingerprint_;
+};
+
+// The last OpenSSL error of this thread, as text (and the queue cleared).
+std::string TlsErrorText();
+
+}  // namespace keyfence::proxy
