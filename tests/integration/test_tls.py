@@ -29,7 +29,8 @@ def pki(tmp_path_factory):
                                                          ips=["127.0.0.1"], server=True))
     out["orders"] = write_pair(d, "orders", *ca.issue("orders.shop.svc",
                                                          uris=["spiffe://shop/ns/orders"]))
-    out["payments"] = write_pair(d, "payments", *ca.issue("payments.shop.svc"))
+    out["payments"] = write_pair(d, "payments", *ca.issue("payments.shop.svc",
+                                                             dns=["payments.shop.svc.cluster.local"]))
     out["nobody"] = write_pair(d, "nobody", *ca.issue("nobody.shop.svc"))
     out["expired"] = write_pair(d, "expired", *ca.issue("orders.shop.svc", expired=True))
     other = Ca("another CA")
@@ -39,7 +40,7 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_ports():
-    return dict(zip(("tls", "mtls", "uri"), free_ports(3)))
+    return dict(zip(("tls", "mtls", "uri", "dns", "optional"), free_ports(5)))
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,15 @@ def keyfence(redis_server, pki, tls_ports):
     mtls = {"cert": cert, "key": key, "ca": pki["ca"], "client_auth": "required"}
     kf = start_keyfence(redis_server.port, {"tenants": {
         "orders": {"cert_names": ["orders.shop.svc", "spiffe://shop/ns/orders"]},
-        "payments": {"cert_names": ["payments.shop.svc"]}}},
+        "payments": {"cert_names": ["payments.shop.svc", "payments.shop.svc.cluster.local"]}}},
         extra_listeners=[
             {"bind": f"{HOST}:{tls_ports['tls']}", "tenant": "orders",
              "tls": {"cert": cert, "key": key}},
             {"bind": f"{HOST}:{tls_ports['mtls']}", "tls": mtls, "tenant_from": "cert_cn"},
             {"bind": f"{HOST}:{tls_ports['uri']}", "tls": mtls, "tenant_from": "cert_san_uri"},
+            {"bind": f"{HOST}:{tls_ports['dns']}", "tls": mtls, "tenant_from": "cert_san_dns"},
+            {"bind": f"{HOST}:{tls_ports['optional']}", "tenant": "payments",
+             "tls": dict(mtls, client_auth="optional")},
         ])
     yield kf
     stop_keyfence(kf)
@@ -114,6 +118,16 @@ def test_client_certificates_choose_the_tenant(kf, backend, pki, tls_ports):
     assert u.get("who") == b"orders"
     with pytest.raises(redis.ResponseError, match="names no tenant"):
         tls_client(tls_ports["uri"], pki, "payments").ping()  # payments has no URI name
+    d = tls_client(tls_ports["dns"], pki, "payments")  # the SAN DNS name
+    assert d.get("who") == b"payments"
+    with pytest.raises(redis.ResponseError, match="names no tenant"):
+        tls_client(tls_ports["dns"], pki, "orders").ping()  # orders' cert has no DNS name
+    # client_auth: optional: without a certificate, or with a valid one, served; an
+    # untrusted one is still refused at the handshake
+    assert tls_client(tls_ports["optional"], pki).get("who") == b"payments"
+    assert tls_client(tls_ports["optional"], pki, "orders").get("who") == b"payments"
+    with pytest.raises((redis.exceptions.ConnectionError, ssl.SSLError)):
+        tls_client(tls_ports["optional"], pki, "untrusted").ping()
 
 
 def test_certificates_refused(kf, keyfence, pki, tls_ports):
@@ -141,9 +155,25 @@ def _peer_serial(port, pki):
 
 def test_rotation_keeps_connections(kf, keyfence, pki, tls_ports):
     import redis
+    import threading
     before = _peer_serial(tls_ports["tls"], pki)
     c = tls_client(tls_ports["tls"], pki)
     assert c.set("during", "0")
+    # load on 8 more connections through the rotation: none may drop or err
+    stop, errors, counts = threading.Event(), [], [0] * 8
+
+    def load(i):
+        cl = tls_client(tls_ports["tls"], pki)
+        try:
+            while not stop.is_set():
+                counts[i] = cl.incr(f"load:{i}")
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            errors.append(repr(e))
+        if cl.connection_pool._created_connections != 1:
+            errors.append(f"client {i} reconnected")
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
     cert, key = pki["server"]
     new_cert, new_key = pki["ca_obj"].issue("keyfence", dns=["localhost"], ips=["127.0.0.1"],
                                              server=True)
@@ -155,6 +185,11 @@ def test_rotation_keeps_connections(kf, keyfence, pki, tls_ports):
         n += 1
         time.sleep(0.05)
     after = _peer_serial(tls_ports["tls"], pki)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors
+    assert all(n > 0 for n in counts), counts
     assert after != before, "the new certificate is not served"
     assert c.incr("during") == n + 1 and c.connection_pool._created_connections == 1
     # a broken certificate: the old one stays, the reload is reported as failed
