@@ -37,6 +37,8 @@ inline constexpr std::string_view kTenantRemoved = "ERR keyfence: tenant removed
 // listeners[].tenant_from: the verified client certificate names no tenant's cert_names.
 inline constexpr std::string_view kCertNoTenant =
     "NOPERM keyfence: the client certificate names no tenant";
+inline constexpr std::string_view kCertManyTenants =
+    "NOPERM keyfence: the client certificate names more than one tenant";
 inline constexpr std::string_view kRequestTooLarge =
     "ERR Protocol error: request larger than max_request_bytes";
 inline constexpr std::string_view kTooManyUnauthenticated =

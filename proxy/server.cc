@@ -117,13 +117,17 @@ std::pair<bool, std::string> Server::Reload() {
   // Listener, worker and admin-bind changes need a restart; say so.
   auto listeners = [](const config::Snapshot& s) {
     std::string k;
-    for (const auto& l : s.listeners) k += l.Name() + "/" + l.tenant + ";";
+    for (const auto& l : s.listeners) {  // what a listener is; its certificates reload live
+      k += l.Name() + "/" + l.tenant + "/" + (l.tls ? "tls" : "plain") + "/" +
+           std::to_string(static_cast<int>(l.tenant_from)) + "/" + std::to_string(l.unix_mode) +
+           ";";
+    }
     return k;
   };
   if (listeners(*r.snapshot) != listeners(*snapshot_) || r.snapshot->workers != snapshot_->workers ||
       r.snapshot->admin.bind.ToString() != snapshot_->admin.bind.ToString()) {
-    spdlog::warn("config reload: listener, worker and admin.bind changes take effect after a "
-                 "restart");
+    spdlog::warn("config reload: listener (bind, unix, tenant, tls on/off, tenant_from, mode), "
+                 "worker and admin.bind changes take effect after a restart");
   }
   acl_.Apply(r.snapshot, AclNodes(*r.snapshot));  // before any request runs on the new rules
   Publish(r.snapshot);
@@ -359,6 +363,7 @@ int Server::Run() {
       w->PublishSnapshot(snapshot_);
       w->Listen(snapshot_->listeners, unix_fds);
     }
+    for (auto& u : unix_listeners_) u->CloseFd();  // the workers hold theirs
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;

@@ -210,10 +210,14 @@ void Worker::Accepted(size_t i, const boost::system::error_code& ec, Socket sock
   }
   acceptors_[i]->backoff_ms = 0;
   if (!server_.TryAddClient()) {
+    boost::system::error_code ignored;
+    if (acceptors_[i]->tls) {  // no plain text into a TLS client: just closed
+      sock.close(ignored);
+      return Accept(i);
+    }
     std::string e = "-";
     e.append(protocol::errors::kMaxClients);
     e.append("\r\n");
-    boost::system::error_code ignored;
     asio::write(sock, asio::buffer(e), ignored);
     sock.close(ignored);
     return Accept(i);

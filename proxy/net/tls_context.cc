@@ -62,7 +62,7 @@ bool UseClientCas(SSL_CTX* ctx, const std::string& pem) {
 }  // namespace
 
 std::string TlsErrorText() {
-  const unsigned long e = ERR_get_error();
+  const unsigned long e = ERR_peek_last_error();
   ERR_clear_error();
   if (e == 0) return "unknown TLS error";
   char buf[256];
@@ -71,6 +71,7 @@ std::string TlsErrorText() {
 }
 
 std::shared_ptr<TlsContext> TlsContext::Make(const config::ListenerTls& tls, std::string* error) {
+  ERR_clear_error();  // what this thread left from a connection is not about this
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) {
     *error = TlsErrorText();

@@ -2,7 +2,6 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,7 +14,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr int kHandshakeWriteWaitMs = 1000;  // a full socket during the handshake (rare)
 constexpr int64_t kFailureLinesPerSecond = 20;  // a flood of bad handshakes logs no more
 
 std::string Utf8(ASN1_STRING* s) {
@@ -104,16 +102,18 @@ size_t TlsStream::ReadSome(char* p, size_t n, boost::system::error_code& ec) {
       case SSL_ERROR_WANT_READ:
         ec = asio::error::would_block;
         return 0;
-      case SSL_ERROR_WANT_WRITE: {  // the handshake's answer did not fit the socket
-        pollfd w{socket_.native_handle(), POLLOUT, 0};
-        if (::poll(&w, 1, kHandshakeWriteWaitMs) == 1) continue;
-        ec = asio::error::timed_out;
+      case SSL_ERROR_WANT_WRITE:
+        // A read that must write (a handshake answer, a KeyUpdate reply) into
+        // a full socket: the peer sends but does not read. Never wait for it
+        // on the worker: the connection ends.
+        fatal_ = true;
+        ec = asio::error::connection_aborted;
         return 0;
-      }
       case SSL_ERROR_ZERO_RETURN:
         ec = asio::error::eof;
         return 0;
       default:
+        fatal_ = true;  // no close_notify after a fatal error
         // A peer that leaves mid-handshake (a TCP probe, a port scan) is not
         // worth a line; a refused certificate or protocol is.
         if (!handshake_done_ &&
@@ -130,10 +130,14 @@ void TlsStream::AsyncWrite(const char* data, size_t n, WriteDone* done) {
   wdata_ = data;
   wleft_ = n;
   wdone_ = done;
+  // Nothing can be sent before the handshake (a refusal at accept time): the
+  // write fails and the connection closes, instead of waiting for a hello.
+  if (!handshake_done_) return FinishWrite(asio::error::not_connected);
   ContinueWrite();
 }
 
 void TlsStream::ContinueWrite() {
+  if (closed_) return FinishWrite(asio::error::operation_aborted);
   while (wleft_ > 0) {
     ERR_clear_error();
     const int r = SSL_write(ssl_, wdata_, static_cast<int>(std::min<size_t>(wleft_, INT32_MAX)));
@@ -149,11 +153,14 @@ void TlsStream::ContinueWrite() {
                                                    : asio::socket_base::wait_read,
                          [this, alive](const boost::system::error_code& ec) {
                            if (!*alive) return;
+                           // Closed meanwhile: the fd number may be another socket's now.
+                           if (closed_) return FinishWrite(asio::error::operation_aborted);
                            if (ec) return FinishWrite(ec);
                            ContinueWrite();
                          });
       return;
     }
+    fatal_ = true;
     return FinishWrite(asio::error::connection_reset);
   }
   FinishWrite({});
@@ -170,8 +177,11 @@ void TlsStream::FinishWrite(const boost::system::error_code& ec) {
 }
 
 void TlsStream::Close() {
-  if (!socket_.is_open()) return;
-  if (handshake_done_) SSL_shutdown(ssl_);  // best effort close_notify, never waits
+  if (closed_) return;
+  closed_ = true;
+  if (handshake_done_ && !fatal_) SSL_shutdown(ssl_);  // best effort close_notify, never waits
+  ERR_clear_error();  // nothing of this connection's left for the next one on this thread
+  SSL_set_fd(ssl_, -1);
   boost::system::error_code ec;
   socket_.close(ec);
 }

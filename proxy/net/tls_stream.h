@@ -43,6 +43,8 @@ class TlsStream final : public ClientStream {
   SSL* ssl_;
   std::shared_ptr<bool> alive_;
   bool handshake_done_ = false;
+  bool closed_ = false;
+  bool fatal_ = false;  // an SSL error: no SSL_shutdown
   std::optional<PeerCert> cert_;
   const char* wdata_ = nullptr;
   size_t wleft_ = 0;

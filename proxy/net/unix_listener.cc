@@ -24,14 +24,20 @@ sockaddr_un Address(const std::string& path) {
   throw std::runtime_error("unix socket " + path + ": " + why);
 }
 
-// Something accepts connections at `path`.
-bool Live(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+enum class Probe { kLive, kStale, kUnknown };
+
+// Whether something accepts connections at `path`: only a refused connection
+// means stale (a full backlog, EAGAIN, is a live server; EACCES cannot tell).
+Probe ProbePath(const std::string& path, int* err) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Probe::kUnknown;
   const sockaddr_un a = Address(path);
-  const bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  *err = errno;
   ::close(fd);
-  return live;
+  if (rc == 0 || *err == EAGAIN || *err == EINPROGRESS) return Probe::kLive;
+  if (*err == ECONNREFUSED) return Probe::kStale;
+  return Probe::kUnknown;
 }
 
 }  // namespace
@@ -40,8 +46,16 @@ UnixListener::UnixListener(std::string path, unsigned mode) : path_(std::move(pa
   struct stat st {};
   if (::lstat(path_.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) Fail(path_, "exists and is not a socket");
-    if (Live(path_)) Fail(path_, "another server is listening on it");
-    ::unlink(path_.c_str());  // stale: left by a process that died
+    int err = 0;
+    switch (ProbePath(path_, &err)) {
+      case Probe::kLive:
+        Fail(path_, "another server is listening on it");
+      case Probe::kUnknown:
+        Fail(path_, std::string("cannot tell whether it is in use: ") + std::strerror(err));
+      case Probe::kStale:
+        ::unlink(path_.c_str());  // left by a process that died
+        break;
+    }
   }
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) Fail(path_, std::strerror(errno));
@@ -56,20 +70,30 @@ UnixListener::UnixListener(std::string path, unsigned mode) : path_(std::move(pa
     fd_ = -1;
     Fail(path_, std::strerror(bind_errno));
   }
-  if (::chmod(path_.c_str(), mode) != 0 || ::listen(fd_, 1024) != 0) {
+  // The mode goes to the socket we made, not to whatever may have replaced the path.
+  struct stat made {};
+  const bool ours = ::lstat(path_.c_str(), &made) == 0 && S_ISSOCK(made.st_mode);
+  if (!ours || ::chmod(path_.c_str(), mode) != 0 || ::listen(fd_, 1024) != 0) {
     const std::string why = std::strerror(errno);
     ::close(fd_);
     fd_ = -1;
     ::unlink(path_.c_str());
     Fail(path_, why);
   }
-  if (::stat(path_.c_str(), &st) == 0) inode_ = st.st_ino;
+  inode_ = made.st_ino;
+  dev_ = made.st_dev;
+}
+
+void UnixListener::CloseFd() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 UnixListener::~UnixListener() {
-  if (fd_ >= 0) ::close(fd_);
+  CloseFd();
   struct stat st {};
-  if (inode_ != 0 && ::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) {
+  if (inode_ != 0 && ::lstat(path_.c_str(), &st) == 0 && st.st_ino == inode_ &&
+      st.st_dev == dev_) {
     ::unlink(path_.c_str());
   }
 }

@@ -22,12 +22,16 @@ class UnixListener {
   UnixListener& operator=(const UnixListener&) = delete;
 
   int fd() const { return fd_; }
+  // After every worker has its dup(): the workers' closing then stops the
+  // kernel queueing new clients (drain). The file stays until destruction.
+  void CloseFd();
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   int fd_ = -1;
   ino_t inode_ = 0;  // of the socket file we made
+  dev_t dev_ = 0;
 };
 
 }  // namespace keyfence::proxy

@@ -70,10 +70,17 @@ void Session::Start() {
 
 void Session::OnHandshake(const PeerCert* cert) {
   const config::Tenant* t = nullptr;
-  std::string names;
+  bool ambiguous = false;
+  std::string names, matched;
   auto consider = [&](const std::string& n) {
     names += (names.empty() ? "" : ", ") + n;
-    if (t == nullptr) t = snapshot_->FindTenantByCertName(n);
+    const config::Tenant* m = snapshot_->FindTenantByCertName(n);
+    if (m == nullptr) return;
+    if (t != nullptr && t != m) ambiguous = true;
+    if (t == nullptr) {
+      t = m;
+      matched = n;
+    }
   };
   if (cert != nullptr) {
     switch (listener_.tenant_from) {
@@ -90,15 +97,17 @@ void Session::OnHandshake(const PeerCert* cert) {
         return;
     }
   }
-  if (t == nullptr) {
-    spdlog::warn("tls: the client certificate of {} names no tenant ({}); closing",
-                 info_.peer.remote_ip, names.empty() ? "no name" : names);
+  if (t == nullptr || ambiguous) {
+    spdlog::warn("tls: the client certificate of {} names {} ({}); closing",
+                 info_.peer.remote_ip, ambiguous ? "more than one tenant" : "no tenant",
+                 names.empty() ? "no name" : names);
     binding_.counters().CountRejected(RejectReason::kAuth);
-    return conn_.CloseWithError(errors::kCertNoTenant);
+    return conn_.CloseWithError(ambiguous ? errors::kCertManyTenants : errors::kCertNoTenant);
   }
   // From now on the connection is as one on a listener of that tenant: AUTH
   // only as its users, RESET keeps it.
   listener_.tenant = t->app;
+  cert_name_ = matched;
   LeaveUnauthenticated();
   if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
   conn_.parser().set_limits(binding_.ParserLimits());
@@ -165,6 +174,12 @@ void Session::RefreshSnapshot() {
   if (binding_.tenant() != nullptr) {
     const config::Tenant* t = snapshot_->FindTenant(binding_.name());
     if (t == nullptr) return conn_.CloseWithError(errors::kTenantRemoved);
+    if (!cert_name_.empty()) {  // chosen by its certificate: does the name still choose it?
+      const config::Tenant* by_cert = snapshot_->FindTenantByCertName(cert_name_);
+      if (by_cert == nullptr || by_cert->app != t->app) {
+        return conn_.CloseWithError(errors::kCertNoTenant);
+      }
+    }
     binding_.Bind(t);  // the same tenant: its new limits
   }
   conn_.parser().set_limits(binding_.ParserLimits());

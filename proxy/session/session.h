@@ -122,6 +122,7 @@ class Session final : public RequestHandler,
 
   SessionHost& host_;
   config::Listener listener_;
+  std::string cert_name_;  // tenant_from: the certificate name that chose the tenant
   ClientConn conn_;
   TenantBinding binding_;
   config::SnapshotPtr snapshot_;

@@ -32,6 +32,8 @@ def pki(tmp_path_factory):
     out["payments"] = write_pair(d, "payments", *ca.issue("payments.shop.svc",
                                                              dns=["payments.shop.svc.cluster.local"]))
     out["nobody"] = write_pair(d, "nobody", *ca.issue("nobody.shop.svc"))
+    out["both"] = write_pair(d, "both", *ca.issue("both", dns=["payments.shop.svc.cluster.local",
+                                                               "orders.shop.svc.cluster.local"]))
     out["expired"] = write_pair(d, "expired", *ca.issue("orders.shop.svc", expired=True))
     other = Ca("another CA")
     out["untrusted"] = write_pair(d, "untrusted", *other.issue("orders.shop.svc"))
@@ -48,7 +50,8 @@ def keyfence(redis_server, pki, tls_ports):
     cert, key = pki["server"]
     mtls = {"cert": cert, "key": key, "ca": pki["ca"], "client_auth": "required"}
     kf = start_keyfence(redis_server.port, {"tenants": {
-        "orders": {"cert_names": ["orders.shop.svc", "spiffe://shop/ns/orders"]},
+        "orders": {"cert_names": ["orders.shop.svc", "spiffe://shop/ns/orders",
+                                  "orders.shop.svc.cluster.local"]},
         "payments": {"cert_names": ["payments.shop.svc", "payments.shop.svc.cluster.local"]}}},
         extra_listeners=[
             {"bind": f"{HOST}:{tls_ports['tls']}", "tenant": "orders",
@@ -122,6 +125,8 @@ def test_client_certificates_choose_the_tenant(kf, backend, pki, tls_ports):
     assert d.get("who") == b"payments"
     with pytest.raises(redis.ResponseError, match="names no tenant"):
         tls_client(tls_ports["dns"], pki, "orders").ping()  # orders' cert has no DNS name
+    with pytest.raises(redis.ResponseError, match="names more than one tenant"):
+        tls_client(tls_ports["dns"], pki, "both").ping()
     # client_auth: optional: without a certificate, or with a valid one, served; an
     # untrusted one is still refused at the handshake
     assert tls_client(tls_ports["optional"], pki).get("who") == b"payments"
@@ -239,3 +244,43 @@ def test_tls_config_errors_have_positions(pki, tmp_path):
     rc, out = check(tmp_path, f"  - bind: 127.0.0.1:1\n    tls: {{cert: {cert}, key: {key}, "
                               f"ca: {pki['ca']}, client_auth: optional, min_version: '1.3'}}\n")
     assert rc == 0, out
+
+
+def test_a_certificate_name_taken_away_on_reload_closes_its_connections(kf, keyfence, pki,
+                                                                         tls_ports):
+    import copy
+
+    import redis
+    p = tls_client(tls_ports["mtls"], pki, "payments")
+    assert p.ping()
+    cfg = copy.deepcopy(keyfence.config)
+    old = copy.deepcopy(keyfence.config)
+    cfg["tenants"]["payments"]["cert_names"] = ["payments.shop.svc.cluster.local"]
+    v0 = metric_value(kf.metrics(), "keyfence_config_reloads_total", result="ok") or 0
+    keyfence.write_config(cfg)
+    keyfence.reload()
+    try:
+        wait_until(lambda: (metric_value(kf.metrics(), "keyfence_config_reloads_total",
+                                         result="ok") or 0) > v0, 10, what="the reload")
+
+        def closed():
+            try:
+                p.ping()
+                return False
+            except (redis.ResponseError, redis.exceptions.ConnectionError):
+                return True
+        wait_until(closed, 5, what="the connection closed")
+        with pytest.raises(redis.ResponseError, match="names no tenant"):
+            tls_client(tls_ports["mtls"], pki, "payments").ping()
+    finally:
+        keyfence.write_config(old)
+        keyfence.reload()
+    wait_until(lambda: _pings(tls_client(tls_ports["mtls"], pki, "payments")), 10,
+               what="payments back after the config is restored")
+
+
+def _pings(c):
+    try:
+        return c.ping()
+    except Exception:  # noqa: BLE001
+        return False
