@@ -1,4 +1,4 @@
-// Quick measurements for the accountant (control side, blocking hiredis on
+// Quick measurements for the accountant (control side, blocking ControlLink on
 // keyfence's own admin connection, each call bounded by connect_timeout_ms):
 // one namespace's keys and memory (SCAN MATCH on every master, MEMORY USAGE
 // of the first kMeasureSampleKeys keys pipelined, extrapolated past them) for

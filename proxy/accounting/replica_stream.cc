@@ -1,73 +1,25 @@
 #include "proxy/accounting/replica_stream.h"
 
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <algorithm>
-#include <cstring>
+#include <span>
 #include <string_view>
 #include <vector>
+
+#include "proxy/net/blocking_socket.h"
 
 namespace keyfence::proxy::accounting {
 
 namespace {
 
-// poll() for `events` up to `timeout_ms`, in slices so that `cancel` is
-// seen, through EINTR (a signal handled on this thread): 1 ready, 0 not.
-int Wait(int fd, short events, int timeout_ms, const std::atomic<bool>* cancel) {
-  for (int left = timeout_ms; left > 0;) {
-    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return 0;
-    pollfd p{fd, events, 0};
-    const int slice = std::min(left, kPollSliceMs);
-    const int rc = ::poll(&p, 1, slice);
-    if (rc > 0) return 1;
-    if (rc < 0 && errno != EINTR) return 0;
-    if (rc == 0) left -= slice;
-  }
-  return 0;
-}
-
+// The master's replies, line by line, over a BlockingSocket.
 class Link {
  public:
-  explicit Link(const std::atomic<bool>* cancel) : cancel_(cancel) {}
-  ~Link() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
+  explicit Link(const std::atomic<bool>* cancel) : socket_(cancel) {}
   std::string Connect(const config::Endpoint& ep, int timeout_ms) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(ep.port);
-    if (int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-      return std::string("cannot resolve: ") + ::gai_strerror(rc);
-    }
-    std::string err = "no address";
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      fd_ = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd_ < 0) continue;
-      if (::connect(fd_, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-        int so = 0;
-        socklen_t len = sizeof so;
-        if (Wait(fd_, POLLOUT, timeout_ms, cancel_) == 1 &&
-            ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so, &len) == 0 && so == 0) {
-          ::freeaddrinfo(res);
-          return {};
-        }
-        err = so != 0 ? std::strerror(so) : "connect timed out";
-      } else {
-        err = std::strerror(errno);
-      }
-      ::close(fd_);
-      fd_ = -1;
-    }
-    ::freeaddrinfo(res);
-    return "cannot connect: " + err;
+    return socket_.Connect(ep, timeout_ms);
   }
-
+  bool Send(std::initializer_list<std::string_view> args) {
+    return Send(std::vector<std::string_view>(args));
+  }
   bool Send(const std::vector<std::string_view>& args) {
     std::string out = "*" + std::to_string(args.size()) + "\r\n";
     for (std::string_view a : args) {
@@ -75,48 +27,29 @@ class Link {
       out.append(a);
       out += "\r\n";
     }
-    size_t off = 0;
-    while (off < out.size()) {
-      if (Wait(fd_, POLLOUT, kIdleTimeoutMs, cancel_) != 1) return false;
-      const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-      if (n <= 0 && errno != EAGAIN && errno != EINTR) return false;
-      if (n > 0) off += static_cast<size_t>(n);
-    }
-    return true;
+    return socket_.SendAll(out, kIdleTimeoutMs);
   }
-
-  // More bytes into buf_; false on close, error or kIdleTimeoutMs of silence.
-  bool Fill() {
-    if (Wait(fd_, POLLIN, kIdleTimeoutMs, cancel_) != 1) return false;
-    char tmp[1 << 16];
-    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-    if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EINTR);
-    buf_.append(tmp, static_cast<size_t>(n));
-    return true;
-  }
-
+  bool Fill() { return socket_.Fill(kIdleTimeoutMs); }
   // One line without its "\r\n"; a lone "\n" (the master's keepalive) is
   // returned as an empty line.
   bool Line(std::string* line) {
+    std::string& buf = socket_.buffer();
     for (;;) {
-      const size_t nl = buf_.find('\n');
+      const size_t nl = buf.find('\n');
       if (nl != std::string::npos) {
         size_t end = nl;
-        if (end > 0 && buf_[end - 1] == '\r') --end;
-        line->assign(buf_, 0, end);
-        buf_.erase(0, nl + 1);
+        if (end > 0 && buf[end - 1] == '\r') --end;
+        line->assign(buf, 0, end);
+        buf.erase(0, nl + 1);
         return true;
       }
-      if (buf_.size() > 4096 || !Fill()) return false;
+      if (buf.size() > 4096 || !Fill()) return false;
     }
   }
-
-  std::string& buffered() { return buf_; }
+  std::string& buffered() { return socket_.buffer(); }
 
  private:
-  const std::atomic<bool>* cancel_;
-  int fd_ = -1;
-  std::string buf_;
+  BlockingSocket socket_;
 };
 
 // The next line that is not a keepalive.

@@ -20,7 +20,6 @@
 namespace keyfence::proxy::accounting {
 
 constexpr int kIdleTimeoutMs = 30000;
-constexpr int kPollSliceMs = 250;
 
 struct StreamResult {
   bool ok = false;

@@ -1,6 +1,5 @@
 #include "proxy/accounting/store.h"
 
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -10,21 +9,18 @@
 #include <sstream>
 
 #include "protocol/slot.h"
-#include "proxy/backend/admin_link.h"
+#include "proxy/backend/control_link.h"
 
 namespace keyfence::proxy::accounting {
 
 namespace {
 
-using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
-
-ReplyPtr Command(const config::Endpoint* node, const config::Backend& be, int argc,
-                 const char** argv, const size_t* lens) {
-  if (node == nullptr) return {nullptr, freeReplyObject};
-  AdminLink link = ConnectAdmin(*node, be, "accounting store");
-  if (!link) return {nullptr, freeReplyObject};
-  return {static_cast<redisReply*>(redisCommandArgv(link.get(), argc, argv, lens)),
-          freeReplyObject};
+std::optional<ControlReply> Command(const config::Endpoint* node, const config::Backend& be,
+                                    std::initializer_list<std::string_view> args) {
+  if (node == nullptr) return std::nullopt;
+  std::unique_ptr<ControlLink> link = ControlLink::Open(*node, be, "accounting store");
+  if (!link) return std::nullopt;
+  return link->Command(args);
 }
 
 }  // namespace
@@ -46,30 +42,24 @@ const config::Endpoint* ReportStore::NodeFor(const std::string& key) const {
 
 bool ReportStore::Put(std::string_view name, const std::string& value) {
   const std::string key = Key(name);
-  const char* argv[] = {"SET", key.c_str(), value.data()};
-  const size_t lens[] = {3, key.size(), value.size()};
-  ReplyPtr r = Command(NodeFor(key), backend_, 3, argv, lens);
-  const bool ok = r && r->type == REDIS_REPLY_STATUS;
+  auto r = Command(NodeFor(key), backend_, {"SET", key, value});
+  const bool ok = r && r->is_status("OK");
   if (!ok) spdlog::warn("accounting: cannot store {} in the backend", key);
   return ok;
 }
 
 std::optional<std::string> ReportStore::Get(std::string_view name) {
   const std::string key = Key(name);
-  const char* argv[] = {"GET", key.c_str()};
-  const size_t lens[] = {3, key.size()};
-  ReplyPtr r = Command(NodeFor(key), backend_, 2, argv, lens);
-  if (!r || r->type != REDIS_REPLY_STRING) return std::nullopt;
-  return std::string(r->str, r->len);
+  auto r = Command(NodeFor(key), backend_, {"GET", key});
+  if (!r || !r->is_string()) return std::nullopt;
+  return std::move(r->str);
 }
 
 bool ReportStore::Claim(std::string_view name, std::string_view owner, int ttl_s) {
   const std::string key = Key(name);
   const std::string ttl = std::to_string(ttl_s);
-  const char* argv[] = {"SET", key.c_str(), owner.data(), "NX", "EX", ttl.c_str()};
-  const size_t lens[] = {3, key.size(), owner.size(), 2, 2, ttl.size()};
-  ReplyPtr r = Command(NodeFor(key), backend_, 6, argv, lens);
-  return r && r->type == REDIS_REPLY_STATUS;
+  auto r = Command(NodeFor(key), backend_, {"SET", key, owner, "NX", "EX", ttl});
+  return r && r->is_status("OK");
 }
 
 void ReportStore::Release(std::string_view name, std::string_view owner) {
@@ -77,9 +67,7 @@ void ReportStore::Release(std::string_view name, std::string_view owner) {
       "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
       "return 0";
   const std::string key = Key(name);
-  const char* argv[] = {"EVAL", kCompareAndDelete.data(), "1", key.c_str(), owner.data()};
-  const size_t lens[] = {4, kCompareAndDelete.size(), 1, key.size(), owner.size()};
-  Command(NodeFor(key), backend_, 5, argv, lens);
+  Command(NodeFor(key), backend_, {"EVAL", kCompareAndDelete, "1", key, owner});
 }
 
 bool ReportStore::SaveFile(const std::string& dir, std::string_view name,

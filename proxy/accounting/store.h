@@ -4,7 +4,7 @@
 // figures; and as files in accounting.state_dir, so that a restarted
 // instance keeps its baseline without the backend. Also the backend locks
 // that let one instance of the fleet run the daily analysis. Blocking
-// hiredis (admin_link.h); control side only.
+// ControlLink (control_link.h); control side only.
 #pragma once
 
 #include <optional>

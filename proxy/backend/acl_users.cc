@@ -1,8 +1,7 @@
 #include "proxy/backend/acl_users.h"
 
-#include "proxy/backend/admin_link.h"
+#include "proxy/backend/control_link.h"
 
-#include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
 #include <spdlog/spdlog.h>
@@ -14,24 +13,19 @@ namespace keyfence::proxy {
 
 namespace {
 
-using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
-
 std::string RandomPassword() {
   unsigned char b[32];
   if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
   return Hex(b, sizeof b);
 }
 
-ReplyPtr Command(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
-                      c, static_cast<int>(argv.size()), argv.data(), lens.data())),
-                  freeReplyObject);
+std::optional<ControlReply> Run(ControlLink& c, const std::vector<std::string>& args) {
+  std::vector<std::string_view> v(args.begin(), args.end());
+  return c.Command(v);
+}
+
+std::string Why(const std::optional<ControlReply>& r) {
+  return r ? r->str : std::string("connection lost");
 }
 
 }  // namespace
@@ -87,14 +81,13 @@ size_t AclUsers::count() const {
 // cannot be reached is tried again with the next Apply/AddNodes.
 bool AclUsers::ProvisionLocked(const config::Endpoint& node) {
   const config::Backend& be = snap_->backend;
-  AdminLink link = ConnectAdmin(node, be, "backend node setup");
+  std::unique_ptr<ControlLink> link = ControlLink::Open(node, be, "backend node setup");
   if (!link) return false;
-  redisContext* c = link.get();
   if (!be.notify_keyspace_events.empty()) {
-    ReplyPtr r = Command(c, {"CONFIG", "SET", "notify-keyspace-events", be.notify_keyspace_events});
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    auto r = Run(*link, {"CONFIG", "SET", "notify-keyspace-events", be.notify_keyspace_events});
+    if (!r || r->is_error()) {
       spdlog::error("backend: CONFIG SET notify-keyspace-events on {} failed: {}", node.ToString(),
-                    r ? std::string(r->str, r->len) : std::string(c->errstr));
+                    Why(r));
       return false;
     }
   }
@@ -104,10 +97,10 @@ bool AclUsers::ProvisionLocked(const config::Endpoint& node) {
     const BackendUser& u = *users_.at(t.app);
     std::vector<std::string> args = {"ACL", "SETUSER", u.name};
     for (std::string& a : tenancy::AclSetUserArgs(t, u.password)) args.push_back(std::move(a));
-    ReplyPtr r = Command(c, args);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    auto r = Run(*link, args);
+    if (!r || r->is_error()) {
       spdlog::error("backend acl: ACL SETUSER {} on {} failed: {}", u.name, node.ToString(),
-                    r ? std::string(r->str, r->len) : std::string(c->errstr));
+                    Why(r));
       return false;
     }
     ++n;

@@ -4,7 +4,7 @@
 // keyfence's key finder or a script's redis.call() would let through.
 // keyfence creates and updates the users with ACL SETUSER on every node it
 // learns of (the configured nodes, then every master and replica of each
-// topology, before the workers see it), over hiredis with backend.username/
+// topology, before the workers see it), over ControlLink with backend.username/
 // password, which must hold ACL rights. Passwords are random (256 bits),
 // kept in memory for the process's life. The same per-node setup applies
 // backend.notify_keyspace_events (CONFIG SET) on every node. Thread-safe: the control and the

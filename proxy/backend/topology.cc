@@ -1,8 +1,6 @@
 #include "proxy/backend/topology.h"
 
-#include "proxy/backend/admin_link.h"
-
-#include <hiredis/hiredis.h>
+#include "proxy/backend/control_link.h"
 
 #include <algorithm>
 #include <chrono>
@@ -17,47 +15,36 @@ namespace {
 constexpr auto kPeriodicRefresh = std::chrono::seconds(10);
 constexpr auto kMinGap = std::chrono::milliseconds(100);  // between refreshes
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const {
-    if (r) freeReplyObject(r);
-  }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+using protocol::ReplyType;
 
-std::string Str(const redisReply* r) {
-  if (r == nullptr) return "";
-  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
-    return std::string(r->str, r->len);
-  }
-  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+std::string Str(const ControlReply& r) {
+  if (r.is_string()) return r.str;
+  if (r.type == ReplyType::kInteger) return std::to_string(r.integer);
   return "";
 }
 
 // CLUSTER SHARDS (Redis 7): [ {slots: [s, e, ...], nodes: [{ip, port, role, health,...}]} ]
-bool ParseShards(const redisReply* r, SlotMap* m) {
-  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return false;
-  for (size_t i = 0; i < r->elements; ++i) {
-    const redisReply* shard = r->element[i];
-    if (shard->type != REDIS_REPLY_ARRAY || shard->elements % 2) return false;
-    const redisReply* slots = nullptr;
-    const redisReply* nodes = nullptr;
-    for (size_t k = 0; k + 1 < shard->elements; k += 2) {
-      std::string name = Str(shard->element[k]);
-      if (name == "slots") slots = shard->element[k + 1];
-      if (name == "nodes") nodes = shard->element[k + 1];
+bool ParseShards(const ControlReply& r, SlotMap* m) {
+  if (!r.is_array()) return false;
+  for (const ControlReply& shard : r.elements) {
+    if (!shard.is_array() || shard.elements.size() % 2) return false;
+    const ControlReply* slots = nullptr;
+    const ControlReply* nodes = nullptr;
+    for (size_t k = 0; k + 1 < shard.elements.size(); k += 2) {
+      std::string name = Str(shard.elements[k]);
+      if (name == "slots") slots = &shard.elements[k + 1];
+      if (name == "nodes") nodes = &shard.elements[k + 1];
     }
-    if (slots == nullptr || nodes == nullptr || slots->type != REDIS_REPLY_ARRAY ||
-        nodes->type != REDIS_REPLY_ARRAY) {
+    if (slots == nullptr || nodes == nullptr || !slots->is_array() || !nodes->is_array()) {
       return false;
     }
     int master = -1;
     std::vector<config::Endpoint> reps;
-    for (size_t n = 0; n < nodes->elements; ++n) {
-      const redisReply* node = nodes->element[n];
-      if (node->type != REDIS_REPLY_ARRAY) return false;
+    for (const ControlReply& node : nodes->elements) {
+      if (!node.is_array()) return false;
       std::map<std::string, std::string> f;
-      for (size_t k = 0; k + 1 < node->elements; k += 2) {
-        f[Str(node->element[k])] = Str(node->element[k + 1]);
+      for (size_t k = 0; k + 1 < node.elements.size(); k += 2) {
+        f[Str(node.elements[k])] = Str(node.elements[k + 1]);
       }
       if (f["health"] != "online" && !f["health"].empty()) continue;
       config::Endpoint ep{f["ip"].empty() ? f["endpoint"] : f["ip"],
@@ -73,9 +60,9 @@ bool ParseShards(const redisReply* r, SlotMap* m) {
     if (master < 0) continue;  // a shard without a live master: its slots stay unassigned
     m->replicas.resize(m->masters.size());
     m->replicas[master] = reps;
-    for (size_t k = 0; k + 1 < slots->elements; k += 2) {
-      long long s = slots->element[k]->integer, e = slots->element[k + 1]->integer;
-      for (long long x = s; x <= e && x < protocol::kNumSlots; ++x) {
+    for (size_t k = 0; k + 1 < slots->elements.size(); k += 2) {
+      const int64_t s = slots->elements[k].integer, e = slots->elements[k + 1].integer;
+      for (int64_t x = std::max<int64_t>(s, 0); x <= e && x < protocol::kNumSlots; ++x) {
         m->owner[x] = static_cast<int16_t>(master);
       }
     }
@@ -84,29 +71,28 @@ bool ParseShards(const redisReply* r, SlotMap* m) {
 }
 
 // CLUSTER SLOTS: [ [start, end, [ip, port, id], [replica...]...] ]
-bool ParseSlots(const redisReply* r, SlotMap* m) {
-  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return false;
+bool ParseSlots(const ControlReply& r, SlotMap* m) {
+  if (!r.is_array()) return false;
   std::map<std::string, int> index;
-  for (size_t i = 0; i < r->elements; ++i) {
-    const redisReply* e = r->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) return false;
-    long long s = e->element[0]->integer, end = e->element[1]->integer;
-    const redisReply* mn = e->element[2];
-    if (mn->type != REDIS_REPLY_ARRAY || mn->elements < 2) return false;
-    config::Endpoint ep{Str(mn->element[0]), static_cast<uint16_t>(mn->element[1]->integer)};
+  for (const ControlReply& e : r.elements) {
+    if (!e.is_array() || e.elements.size() < 3) return false;
+    const int64_t s = e.elements[0].integer, end = e.elements[1].integer;
+    const ControlReply& mn = e.elements[2];
+    if (!mn.is_array() || mn.elements.size() < 2) return false;
+    config::Endpoint ep{Str(mn.elements[0]), static_cast<uint16_t>(mn.elements[1].integer)};
     auto [it, inserted] = index.emplace(ep.ToString(), static_cast<int>(m->masters.size()));
     if (inserted) {
       m->masters.push_back(ep);
       m->replicas.emplace_back();
-      for (size_t k = 3; k < e->elements; ++k) {
-        const redisReply* rn = e->element[k];
-        if (rn->type == REDIS_REPLY_ARRAY && rn->elements >= 2) {
+      for (size_t k = 3; k < e.elements.size(); ++k) {
+        const ControlReply& rn = e.elements[k];
+        if (rn.is_array() && rn.elements.size() >= 2) {
           m->replicas.back().push_back(
-              {Str(rn->element[0]), static_cast<uint16_t>(rn->element[1]->integer)});
+              {Str(rn.elements[0]), static_cast<uint16_t>(rn.elements[1].integer)});
         }
       }
     }
-    for (long long x = s; x <= end && x < protocol::kNumSlots; ++x) {
+    for (int64_t x = std::max<int64_t>(s, 0); x <= end && x < protocol::kNumSlots; ++x) {
       m->owner[x] = static_cast<int16_t>(it->second);
     }
   }
@@ -198,15 +184,14 @@ SlotMapPtr Topology::Ask(const config::Endpoint& ep, const config::Backend& be) 
 }
 
 std::shared_ptr<SlotMap> AskSlotMap(const config::Endpoint& ep, const config::Backend& be) {
-  AdminLink link = ConnectAdmin(ep, be, "cluster topology");
+  std::unique_ptr<ControlLink> link = ControlLink::Open(ep, be, "cluster topology");
   if (!link) return nullptr;
-  redisContext* c = link.get();
   auto m = std::make_shared<SlotMap>();
-  ReplyPtr r(static_cast<redisReply*>(redisCommand(c, "CLUSTER SHARDS")));
-  if (!r || r->type == REDIS_REPLY_ERROR || !ParseShards(r.get(), m.get())) {
+  std::optional<ControlReply> r = link->Command({"CLUSTER", "SHARDS"});
+  if (!r || r->is_error() || !ParseShards(*r, m.get())) {
     m = std::make_shared<SlotMap>();
-    ReplyPtr s(static_cast<redisReply*>(redisCommand(c, "CLUSTER SLOTS")));
-    if (!s || s->type == REDIS_REPLY_ERROR || !ParseSlots(s.get(), m.get())) {
+    std::optional<ControlReply> s = link->Command({"CLUSTER", "SLOTS"});
+    if (!s || s->is_error() || !ParseSlots(*s, m.get())) {
       spdlog::warn("cluster topology: {} gave no usable CLUSTER SHARDS/SLOTS answer",
                    ep.ToString());
       return nullptr;

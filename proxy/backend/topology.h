@@ -1,7 +1,7 @@
 // Cluster topology discovery (control plane, off the request path): asks the
 // seed nodes, then the known masters, for CLUSTER SHARDS (falling back to
 // CLUSTER SLOTS on servers without it), builds an immutable SlotMap and hands
-// it to `publish`. Runs on its own thread because hiredis calls block (each
+// it to `publish`. Runs on its own thread because ControlLink calls block (each
 // bounded by connect_timeout_ms). Refreshes on request (MOVED, connection
 // failure, CLUSTERDOWN: coalesced) and on a timer. Seeds that are down or
 // answer garbage are skipped with a log line.

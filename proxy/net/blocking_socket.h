@@ -1,0 +1,45 @@
+// A blocking-style TCP connection for control work (keyfence's own links to
+// Redis nodes: topology, ACL users, accounting, quotas; the replication stream
+// of `keyfence analyze`), never used by a worker. The fd is non-blocking and
+// every wait is a poll() in slices, so that each call is bounded (a connect
+// timeout, an idle timeout) and a cancel flag is seen within kPollSliceMs;
+// EINTR is retried.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace keyfence::proxy {
+
+inline constexpr int kPollSliceMs = 250;
+
+class BlockingSocket {
+ public:
+  // `cancel` may be null.
+  explicit BlockingSocket(const std::atomic<bool>* cancel = nullptr) : cancel_(cancel) {}
+  ~BlockingSocket();
+  BlockingSocket(const BlockingSocket&) = delete;
+  BlockingSocket& operator=(const BlockingSocket&) = delete;
+
+  // "" on success, else why not.
+  std::string Connect(const config::Endpoint& ep, int timeout_ms);
+  // Everything of `data`, or false (closed, error, timeout_ms without progress).
+  bool SendAll(std::string_view data, int timeout_ms);
+  // More bytes appended to buffer(); false on close, error, or timeout_ms of silence.
+  bool Fill(int timeout_ms);
+  std::string& buffer() { return buf_; }
+  bool connected() const { return fd_ >= 0; }
+
+ private:
+  // 1 ready, 0 not (timeout, cancel, error).
+  int Wait(short events, int timeout_ms) const;
+
+  const std::atomic<bool>* cancel_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+}  // namespace keyfence::proxy
