@@ -1,5 +1,7 @@
 #include "proxy/session/session.h"
 
+#include "proxy/session/cert_tenant.h"
+
 #include <array>
 #include <atomic>
 #include "proxy/session/reply_stats.h"
@@ -69,47 +71,21 @@ void Session::Start() {
 }
 
 void Session::OnHandshake(const PeerCert* cert) {
-  const config::Tenant* t = nullptr;
-  bool ambiguous = false;
-  std::string names, matched;
-  auto consider = [&](const std::string& n) {
-    names += (names.empty() ? "" : ", ") + n;
-    const config::Tenant* m = snapshot_->FindTenantByCertName(n);
-    if (m == nullptr) return;
-    if (t != nullptr && t != m) ambiguous = true;
-    if (t == nullptr) {
-      t = m;
-      matched = n;
-    }
-  };
-  if (cert != nullptr) {
-    switch (listener_.tenant_from) {
-      case config::TenantFrom::kCertCn:
-        consider(cert->cn);
-        break;
-      case config::TenantFrom::kCertSanDns:
-        for (const std::string& n : cert->dns) consider(n);
-        break;
-      case config::TenantFrom::kCertSanUri:
-        for (const std::string& n : cert->uri) consider(n);
-        break;
-      case config::TenantFrom::kAuth:
-        return;
-    }
-  }
-  if (t == nullptr || ambiguous) {
+  if (listener_.tenant_from == config::TenantFrom::kAuth) return;
+  const CertTenant c = TenantFromCert(*snapshot_, listener_.tenant_from, cert);
+  if (c.tenant == nullptr) {
     spdlog::warn("tls: the client certificate of {} names {} ({}); closing",
-                 info_.peer.remote_ip, ambiguous ? "more than one tenant" : "no tenant",
-                 names.empty() ? "no name" : names);
+                 info_.peer.remote_ip, c.ambiguous ? "more than one tenant" : "no tenant",
+                 c.names.empty() ? "no name" : c.names);
     binding_.counters().CountRejected(RejectReason::kAuth);
-    return conn_.CloseWithError(ambiguous ? errors::kCertManyTenants : errors::kCertNoTenant);
+    return conn_.CloseWithError(c.ambiguous ? errors::kCertManyTenants : errors::kCertNoTenant);
   }
   // From now on the connection is as one on a listener of that tenant: AUTH
   // only as its users, RESET keeps it.
-  listener_.tenant = t->app;
-  cert_name_ = matched;
+  listener_.tenant = c.tenant->app;
+  cert_name_ = c.matched;
   LeaveUnauthenticated();
-  if (!binding_.Bind(t)) return conn_.CloseWithError(errors::kMaxClients);
+  if (!binding_.Bind(c.tenant)) return conn_.CloseWithError(errors::kMaxClients);
   conn_.parser().set_limits(binding_.ParserLimits());
   PickBackendUser();
 }
