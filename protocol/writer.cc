@@ -188,6 +188,10 @@ void AppendVerbatim(std::string& out, std::string_view s, int proto) {
 }
 
 void AppendCommand(std::string& out, std::initializer_list<std::string_view> args) {
+  AppendCommand(out, std::span<const std::string_view>(args.begin(), args.size()));
+}
+
+void AppendCommand(std::string& out, std::span<const std::string_view> args) {
   size_t total = 16;
   for (std::string_view a : args) total += a.size() + 16;
   out.reserve(out.size() + total);

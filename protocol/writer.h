@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,7 @@ void AppendVerbatim(std::string& out, std::string_view s, int proto);  // bulk (
 
 // A whole command as a multibulk array.
 void AppendCommand(std::string& out, std::initializer_list<std::string_view> args);
+void AppendCommand(std::string& out, std::span<const std::string_view> args);
 
 // Decimal length of n (for precomputing headers).
 int DecimalLength(uint64_t n);

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/writer.h"
 #include "proxy/net/blocking_socket.h"
 
 namespace keyfence::proxy::accounting {
@@ -17,17 +18,13 @@ class Link {
   std::string Connect(const config::Endpoint& ep, int timeout_ms) {
     return socket_.Connect(ep, timeout_ms);
   }
-  bool Send(std::initializer_list<std::string_view> args) {
-    return Send(std::vector<std::string_view>(args));
-  }
-  bool Send(const std::vector<std::string_view>& args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
-    for (std::string_view a : args) {
-      out += "$" + std::to_string(a.size()) + "\r\n";
-      out.append(a);
-      out += "\r\n";
-    }
+  bool Send(std::span<const std::string_view> args) {
+    std::string out;
+    protocol::AppendCommand(out, args);
     return socket_.SendAll(out, kIdleTimeoutMs);
+  }
+  bool Send(std::initializer_list<std::string_view> args) {
+    return Send(std::span<const std::string_view>(args.begin(), args.size()));
   }
   bool Fill() { return socket_.Fill(kIdleTimeoutMs); }
   // One line without its "\r\n"; a lone "\n" (the master's keepalive) is

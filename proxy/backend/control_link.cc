@@ -8,19 +8,6 @@ namespace keyfence::proxy {
 
 namespace {
 
-void AppendArgs(std::string& out, std::span<const std::string_view> args) {
-  out += '*';
-  out += std::to_string(args.size());
-  out += "\r\n";
-  for (std::string_view a : args) {
-    out += '$';
-    out += std::to_string(a.size());
-    out += "\r\n";
-    out.append(a);
-    out += "\r\n";
-  }
-}
-
 // nodes[*i] and its subtree; *i moves past them. Attributes are skipped.
 ControlReply Build(const std::vector<protocol::ReplyNode>& nodes, size_t* i) {
   while (*i < nodes.size() && nodes[*i].attribute) *i = protocol::SkipReplySubtree(nodes, *i);
@@ -69,7 +56,9 @@ std::unique_ptr<ControlLink> ControlLink::Open(const config::Endpoint& node,
   return link;
 }
 
-void ControlLink::Append(std::span<const std::string_view> args) { AppendArgs(out_, args); }
+void ControlLink::Append(std::span<const std::string_view> args) {
+  protocol::AppendCommand(out_, args);
+}
 
 std::optional<ControlReply> ControlLink::Command(std::span<const std::string_view> args) {
   Append(args);

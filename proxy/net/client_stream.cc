@@ -53,16 +53,24 @@ void SocketStream<Protocol>::Close() {
   socket_.close(ec);
 }
 
-template <class Protocol>
-PeerInfo SocketStream<Protocol>::Peer() {
+template <class Socket>
+PeerInfo PeerOfSocket(Socket& s) {
   PeerInfo p;
   boost::system::error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
+  auto remote = s.remote_endpoint(ec);
   if (!ec) Fill(remote, &p.remote_ip, &p.remote_port);
-  auto local = socket_.local_endpoint(ec);
+  auto local = s.local_endpoint(ec);
   if (!ec) Fill(local, &p.local_ip, &p.local_port);
   if (p.remote_ip.empty()) p.remote_ip = p.local_ip;  // a Unix client's socket has no name
   return p;
+}
+
+PeerInfo PeerOf(asio::ip::tcp::socket& s) { return PeerOfSocket(s); }
+PeerInfo PeerOf(asio::local::stream_protocol::socket& s) { return PeerOfSocket(s); }
+
+template <class Protocol>
+PeerInfo SocketStream<Protocol>::Peer() {
+  return PeerOf(socket_);
 }
 
 template class SocketStream<asio::ip::tcp>;

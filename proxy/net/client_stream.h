@@ -79,6 +79,10 @@ class SocketStream final : public ClientStream {
   std::shared_ptr<bool> alive_;
 };
 
+// A connected socket's addresses (what SocketStream::Peer and TlsStream report).
+PeerInfo PeerOf(boost::asio::ip::tcp::socket& s);
+PeerInfo PeerOf(boost::asio::local::stream_protocol::socket& s);
+
 using TcpStream = SocketStream<boost::asio::ip::tcp>;
 using UnixStream = SocketStream<boost::asio::local::stream_protocol>;
 extern template class SocketStream<boost::asio::ip::tcp>;

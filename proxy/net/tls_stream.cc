@@ -186,20 +186,6 @@ void TlsStream::Close() {
   socket_.close(ec);
 }
 
-PeerInfo TlsStream::Peer() {
-  PeerInfo p;
-  boost::system::error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
-  if (!ec) {
-    p.remote_ip = remote.address().to_string();
-    p.remote_port = remote.port();
-  }
-  auto local = socket_.local_endpoint(ec);
-  if (!ec) {
-    p.local_ip = local.address().to_string();
-    p.local_port = local.port();
-  }
-  return p;
-}
+PeerInfo TlsStream::Peer() { return PeerOf(socket_); }
 
 }  // namespace keyfence::proxy
