@@ -298,7 +298,8 @@ void WriteLimits(Json& j, const Limits& l) {
 void WriteBackend(Json& j, const Backend& b) {
   static constexpr std::string_view kReadFrom[] = {"master", "replica", "prefer_replica"};
   j.Open('{');
-  j.Key("mode").Str(b.mode == BackendMode::kStandalone ? "standalone" : "cluster");
+  static constexpr std::string_view kModes[] = {"standalone", "cluster", "sentinel"};
+  j.Key("mode").Str(kModes[static_cast<size_t>(b.mode)]);
   j.Key("nodes").Open('[');
   for (const Endpoint& e : b.nodes) j.Str(e.ToString());
   j.Close(']');
@@ -312,6 +313,21 @@ void WriteBackend(Json& j, const Backend& b) {
   j.Key("tenant_connection_idle_ms").Num(b.tenant_connection_idle_ms);
   j.Key("notify_keyspace_events").Str(b.notify_keyspace_events);
   j.Key("read_from").Str(kReadFrom[static_cast<size_t>(b.read_from)]);
+  if (b.tls) {
+    j.Key("tls").Open('{');
+    j.Key("ca").Str(b.tls->ca_path).Key("cert").Str(b.tls->cert_path);
+    j.Key("key").Str(b.tls->key_path).Key("server_name").Str(b.tls->server_name);
+    j.Key("verify").Bool(b.tls->verify).Key("fingerprint").Str(b.tls->fingerprint);
+    j.Close('}');
+  }
+  if (b.mode == BackendMode::kSentinel) {
+    j.Key("sentinel").Open('{');
+    j.Key("master").Str(b.sentinel.master).Key("nodes").Open('[');
+    for (const Endpoint& e : b.sentinel.nodes) j.Str(e.ToString());
+    j.Close(']');
+    j.Key("username").Str(b.sentinel.username).Key("password").Secret(b.sentinel.password);
+    j.Close('}');
+  }
   j.Close('}');
 }
 

@@ -134,7 +134,26 @@ struct Admin {
   std::string token;
 };
 
-enum class BackendMode : uint8_t { kStandalone, kCluster };
+enum class BackendMode : uint8_t { kStandalone, kCluster, kSentinel };
+
+// backend.tls: keyfence's connections to Redis over TLS (managed services,
+// redis-server --tls-port, --tls-cluster). The files are read and checked at
+// load time; `fingerprint` changes with any of them (rotation).
+struct BackendTls {
+  std::string ca_path, cert_path, key_path;
+  std::string ca_pem, cert_pem, key_pem;  // ca "": the system's trust store
+  std::string server_name;  // SNI and the name verified; "": each node's own host
+  bool verify = true;       // false: any server certificate is accepted
+  std::string fingerprint;
+};
+
+// backend.sentinel: the master is whatever these sentinels say `master` is.
+struct Sentinel {
+  std::string master;
+  std::vector<Endpoint> nodes;
+  std::string username;  // the sentinels' own AUTH (not the data nodes')
+  std::string password;
+};
 // backend.acl: off, or per_tenant (each tenant's traffic as its own backend ACL user).
 enum class BackendAcl : uint8_t { kOff, kPerTenant };
 enum class ReadFrom : uint8_t { kMaster, kReplica, kPreferReplica };
@@ -161,6 +180,8 @@ struct Backend {
   // as the node has it). Tenants see only their own keys' events.
   std::string notify_keyspace_events;
   ReadFrom read_from = ReadFrom::kMaster;
+  std::shared_ptr<const BackendTls> tls;  // null: plain TCP
+  Sentinel sentinel;                      // mode: sentinel
 };
 
 struct Snapshot {

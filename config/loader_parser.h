@@ -119,6 +119,15 @@ class Parser {
   void UnixPath(const Val& v, ListenerSpec* l);
   // loader_tls.cc: the tls mapping, its files read and checked; null on errors.
   std::shared_ptr<const ListenerTls> TlsSection(const Val& v);
+  // backend.tls (null: off, or errors); `tls:` with no fields is TLS with the
+  // system's trust store.
+  std::shared_ptr<const BackendTls> BackendTlsSection(const Val& v);
+  // Reads and checks a certificate/key pair (if cert_path is set: they must
+  // match) and a CA bundle (if ca_path is set); false on errors (reported).
+  bool PemSet(const Val& cert_v, const Val& key_v, const Val& ca_v, const std::string& cert_path,
+              const std::string& key_path, const std::string& ca_path, std::string* cert_pem,
+              std::string* key_pem, std::string* ca_pem);
+  void SentinelSection(const Val& v, Sentinel* s);
   // A PEM file's contents, or nullopt (reported at v).
   std::optional<std::string> ReadPem(const Val& v, const std::string& path);
   void FileMode(const Val& v, uint32_t* out);

@@ -152,20 +152,46 @@ void Parser::AdminSection(const Val& v, Spec* spec) {
          });
 }
 
+void Parser::SentinelSection(const Val& v, Sentinel* s) {
+  const auto seen = Map(v, {
+                               {"master",
+                                [&](const Val& f) {
+                                  if (Str(f, &s->master) && s->master.empty()) {
+                                    Error(f, "must name the master (SENTINEL MONITOR's name)");
+                                  }
+                                }},
+                               {"nodes",
+                                [&](const Val& f) {
+                                  const bool list = Seq(f, [&](const Val& e) {
+                                    Endpoint ep;
+                                    if (HostPort(e, &ep)) s->nodes.push_back(std::move(ep));
+                                  });
+                                  if (list && f.node.size() == 0) {
+                                    Error(f, "at least one sentinel is required");
+                                  }
+                                }},
+                               {"username", StrTo(&s->username)},
+                               {"password", StrTo(&s->password)},
+                           });
+  if (!seen) return;
+  Require(v, *seen, "master");
+  Require(v, *seen, "nodes");
+}
+
 void Parser::BackendSection(const Val& v, Backend* b) {
-  std::optional<Val> nodes;
+  std::optional<Val> nodes, sentinel;
   const auto seen = Map(
       v, {
              {"mode",
               [&](const Val& f) {
                 size_t i = 0;
                 if (Choice(f, {"standalone", "cluster"}, &i)) {
-                  b->mode = i == 0 ? BackendMode::kStandalone : BackendMode::kCluster;
+                  b->mode = static_cast<BackendMode>(i);
                 }
               }},
              {"nodes",
               [&](const Val& f) {
-                nodes = f;
+                nodes.emplace(f);
                 const bool list = Seq(f, [&](const Val& e) {
                   Endpoint ep;
                   if (HostPort(e, &ep)) b->nodes.push_back(std::move(ep));
@@ -203,8 +229,21 @@ void Parser::BackendSection(const Val& v, Backend* b) {
                   b->read_from = static_cast<ReadFrom>(i);
                 }
               }},
+             {"tls", [&](const Val& f) { b->tls = BackendTlsSection(f); }},
+             {"sentinel",
+              [&](const Val& f) {
+                sentinel.emplace(f);
+                SentinelSection(f, &b->sentinel);
+              }},
          });
   if (!seen) return;
+  if (b->mode == BackendMode::kSentinel) {
+    // The sentinels name the master (and its replicas); nodes would only be stale.
+    Require(v, *seen, "sentinel");
+    if (nodes) Error(*nodes, "sentinel mode takes no nodes: the sentinels name the master");
+    return;
+  }
+  if (sentinel) Error(*sentinel, "sentinel applies to mode: sentinel only");
   Require(v, *seen, "nodes");
   if (nodes && b->mode == BackendMode::kStandalone && nodes->node.IsSequence() &&
       nodes->node.size() > 1) {

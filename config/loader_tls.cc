@@ -75,6 +75,53 @@ std::optional<std::string> Parser::ReadPem(const Val& v, const std::string& path
   return s;
 }
 
+bool Parser::PemSet(const Val& cert_v, const Val& key_v, const Val& ca_v,
+                    const std::string& cert_path, const std::string& key_path,
+                    const std::string& ca_path, std::string* cert_pem, std::string* key_pem,
+                    std::string* ca_pem) {
+  std::optional<std::string> cert, key, ca;
+  if (!cert_path.empty()) {
+    cert = ReadPem(cert_v, cert_path);
+    key = ReadPem(key_v, key_path);
+    if (!cert || !key) return false;
+  }
+  if (!ca_path.empty()) {
+    ca = ReadPem(ca_v, ca_path);
+    if (!ca) return false;
+  }
+  if (cert) {
+    X509Ptr leaf(nullptr, X509_free);
+    if (CountCerts(*cert, &leaf) == 0) {
+      Error(cert_v, Quote(cert_path) + " holds no PEM certificate");
+      return false;
+    }
+    Bio kb = Mem(*key);
+    KeyPtr pkey(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+    if (!pkey) {
+      Error(key_v, Quote(key_path) + " holds no PEM private key (or it is encrypted)");
+      return false;
+    }
+    if (X509_check_private_key(leaf.get(), pkey.get()) != 1) {
+      Error(key_v, Quote(key_path) + " does not match the certificate in " + Quote(cert_path));
+      return false;
+    }
+  }
+  if (ca && CountCerts(*ca, nullptr) == 0) {
+    Error(ca_v, Quote(ca_path) + " holds no PEM certificate");
+    return false;
+  }
+  if (cert) *cert_pem = std::move(*cert);
+  if (key) *key_pem = std::move(*key);
+  if (ca) *ca_pem = std::move(*ca);
+  return true;
+}
+
+static std::string Sha256Hex(const std::string& all) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(all.data()), all.size(), d);
+  return Hex(d, sizeof d);
+}
+
 std::shared_ptr<const ListenerTls> Parser::TlsSection(const Val& v) {
   auto t = std::make_shared<ListenerTls>();
   // YAML::Node's operator= writes through to the document: the fields' Vals
@@ -122,40 +169,58 @@ std::shared_ptr<const ListenerTls> Parser::TlsSection(const Val& v) {
     Error(v, "client_auth needs ca: the CA that signs the client certificates");
   }
   if (errors() != before || t->cert_path.empty() || t->key_path.empty()) return nullptr;
-  auto cert = ReadPem(cert_v, t->cert_path);
-  auto key = ReadPem(key_v, t->key_path);
-  std::optional<std::string> ca;
-  if (!t->ca_path.empty()) ca = ReadPem(ca_v, t->ca_path);
-  if (!cert || !key || (!t->ca_path.empty() && !ca)) return nullptr;
-  X509Ptr leaf(nullptr, X509_free);
-  if (CountCerts(*cert, &leaf) == 0) {
-    Error(cert_v, Quote(t->cert_path) + " holds no PEM certificate");
+  if (!PemSet(cert_v, key_v, ca_v, t->cert_path, t->key_path, t->ca_path, &t->cert_pem,
+              &t->key_pem, &t->ca_pem)) {
     return nullptr;
   }
-  Bio kb = Mem(*key);
-  KeyPtr pkey(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
-  if (!pkey) {
-    Error(key_v, Quote(t->key_path) + " holds no PEM private key (or it is encrypted)");
-    return nullptr;
-  }
-  if (X509_check_private_key(leaf.get(), pkey.get()) != 1) {
-    Error(key_v, Quote(t->key_path) + " does not match the certificate in " +
-                     Quote(t->cert_path));
-    return nullptr;
-  }
-  if (ca && CountCerts(*ca, nullptr) == 0) {
-    Error(ca_v, Quote(t->ca_path) + " holds no PEM certificate");
-    return nullptr;
-  }
-  t->cert_pem = std::move(*cert);
-  t->key_pem = std::move(*key);
-  if (ca) t->ca_pem = std::move(*ca);
   const std::string all = t->cert_pem + '\0' + t->key_pem + '\0' + t->ca_pem + '\0' +
                           std::to_string(static_cast<int>(t->client_auth)) + '\0' +
                           std::to_string(t->min_version);
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(all.data()), all.size(), d);
-  t->fingerprint = Hex(d, sizeof d);
+  t->fingerprint = Sha256Hex(all);
+  return t;
+}
+
+std::shared_ptr<const BackendTls> Parser::BackendTlsSection(const Val& v) {
+  auto t = std::make_shared<BackendTls>();
+  if (v.node.IsNull()) return t;  // "tls:" alone: TLS with the system's trust store
+  std::optional<Val> cert_f, key_f, ca_f;
+  bool enabled = true;
+  const auto seen = Map(v, {
+                               {"enabled", [&](const Val& f) { Bool(f, &enabled); }},
+                               {"cert",
+                                [&](const Val& f) {
+                                  cert_f.emplace(f);
+                                  Str(f, &t->cert_path);
+                                }},
+                               {"key",
+                                [&](const Val& f) {
+                                  key_f.emplace(f);
+                                  Str(f, &t->key_path);
+                                }},
+                               {"ca",
+                                [&](const Val& f) {
+                                  ca_f.emplace(f);
+                                  Str(f, &t->ca_path);
+                                }},
+                               {"server_name", StrTo(&t->server_name)},
+                               {"verify", [&](const Val& f) { Bool(f, &t->verify); }},
+                           });
+  if (!seen) return nullptr;
+  if (!enabled) return nullptr;
+  const Val& cert_v = cert_f ? *cert_f : v;
+  const Val& key_v = key_f ? *key_f : v;
+  const Val& ca_v = ca_f ? *ca_f : v;
+  if (t->cert_path.empty() != t->key_path.empty()) {
+    Error(t->cert_path.empty() ? key_v : cert_v,
+          "a client certificate needs both cert and key (or neither)");
+    return nullptr;
+  }
+  if (!PemSet(cert_v, key_v, ca_v, t->cert_path, t->key_path, t->ca_path, &t->cert_pem,
+              &t->key_pem, &t->ca_pem)) {
+    return nullptr;
+  }
+  t->fingerprint = Sha256Hex(t->cert_pem + '\0' + t->key_pem + '\0' + t->ca_pem + '\0' +
+                             t->server_name + '\0' + (t->verify ? "1" : "0"));
   return t;
 }
 

@@ -201,6 +201,10 @@ std::string Server::TenantsJson() {
   return j + "}";
 }
 
+namespace {
+constexpr uint64_t kQuietNs = 100'000'000;  // shutdown: connections idle this long are done
+}  // namespace
+
 void Server::WaitSignal() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -219,10 +223,21 @@ void Server::WaitSignal() {
     auto deadline = Loop::NowNs() + uint64_t{snapshot_->shutdown_grace_ms} * 1000000;
     auto timer = std::make_shared<asio::steady_timer>(control_);
     auto check = std::make_shared<std::function<void()>>();
-    *check = [this, timer, check, deadline]() {
-      bool busy = false;
-      for (auto& w : workers_) busy = busy || w->busy();
-      if (!busy || Loop::NowNs() >= deadline) {
+    auto quiet_since = std::make_shared<uint64_t>(0);
+    *check = [this, timer, check, deadline, quiet_since]() {
+      bool busy = false, clients = false;
+      for (auto& w : workers_) {
+        busy = busy || w->busy();
+        clients = clients || w->has_clients();
+      }
+      // Done once no connection is open, or every one has been quiet for
+      // kQuietNs (a client in the middle of sending a pipeline is not cut off
+      // between two reads).
+      const uint64_t now = Loop::NowNs();
+      if (busy) *quiet_since = 0;
+      else if (*quiet_since == 0) *quiet_since = now;
+      const bool drained = !clients || (!busy && now - *quiet_since >= kQuietNs);
+      if (drained || now >= deadline) {
         if (busy) spdlog::warn("shutdown grace over: closing connections with requests in flight");
         for (auto& w : workers_) w->Stop();
         control_.stop();
@@ -412,7 +427,10 @@ int Server::Run() {
   // Topology changes (cluster) reach the workers as immutable slot maps; the
   // tenants' ACL users are set on new nodes first.
   topology_ = MakeDiscovery(snapshot_->backend, [this](SlotMapPtr m) {
-    spdlog::info("cluster topology v{}: {} masters", m->version, m->masters.size());
+    size_t replicas = 0;
+    for (const auto& rs : m->replicas) replicas += rs.size();
+    spdlog::info("backend topology v{}: {} masters, {} replicas", m->version, m->masters.size(),
+                 replicas);
     {
       std::lock_guard<std::mutex> l(map_mu_);
       last_map_ = m;

@@ -37,6 +37,19 @@ Worker::Worker(int index, Server& server, WorkerMetrics& metrics)
 
 Worker::~Worker() = default;
 
+namespace {
+// What the backend connections are made from: a change reconnects them.
+std::string ConnectionKey(const config::Backend& b) {
+  std::string k;
+  for (const auto& n : b.nodes) k += n.ToString() + ",";
+  k += "|" + b.sentinel.master + "|";
+  for (const auto& n : b.sentinel.nodes) k += n.ToString() + ",";
+  k += "|" + b.username + "|" + b.password + "|" + std::to_string(b.connections_per_node);
+  k += "|" + (b.tls ? b.tls->fingerprint : std::string("plain"));
+  return k;
+}
+}  // namespace
+
 void Worker::PublishSnapshot(config::SnapshotPtr snap) {
   asio::post(loop_.io(),
              [this, snap = std::move(snap)]() mutable { ApplySnapshot(std::move(snap)); });
@@ -45,11 +58,19 @@ void Worker::PublishSnapshot(config::SnapshotPtr snap) {
 void Worker::ApplySnapshot(config::SnapshotPtr snap) {
   const bool first = snapshot_ == nullptr;
   const bool mode_changed = first || snapshot_->backend.mode != snap->backend.mode;
-  const bool backend_changed =
-      mode_changed || snapshot_->backend.nodes[0].ToString() != snap->backend.nodes[0].ToString() ||
-      snapshot_->backend.connections_per_node != snap->backend.connections_per_node ||
-      snapshot_->backend.password != snap->backend.password ||
-      snapshot_->backend.username != snap->backend.username;
+  const bool backend_changed = mode_changed || ConnectionKey(snapshot_->backend) !=
+                                                   ConnectionKey(snap->backend);
+  if (snap->backend.tls && (!backend_tls_ || backend_tls_->settings().fingerprint !=
+                                                 snap->backend.tls->fingerprint)) {
+    std::string err;
+    if (auto ctx = BackendTlsContext::Shared(*snap->backend.tls, &err)) {
+      backend_tls_ = std::move(ctx);
+    } else {
+      spdlog::error("backend.tls: {} (the previous TLS settings stay)", err);
+    }
+  } else if (!snap->backend.tls) {
+    backend_tls_.reset();
+  }
   snapshot_ = std::move(snap);
   snapshot_version_ = snapshot_->version;
   if (!first) UpdateTls();
@@ -387,13 +408,9 @@ void Worker::StopAccepting() {
 void Worker::PollBusy() {
   asio::post(loop_.io(), [this] {
     bool busy = false;
-    for (auto& s : sessions_) {
-      if (!s->closed() && s->has_inflight()) {
-        busy = true;
-        break;
-      }
-    }
+    for (auto& s : sessions_) busy = !s->quiet() || busy;  // every one: quiet() notes reads
     busy_.store(busy, std::memory_order_relaxed);
+    has_clients_.store(!sessions_.empty(), std::memory_order_relaxed);
   });
 }
 

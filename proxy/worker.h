@@ -49,10 +49,13 @@ class Worker final : public SessionHost, public BackendHost {
               const std::map<std::string, int>& unix_fds);
   void Start();          // runs the thread
   void StopAccepting();  // thread-safe
-  // Thread-safe: asks the worker whether requests are still in flight; the
-  // answer lands in busy() shortly after.
+  // Thread-safe: asks the worker whether any connection still has work under
+  // way (Session::quiet: replies owed, input unread, or bytes read since the
+  // previous poll); the answer lands in busy() shortly after, and
+  // has_clients() says whether any connection is open at all.
   void PollBusy();
   bool busy() const { return busy_.load(std::memory_order_relaxed); }
+  bool has_clients() const { return has_clients_.load(std::memory_order_relaxed); }
   void Stop();  // thread-safe: closes everything, ends the loop
   void Join();
   // Thread-safe: the tenant's hot keys on this worker (waits for the worker).
@@ -88,6 +91,7 @@ class Worker final : public SessionHost, public BackendHost {
   void SessionClosed(Session* s) override;
   WorkerMetrics& metrics() override { return metrics_; }
   const config::Backend& settings() const override { return snapshot_->backend; }
+  std::shared_ptr<BackendTlsContext> backend_tls() const override { return backend_tls_; }
   void RequestTopologyRefresh() override;
 
  private:
@@ -137,6 +141,8 @@ class Worker final : public SessionHost, public BackendHost {
   std::list<std::unique_ptr<Session>> sessions_;
   std::atomic<size_t> sessions_count_{0};
   std::atomic<bool> busy_{true};
+  std::shared_ptr<BackendTlsContext> backend_tls_;  // backend.tls of the snapshot
+  std::atomic<bool> has_clients_{true};
   std::vector<std::unique_ptr<Session>> graveyard_;
   boost::asio::steady_timer tick_;
   uint64_t next_client_id_;

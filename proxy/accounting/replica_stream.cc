@@ -15,8 +15,9 @@ namespace {
 class Link {
  public:
   explicit Link(const std::atomic<bool>* cancel) : socket_(cancel) {}
-  std::string Connect(const config::Endpoint& ep, int timeout_ms) {
-    return socket_.Connect(ep, timeout_ms);
+  std::string Connect(const config::Endpoint& ep, int timeout_ms,
+                      const config::BackendTls* tls) {
+    return socket_.Connect(ep, timeout_ms, tls);
   }
   bool Send(std::span<const std::string_view> args) {
     std::string out;
@@ -64,7 +65,7 @@ StreamResult StreamRdb(const config::Endpoint& node, const config::Backend& be,
                        const std::atomic<bool>* cancel) {
   StreamResult res;
   Link link(cancel);
-  if (std::string err = link.Connect(node, static_cast<int>(be.connect_timeout_ms));
+  if (std::string err = link.Connect(node, static_cast<int>(be.connect_timeout_ms), be.tls.get());
       !err.empty()) {
     res.error = err;
     return res;

@@ -35,6 +35,7 @@ BackendConn::~BackendConn() {
   *alive_ = false;
   host_.loop().Unmark(this);
   boost::system::error_code ec;
+  tls_.reset();
   socket_.close(ec);
   timer_.cancel();
 }
@@ -108,10 +109,80 @@ void BackendConn::OnConnected(const boost::system::error_code& ec) {
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
   socket_.non_blocking(true, ignored);
+  if (auto ctx = host_.backend_tls()) {
+    tls_ = std::make_unique<TlsClient>(std::move(ctx), socket_.native_handle(), endpoint_.host);
+    // The connect timeout keeps running: it bounds the handshake too.
+    auto alive = alive_;
+    timer_.expires_after(std::chrono::milliseconds(host_.settings().connect_timeout_ms));
+    timer_.async_wait([this, alive](const boost::system::error_code& e) {
+      if (!*alive || e || state_ != State::kConnecting) return;
+      Fail("TLS handshake timeout");
+    });
+    return ContinueHandshake();
+  }
+  Ready();
+}
+
+void BackendConn::Ready() {
   state_ = State::kReady;
   backoff_ms_ = 0;
   StartRead();
   Flush();
+}
+
+void BackendConn::WaitSocket(asio::socket_base::wait_type w, void (BackendConn::*then)()) {
+  auto alive = alive_;
+  socket_.async_wait(w, [this, alive, then](const boost::system::error_code& ec) {
+    if (!*alive || ec == asio::error::operation_aborted) return;
+    if (ec) return Fail(ec.message());
+    (this->*then)();
+  });
+}
+
+void BackendConn::ContinueHandshake() {
+  if (state_ != State::kConnecting) return;
+  switch (tls_->Handshake()) {
+    case TlsClient::Io::kDone:
+      timer_.cancel();
+      return Ready();
+    case TlsClient::Io::kWantRead:
+      return WaitSocket(asio::socket_base::wait_read, &BackendConn::ContinueHandshake);
+    case TlsClient::Io::kWantWrite:
+      return WaitSocket(asio::socket_base::wait_write, &BackendConn::ContinueHandshake);
+    case TlsClient::Io::kClosed:
+    case TlsClient::Io::kError:
+      spdlog::error("backend {}: TLS handshake failed: {}", endpoint_.ToString(),
+                    tls_->error_text());
+      return Fail("TLS handshake failed");
+  }
+}
+
+// backend.tls: SSL_write until writing_ is out or the socket is full (then
+// wait for it to be writable); completes like async_write.
+void BackendConn::ContinueTlsWrite() {
+  while (tls_written_ < writing_.size()) {
+    TlsClient::Io io;
+    const size_t n = tls_->Write(writing_.data() + tls_written_, writing_.size() - tls_written_, &io);
+    if (n > 0) {
+      tls_written_ += n;
+      continue;
+    }
+    if (io == TlsClient::Io::kWantWrite || io == TlsClient::Io::kWantRead) {
+      return WaitSocket(io == TlsClient::Io::kWantWrite ? asio::socket_base::wait_write
+                                                         : asio::socket_base::wait_read,
+                        &BackendConn::ContinueTlsWrite);
+    }
+    return CompleteTlsWrite(asio::error::connection_reset);
+  }
+  CompleteTlsWrite({});
+}
+
+// Like an asio completion, never inside Flush() itself.
+void BackendConn::CompleteTlsWrite(const boost::system::error_code& ec) {
+  auto alive = alive_;
+  asio::post(loop_.io(), [this, alive, ec, gen = socket_gen_] {
+    if (*alive && gen == socket_gen_) OnWrite(ec, tls_written_);  // not a later socket's
+  });
 }
 
 
@@ -120,6 +191,10 @@ void BackendConn::Flush() {
   writing_.swap(out_);
   out_.clear();
   write_in_flight_ = true;
+  if (tls_) {
+    tls_written_ = 0;
+    return ContinueTlsWrite();
+  }
   auto alive = alive_;
   asio::async_write(socket_, asio::buffer(writing_),
                     [this, alive](const boost::system::error_code& ec, size_t n) {
@@ -160,13 +235,24 @@ void BackendConn::ReadReady() {
     char* p = in_.Prepare(kReadChunk);
     size_t room = in_.Writable();
     boost::system::error_code ec;
-    size_t n = socket_.read_some(asio::buffer(p, room), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) return Fail(ec == asio::error::eof ? "connection closed by backend" : ec.message());
+    size_t n;
+    if (tls_) {
+      TlsClient::Io io;
+      n = tls_->Read(p, room, &io);
+      if (n == 0) {
+        if (io == TlsClient::Io::kWantRead || io == TlsClient::Io::kWantWrite) break;
+        return Fail(io == TlsClient::Io::kClosed ? std::string("connection closed by backend")
+                                                 : "TLS: " + tls_->error_text());
+      }
+    } else {
+      n = socket_.read_some(asio::buffer(p, room), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) return Fail(ec == asio::error::eof ? "connection closed by backend" : ec.message());
+    }
     in_.Commit(n);
     if (!DeliverFrames()) return;
     if (!*alive || state_ != State::kReady) return;
-    if (n < room) break;
+    if (n < room && (!tls_ || tls_->pending() == 0)) break;
   }
   host_.loop().ScheduleFlush();
   in_.ShrinkIfIdle(256 * 1024);
@@ -244,6 +330,8 @@ void BackendConn::FailPending(std::string_view error_line) {
 // Drops the socket and everything queued or half-read on it.
 void BackendConn::ResetSocket() {
   boost::system::error_code ec;
+  ++socket_gen_;
+  tls_.reset();
   socket_.close(ec);
   timer_.cancel();
   out_.clear();

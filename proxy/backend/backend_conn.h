@@ -24,6 +24,7 @@
 #include "proxy/base/buffer.h"
 #include "proxy/backend/backend_host.h"
 #include "proxy/net/loop.h"
+#include "proxy/net/tls_client.h"
 
 namespace keyfence::proxy {
 
@@ -113,6 +114,12 @@ class BackendConn : public Flushable {
   };
   void Connect();
   void OnConnected(const boost::system::error_code& ec);
+  // backend.tls: the handshake, driven by readiness waits; then Ready().
+  void ContinueHandshake();
+  void Ready();
+  void WaitSocket(boost::asio::socket_base::wait_type w, void (BackendConn::*then)());
+  void ContinueTlsWrite();
+  void CompleteTlsWrite(const boost::system::error_code& ec);
   void StartRead();
   void ReadReady();
   bool DeliverFrames();
@@ -131,6 +138,9 @@ class BackendConn : public Flushable {
   bool readonly_ = false;
   State state_ = State::kIdle;
   boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<TlsClient> tls_;  // backend.tls: this connection's session
+  size_t tls_written_ = 0;          // of writing_, through tls_
+  uint32_t socket_gen_ = 0;         // ResetSocket() count: stale completions are dropped
   boost::asio::steady_timer timer_;
   std::string out_;      // requests not yet written
   std::string writing_;  // requests being written

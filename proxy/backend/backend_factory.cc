@@ -11,6 +11,7 @@ std::unique_ptr<Backend> MakeBackend(BackendHost& host, const config::Backend& s
   switch (settings.mode) {
     case config::BackendMode::kCluster:
       return std::make_unique<ClusterBackend>(host);
+    case config::BackendMode::kSentinel:  // not yet accepted by the loader
     case config::BackendMode::kStandalone:
       break;
   }
@@ -21,6 +22,7 @@ std::unique_ptr<Discovery> MakeDiscovery(const config::Backend& settings, Publis
   switch (settings.mode) {
     case config::BackendMode::kCluster:
       return std::make_unique<Topology>(settings, std::move(publish));
+    case config::BackendMode::kSentinel:
     case config::BackendMode::kStandalone:
       break;
   }

@@ -4,11 +4,15 @@
 // Worker-local.
 #pragma once
 
+#include <memory>
+
 #include "config/config.h"
 #include "proxy/base/metrics.h"
 #include "proxy/net/loop.h"
 
 namespace keyfence::proxy {
+
+class BackendTlsContext;
 
 class BackendHost {
  public:
@@ -16,6 +20,8 @@ class BackendHost {
   virtual Loop& loop() = 0;
   virtual WorkerMetrics& metrics() = 0;
   virtual const config::Backend& settings() const = 0;
+  // backend.tls's context for new connections; null: plain TCP.
+  virtual std::shared_ptr<BackendTlsContext> backend_tls() const { return nullptr; }
   virtual void RequestTopologyRefresh() = 0;
 };
 

@@ -41,7 +41,8 @@ std::unique_ptr<ControlLink> ControlLink::Open(const config::Endpoint& node,
                                                const std::atomic<bool>* cancel) {
   const int timeout = static_cast<int>(be.connect_timeout_ms);
   std::unique_ptr<ControlLink> link(new ControlLink(node.ToString(), timeout, cancel));
-  if (std::string err = link->socket_.Connect(node, timeout); !err.empty()) {
+  if (std::string err = link->socket_.Connect(node, timeout, be.tls.get());
+      !err.empty()) {
     spdlog::warn("{}: {} unreachable: {}", what, node.ToString(), err);
     return nullptr;
   }

@@ -24,7 +24,9 @@ std::string Str(const ControlReply& r) {
 }
 
 // CLUSTER SHARDS (Redis 7): [ {slots: [s, e, ...], nodes: [{ip, port, role, health,...}]} ]
-bool ParseShards(const ControlReply& r, SlotMap* m) {
+// Over TLS (backend.tls) a node is reached at its tls-port (a TLS cluster lists
+// both; CLUSTER SLOTS and MOVED already answer a TLS link with the TLS port).
+bool ParseShards(const ControlReply& r, SlotMap* m, bool tls) {
   if (!r.is_array()) return false;
   for (const ControlReply& shard : r.elements) {
     if (!shard.is_array() || shard.elements.size() % 2) return false;
@@ -47,8 +49,9 @@ bool ParseShards(const ControlReply& r, SlotMap* m) {
         f[Str(node.elements[k])] = Str(node.elements[k + 1]);
       }
       if (f["health"] != "online" && !f["health"].empty()) continue;
+      const std::string& port = tls && !f["tls-port"].empty() ? f["tls-port"] : f["port"];
       config::Endpoint ep{f["ip"].empty() ? f["endpoint"] : f["ip"],
-                          static_cast<uint16_t>(std::atoi(f["port"].c_str()))};
+                          static_cast<uint16_t>(std::atoi(port.c_str()))};
       if (ep.host.empty() || ep.port == 0) continue;
       if (f["role"] == "master" && master < 0) {
         master = static_cast<int>(m->masters.size());
@@ -188,7 +191,7 @@ std::shared_ptr<SlotMap> AskSlotMap(const config::Endpoint& ep, const config::Ba
   if (!link) return nullptr;
   auto m = std::make_shared<SlotMap>();
   std::optional<ControlReply> r = link->Command({"CLUSTER", "SHARDS"});
-  if (!r || r->is_error() || !ParseShards(*r, m.get())) {
+  if (!r || r->is_error() || !ParseShards(*r, m.get(), be.tls != nullptr)) {
     m = std::make_shared<SlotMap>();
     std::optional<ControlReply> s = link->Command({"CLUSTER", "SLOTS"});
     if (!s || s->is_error() || !ParseSlots(*s, m.get())) {

@@ -14,7 +14,28 @@
 namespace keyfence::proxy {
 
 BlockingSocket::~BlockingSocket() {
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
+}
+
+short BlockingSocket::WaitFor(TlsClient::Io io) const {
+  return io == TlsClient::Io::kWantWrite ? POLLOUT : POLLIN;
+}
+
+std::string BlockingSocket::StartTls(const config::BackendTls& tls, const std::string& host,
+                                     int timeout_ms) {
+  std::string err;
+  auto ctx = BackendTlsContext::Shared(tls, &err);
+  if (!ctx) return "TLS: " + err;
+  tls_ = std::make_unique<TlsClient>(std::move(ctx), fd_, host);
+  for (;;) {
+    const TlsClient::Io io = tls_->Handshake();
+    if (io == TlsClient::Io::kDone) return {};
+    if (io != TlsClient::Io::kWantRead && io != TlsClient::Io::kWantWrite) {
+      return "TLS handshake failed: " + tls_->error_text();
+    }
+    if (Wait(WaitFor(io), timeout_ms) != 1) return "TLS handshake timed out";
+  }
 }
 
 int BlockingSocket::Wait(short events, int timeout_ms) const {
@@ -30,7 +51,8 @@ int BlockingSocket::Wait(short events, int timeout_ms) const {
   return 0;
 }
 
-std::string BlockingSocket::Connect(const config::Endpoint& ep, int timeout_ms) {
+std::string BlockingSocket::Connect(const config::Endpoint& ep, int timeout_ms,
+                                    const config::BackendTls* tls) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -50,7 +72,14 @@ std::string BlockingSocket::Connect(const config::Endpoint& ep, int timeout_ms) 
         ::freeaddrinfo(res);
         int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        return {};
+        if (tls == nullptr) return {};
+        std::string e = StartTls(*tls, ep.host, timeout_ms);
+        if (!e.empty()) {
+          tls_.reset();
+          ::close(fd_);
+          fd_ = -1;
+        }
+        return e;
       }
       err = so != 0 ? std::strerror(so) : "connect timed out";
     } else {
@@ -65,6 +94,13 @@ std::string BlockingSocket::Connect(const config::Endpoint& ep, int timeout_ms) 
 
 bool BlockingSocket::SendAll(std::string_view data, int timeout_ms) {
   size_t off = 0;
+  while (tls_ && off < data.size()) {
+    TlsClient::Io io;
+    const size_t n = tls_->Write(data.data() + off, data.size() - off, &io);
+    off += n;
+    if (n == 0 && (io == TlsClient::Io::kClosed || io == TlsClient::Io::kError)) return false;
+    if (n == 0 && Wait(WaitFor(io), timeout_ms) != 1) return false;
+  }
   while (off < data.size()) {
     if (Wait(POLLOUT, timeout_ms) != 1) return false;
     const ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
@@ -78,8 +114,20 @@ bool BlockingSocket::SendAll(std::string_view data, int timeout_ms) {
 }
 
 bool BlockingSocket::Fill(int timeout_ms) {
-  if (Wait(POLLIN, timeout_ms) != 1) return false;
   char tmp[1 << 16];
+  if (tls_) {
+    for (;;) {
+      TlsClient::Io io;
+      const size_t n = tls_->Read(tmp, sizeof tmp, &io);
+      if (n > 0) {
+        buf_.append(tmp, n);
+        return true;
+      }
+      if (io == TlsClient::Io::kClosed || io == TlsClient::Io::kError) return false;
+      if (Wait(WaitFor(io), timeout_ms) != 1) return false;
+    }
+  }
+  if (Wait(POLLIN, timeout_ms) != 1) return false;
   const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
   if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EINTR);
   buf_.append(tmp, static_cast<size_t>(n));

@@ -3,14 +3,16 @@
 // of `keyfence analyze`), never used by a worker. The fd is non-blocking and
 // every wait is a poll() in slices, so that each call is bounded (a connect
 // timeout, an idle timeout) and a cancel flag is seen within kPollSliceMs;
-// EINTR is retried.
+// EINTR is retried. Over TLS (backend.tls) when Connect() is given it.
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "config/config.h"
+#include "proxy/net/tls_client.h"
 
 namespace keyfence::proxy {
 
@@ -24,8 +26,10 @@ class BlockingSocket {
   BlockingSocket(const BlockingSocket&) = delete;
   BlockingSocket& operator=(const BlockingSocket&) = delete;
 
-  // "" on success, else why not.
-  std::string Connect(const config::Endpoint& ep, int timeout_ms);
+  // "" on success, else why not. With `tls` (backend.tls) the TLS handshake
+  // is part of it, bounded by the same timeout.
+  std::string Connect(const config::Endpoint& ep, int timeout_ms,
+                      const config::BackendTls* tls = nullptr);
   // Everything of `data`, or false (closed, error, timeout_ms without progress).
   bool SendAll(std::string_view data, int timeout_ms);
   // More bytes appended to buffer(); false on close, error, or timeout_ms of silence.
@@ -36,9 +40,12 @@ class BlockingSocket {
  private:
   // 1 ready, 0 not (timeout, cancel, error).
   int Wait(short events, int timeout_ms) const;
+  std::string StartTls(const config::BackendTls& tls, const std::string& host, int timeout_ms);
+  short WaitFor(TlsClient::Io io) const;
 
   const std::atomic<bool>* cancel_;
   int fd_ = -1;
+  std::unique_ptr<TlsClient> tls_;
   std::string buf_;
 };
 

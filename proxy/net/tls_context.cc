@@ -4,6 +4,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <mutex>
+
 namespace keyfence::proxy {
 
 namespace {
@@ -107,5 +109,64 @@ std::shared_ptr<TlsContext> TlsContext::Make(const config::ListenerTls& tls, std
 }
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+std::shared_ptr<BackendTlsContext> BackendTlsContext::Make(const config::BackendTls& tls,
+                                                           std::string* error) {
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) {
+    *error = TlsErrorText();
+    return nullptr;
+  }
+  std::shared_ptr<BackendTlsContext> out(new BackendTlsContext(ctx, tls));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (tls.ca_pem.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      *error = "the system's trust store: " + TlsErrorText();
+      return nullptr;
+    }
+  } else {
+    Bio bio = Mem(tls.ca_pem);
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(store, x);
+      X509_free(x);
+      ++n;
+    }
+    ERR_clear_error();
+    if (n == 0) {
+      *error = "ca " + tls.ca_path + ": no certificate";
+      return nullptr;
+    }
+  }
+  if (!tls.cert_pem.empty()) {
+    if (!UseChain(ctx, tls.cert_pem)) {
+      *error = "certificate " + tls.cert_path + ": " + TlsErrorText();
+      return nullptr;
+    }
+    if (!UseKey(ctx, tls.key_pem)) {
+      *error = "key " + tls.key_path + ": " + TlsErrorText();
+      return nullptr;
+    }
+  }
+  SSL_CTX_set_verify(ctx, tls.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  return out;
+}
+
+std::shared_ptr<BackendTlsContext> BackendTlsContext::Shared(const config::BackendTls& tls,
+                                                             std::string* error) {
+  static std::mutex mu;
+  static std::shared_ptr<BackendTlsContext> last;
+  std::lock_guard<std::mutex> l(mu);
+  if (last && last->settings().fingerprint == tls.fingerprint) return last;
+  auto made = Make(tls, error);
+  if (made) last = made;
+  return made;
+}
+
+BackendTlsContext::~BackendTlsContext() { SSL_CTX_free(ctx_); }
 
 }  // namespace keyfence::proxy

@@ -33,6 +33,35 @@ class TlsContext {
   std::string fingerprint_;
 };
 
+// The client-side context of keyfence's connections to Redis (backend.tls):
+// protocol floor TLS 1.2, the CA bundle (or the system's trust store),
+// verification of the server's certificate (unless verify: false), and a
+// client certificate when one is configured. Immutable and shared: the data
+// connections of every worker and the control links; a rotation makes a new
+// one for the connections opened after it.
+class BackendTlsContext {
+ public:
+  // Null, with *error set, if OpenSSL refuses the material.
+  static std::shared_ptr<BackendTlsContext> Make(const config::BackendTls& tls,
+                                                 std::string* error);
+  // The same, made once per fingerprint and shared process-wide (thread-safe):
+  // control links open often and need not load the CA bundle every time.
+  static std::shared_ptr<BackendTlsContext> Shared(const config::BackendTls& tls,
+                                                   std::string* error);
+  ~BackendTlsContext();
+  BackendTlsContext(const BackendTlsContext&) = delete;
+  BackendTlsContext& operator=(const BackendTlsContext&) = delete;
+
+  SSL_CTX* get() const { return ctx_; }
+  const config::BackendTls& settings() const { return settings_; }
+
+ private:
+  BackendTlsContext(SSL_CTX* ctx, config::BackendTls settings)
+      : ctx_(ctx), settings_(std::move(settings)) {}
+  SSL_CTX* ctx_;
+  config::BackendTls settings_;
+};
+
 // The last OpenSSL error of this thread, as text (and the queue cleared).
 std::string TlsErrorText();
 

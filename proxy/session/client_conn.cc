@@ -1,5 +1,7 @@
 #include "proxy/session/client_conn.h"
 
+#include <sys/ioctl.h>
+
 #include "protocol/error_replies.h"
 #include "protocol/writer.h"
 #include "proxy/session/session_limits.h"
@@ -63,6 +65,7 @@ void ClientConn::ReadReady() {
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec) return Close();
     in_.Commit(n);
+    ++reads_;
     if (net_ != nullptr) net_->CountNetIn(n);
     ProcessInput();
     if (closed_) return;
@@ -76,6 +79,18 @@ void ClientConn::ReadReady() {
   in_.ShrinkIfIdle(kInputKeep);  // give back what a big request needed
   loop_.ScheduleFlush();
   StartRead();
+}
+
+bool ClientConn::Quiet() {
+  const bool read_since = reads_ != reads_seen_;
+  reads_seen_ = reads_;
+  if (closed_) return true;
+  if (read_since || !replies_.empty() || pending_output() > 0 || write_in_flight_ ||
+      in_.Size() > 0 || stream_->buffered() > 0) {
+    return false;
+  }
+  int unread = 0;
+  return ::ioctl(fd_, FIONREAD, &unread) != 0 || unread == 0;
 }
 
 void ClientConn::Resume() {

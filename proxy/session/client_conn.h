@@ -95,6 +95,10 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   size_t pending_output() const { return out_.size() + writing_.size(); }
 
   bool closed() const { return closed_; }
+  // Shutdown drain: true when nothing is under way — no reply owed or unsent,
+  // no request (or part of one) held, no bytes waiting at the socket, and
+  // nothing read since the previous call (a client still sending is busy).
+  bool Quiet();
   bool closing() const { return closed_ || close_after_flush_; }
   ReplyQueue& replies() { return replies_; }
   const ReplyQueue& replies() const { return replies_; }
@@ -128,6 +132,8 @@ class ClientConn final : public Readable, public Flushable, public WriteDone {
   ReplyQueue replies_{out_};
   TenantCounters* net_ = nullptr;
   int fd_ = -1;
+  uint32_t reads_ = 0;       // reads that returned bytes (for Quiet())
+  uint32_t reads_seen_ = 0;
   bool write_in_flight_ = false;
   bool reading_enabled_ = false;
   bool read_paused_ = false;

@@ -37,7 +37,8 @@ class Session final : public RequestHandler,
   void Close() { conn_.Close(); }
   bool closed() const { return conn_.closed(); }
   // Requests whose replies are still owed (a blocked BLPOP counts).
-  bool has_inflight() const { return !conn_.replies().empty(); }
+  // Shutdown drain: nothing under way on the connection (ClientConn::Quiet).
+  bool quiet() { return conn_.Quiet(); }
   uint64_t id() const { return info_.id; }
 
   // RequestHandler (dispatcher.cc).

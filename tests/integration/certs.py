@@ -30,7 +30,9 @@ class Ca:
                      .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
                      .sign(self.key, hashes.SHA256()))
 
-    def issue(self, cn, dns=(), uris=(), ips=(), server=False, expired=False):
+    def issue(self, cn, dns=(), uris=(), ips=(), server=False, expired=False, client=None):
+        """client: also (or, for server=False, only) for client authentication; a Redis node
+        needs both, since its cluster bus and replication connect with the same pair."""
         key = _key()
         now = datetime.datetime.now(datetime.timezone.utc)
         start, end = ((now - datetime.timedelta(days=10), now - datetime.timedelta(days=1))
@@ -41,8 +43,9 @@ class Ca:
         b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
              .not_valid_before(start).not_valid_after(end)
-             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                                   else ExtendedKeyUsageOID.CLIENT_AUTH]), False))
+             .add_extension(x509.ExtendedKeyUsage(
+                 ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) +
+                 ([ExtendedKeyUsageOID.CLIENT_AUTH] if (client or not server) else [])), False))
         if sans:
             b = b.add_extension(x509.SubjectAlternativeName(sans), False)
         return b.sign(self.key, hashes.SHA256()), key

@@ -365,11 +365,49 @@ class TrackedRaw(RawConn):
 # redis-server
 # --------------------------------------------------------------------------------------
 
+# KF_TEST_BACKEND_TLS=1: every redis-server the harness starts also listens with TLS
+# (--tls-port; cluster nodes with --tls-cluster/--tls-replication), and every keyfence
+# reaches its backend through those ports with backend.tls. The plain port stays for
+# the tests' own inspection of the backend. TLS_PORT_OF maps plain port -> TLS port.
+BACKEND_TLS = bool(os.environ.get("KF_TEST_BACKEND_TLS"))
+TLS_PORT_OF: dict[int, int] = {}
+_backend_pki: dict | None = None
+
+
+def backend_pki() -> dict:
+    """A CA and a server certificate for 127.0.0.1/localhost, made once per process."""
+    global _backend_pki
+    if _backend_pki is None:
+        from certs import Ca, write_pair
+        d = tempfile.mkdtemp(prefix="kf-backend-pki-")
+        ca = Ca("keyfence backend test CA")
+        cert, key = write_pair(d, "redis", *ca.issue("redis", dns=["localhost"],
+                                                      ips=["127.0.0.1"], server=True, client=True))
+        client = write_pair(d, "client", *ca.issue("keyfence"))
+        _backend_pki = {"dir": d, "ca_obj": ca, "ca": ca.write(d), "cert": cert, "key": key,
+                        "client": client}
+    return _backend_pki
+
+
+def redis_tls_args(tls_port: int, cluster: bool = False, auth_clients: str = "no") -> list[str]:
+    pki = backend_pki()
+    args = ["--tls-port", str(tls_port), "--tls-cert-file", pki["cert"], "--tls-key-file",
+            pki["key"], "--tls-ca-cert-file", pki["ca"], "--tls-auth-clients", auth_clients]
+    if cluster:
+        args += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+    return args
+
+
 class RedisServer:
     def __init__(self, port: int | None = None, extra_args: list[str] | None = None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="kf-redis-")
         self.extra_args = extra_args or []
+        if BACKEND_TLS and "--tls-port" not in self.extra_args:
+            cluster = "--cluster-enabled" in self.extra_args
+            self.tls_port = free_cluster_port() if cluster else free_port()
+            self.extra_args = self.extra_args + redis_tls_args(self.tls_port, cluster)
+            TLS_PORT_OF[self.port] = self.tls_port
         self.proc: subprocess.Popen | None = None
         self.log = os.path.join(self.dir, "redis.log")
 
@@ -416,6 +454,11 @@ class RedisServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def peer_port(self) -> int:
+        """The port another node reaches this one at (MIGRATE): TLS under KF_TEST_BACKEND_TLS."""
+        return TLS_PORT_OF.get(self.port, self.port)
+
     def client(self, **kw):
         """A redis-py client connected directly to the backend (bytes replies)."""
         pool = redis.ConnectionPool(connection_class=TrackedConnection, host=HOST,
@@ -425,6 +468,19 @@ class RedisServer:
 
     def raw(self, timeout: float = 10.0) -> TrackedRaw:
         return TrackedRaw(self.port, timeout=timeout)
+
+
+def cli_node(node: "RedisServer") -> list[str]:
+    """redis-cli arguments naming a node for --cluster commands (through TLS if the bus is)."""
+    if BACKEND_TLS:
+        return ["--tls", "--cacert", backend_pki()["ca"], f"{HOST}:{node.peer_port}"]
+    return [f"{HOST}:{node.port}"]
+
+
+def tls_endpoint(addr: str) -> str:
+    """host:port of a harness redis-server -> its TLS address (unchanged if it has none)."""
+    host, _, port = addr.rpartition(":")
+    return f"{host}:{TLS_PORT_OF.get(int(port), int(port))}"
 
 
 def free_cluster_port() -> int:
@@ -470,7 +526,11 @@ class RedisClusterNodes:
         for n in self.nodes:
             n.start()
         addrs = [f"{HOST}:{n.port}" for n in self.nodes]
-        r = subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas",
+        tls = []
+        if BACKEND_TLS:  # the bus runs over TLS: the cluster is made through the TLS ports
+            addrs = [f"{HOST}:{TLS_PORT_OF[n.port]}" for n in self.nodes]
+            tls = ["--tls", "--cacert", backend_pki()["ca"]]
+        r = subprocess.run(["redis-cli", *tls, "--cluster", "create", *addrs, "--cluster-replicas",
                             str(self.replicas), "--cluster-yes"], capture_output=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError(f"cluster create failed: {r.stdout.decode()} {r.stderr.decode()}")
@@ -574,7 +634,7 @@ class RedisClusterNodes:
             assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
             assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
             for k in s.cmd("CLUSTER", "GETKEYSINSLOT", slot, 1000):
-                assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 10000, "KEYS", k) == "OK"
+                assert s.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 10000, "KEYS", k) == "OK"
         for n in [dst, src] + [n for n in self.master_nodes() if n not in (src, dst)]:
             with n.raw() as x:
                 assert x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"
@@ -757,7 +817,11 @@ class Keyfence:
         }
         if os.environ.get("KF_TEST_BACKEND_ACL"):  # the suites again with the ACL backstop
             cfg["backend"]["acl"] = os.environ["KF_TEST_BACKEND_ACL"]
-        return deep_merge(cfg, self.overrides)
+        cfg = deep_merge(cfg, self.overrides)
+        if BACKEND_TLS and "tls" not in cfg["backend"]:
+            cfg["backend"]["nodes"] = [tls_endpoint(n) for n in cfg["backend"].get("nodes", [])]
+            cfg["backend"]["tls"] = {"ca": backend_pki()["ca"]}
+        return cfg
 
     def write_config(self, cfg: dict | None = None):
         if cfg is not None:

@@ -197,7 +197,7 @@ def test_moved_and_ask_during_slot_migration(kf, cluster, monitors):
         with dst.raw() as d, src.raw() as s:
             assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
             assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
-            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", bk) == "OK"
+            assert s.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 5000, "KEYS", bk) == "OK"
             # mid-migration: the source answers -ASK for the moved key
             assert c.cmd("GET", key) == b"v1"
             assert c.cmd("SET", key, "v2") == "OK"

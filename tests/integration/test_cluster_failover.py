@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import checked_cluster_keyfence, cluster_keyfence, start_keyfence, stop_keyfence
-from harness import (HOST, ConnectionClosed, MonitorChecker, RedisClusterNodes, RespError,
+from harness import (HOST, ConnectionClosed, MonitorChecker, RedisClusterNodes, RespError, cli_node,
                      key_slot, metric_value, wait_until)
 
 P = b"shop@orders:"
@@ -146,7 +146,8 @@ def test_live_reshard_under_load(kf, cluster):
     t.start()
     try:
         time.sleep(0.3)
-        r = subprocess.run(["redis-cli", "--cluster", "reshard", f"{HOST}:{cluster.ports[0]}",
+        first = cli_node(cluster.nodes[0])
+        r = subprocess.run(["redis-cli", *first[:-1], "--cluster", "reshard", first[-1],
                             "--cluster-from", src_id, "--cluster-to", dst_id,
                             "--cluster-slots", "1000", "--cluster-yes"],
                            capture_output=True, timeout=60)

@@ -108,14 +108,14 @@ def test_same_slot_mget_during_a_long_migration_is_retried(kf, cluster):
             assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
             assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
             # Half the slot's keys moved: the source answers TRYAGAIN for a request on both.
-            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", ba) == "OK"
+            assert s.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 5000, "KEYS", ba) == "OK"
             assert s.cmd("MGET", ba, bb) == RespError(
                 "TRYAGAIN Multiple keys request during rehashing of slot")
 
             def finish():
                 time.sleep(1.5)  # longer than the old 5-retry limit (0.6 s)
                 with src.raw() as s2:
-                    s2.cmd("MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", bb)
+                    s2.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 5000, "KEYS", bb)
                 for n in cluster.nodes:
                     with n.raw() as x:
                         x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
@@ -250,9 +250,9 @@ def test_big_key_migration_under_a_same_slot_mget_loop(kf, cluster):
         with dst.raw(timeout=60) as d, src.raw(timeout=60) as s:
             assert d.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
             assert s.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
-            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 30000, "KEYS", bbig) == "OK"
+            assert s.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 30000, "KEYS", bbig) == "OK"
             time.sleep(1.5)  # the slot is split: the MGET is retried (TRYAGAIN/ASK)
-            assert s.cmd("MIGRATE", HOST, dst.port, "", 0, 30000, "KEYS", bsmall) == "OK"
+            assert s.cmd("MIGRATE", HOST, dst.peer_port, "", 0, 30000, "KEYS", bsmall) == "OK"
             for n in cluster.nodes:
                 with n.raw() as x:
                     assert x.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"

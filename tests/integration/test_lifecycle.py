@@ -98,7 +98,11 @@ def test_check_reports_yaml_syntax_error(tmp_path):
     assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: ", out, re.M), out
 
 
-def test_sigterm_drains_in_flight_then_exits_0(redis_server):
+@pytest.mark.parametrize("reader_pause", [0.0, 0.5], ids=["reading", "backed-up"])
+def test_sigterm_drains_in_flight_then_exits_0(redis_server, reader_pause):
+    # "backed-up": the client stops reading for a while, so replies pile up in
+    # keyfence's output and its reads pause with requests still unread at the
+    # socket; the drain must still answer every one of them.
     kf = start_keyfence(redis_server.port)
     try:
         c = kf.raw("orders", timeout=10)
@@ -117,6 +121,7 @@ def test_sigterm_drains_in_flight_then_exits_0(redis_server):
         t.start()
         first = c.read()  # the batch is in flight
         assert first == "OK", first
+        time.sleep(reader_pause)
         t0 = time.monotonic()
         kf.proc.send_signal(signal.SIGTERM)
         replies = 1
