@@ -185,7 +185,7 @@ void Parser::BackendSection(const Val& v, Backend* b) {
              {"mode",
               [&](const Val& f) {
                 size_t i = 0;
-                if (Choice(f, {"standalone", "cluster"}, &i)) {
+                if (Choice(f, {"standalone", "cluster", "sentinel"}, &i)) {
                   b->mode = static_cast<BackendMode>(i);
                 }
               }},

@@ -263,6 +263,8 @@ inline constexpr std::string_view kSubscribeWithState =
 // --- Cluster -------------------------------------------------------------------------------
 
 inline constexpr std::string_view kCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot";
+inline constexpr std::string_view kMasterUnknown =
+    "ERR keyfence: backend unavailable (the sentinels have named no live master yet)";
 inline constexpr std::string_view kTopologyUnknown =
     "CLUSTERDOWN keyfence: the cluster topology is not known yet";
 
@@ -293,6 +295,9 @@ inline constexpr std::string_view kNoScript = "NOSCRIPT No matching script. Plea
 inline constexpr std::string_view kSlotMoved =
     "TRYAGAIN keyfence: the key's slot moved to another node; try again";
 
+// In "backend unavailable (not sent: <why>)": the request never reached a server.
+inline constexpr std::string_view kNotSent = "not sent: ";
+inline constexpr std::string_view kNotSentPrefix = "ERR keyfence: backend unavailable (not sent: ";
 // "ERR keyfence: backend unavailable (<why>)". Clients never learn a backend
 // address (keyfence logs it): they would bypass keyfence with it.
 inline std::string BackendUnavailable(std::string_view why) {

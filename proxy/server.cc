@@ -151,7 +151,14 @@ std::vector<std::string> Server::TlsFiles(const config::Snapshot& snap) {
 
 void Server::ProbeBackend() {
   auto sock = std::make_shared<tcp::socket>(control_);
-  config::Endpoint ep = snapshot_->backend.nodes[0];
+  config::Endpoint ep;
+  if (snapshot_->backend.mode == config::BackendMode::kSentinel) {
+    std::lock_guard<std::mutex> l(map_mu_);  // the master, once the sentinels named it
+    ep = last_map_ && !last_map_->masters.empty() ? last_map_->masters[0]
+                                                  : snapshot_->backend.sentinel.nodes[0];
+  } else {
+    ep = snapshot_->backend.nodes[0];
+  }
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(ep.host, ec);
   if (ec) {
@@ -454,8 +461,13 @@ int Server::Run() {
     spdlog::info("listening on {} ({})", l.Name(),
                  l.tenant.empty() ? std::string("gateway") : "tenant " + l.tenant);
   }
+  const config::Backend& be = snapshot_->backend;
   spdlog::info("admin on {}:{}; {} workers; backend {}", snapshot_->admin.bind.host,
-               admin_->port(), workers_.size(), snapshot_->backend.nodes[0].ToString());
+               admin_->port(), workers_.size(),
+               be.mode == config::BackendMode::kSentinel
+                   ? "sentinel master '" + be.sentinel.master + "' via " +
+                         be.sentinel.nodes[0].ToString()
+                   : be.nodes[0].ToString());
   ProbeBackend();
   watcher_ = std::make_unique<ConfigWatcher>(control_, config_path_, [this] { Reload(); });
   watcher_->SetExtraFiles(TlsFiles(*snapshot_));  // a certificate rotation reloads too

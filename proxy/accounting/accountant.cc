@@ -121,7 +121,7 @@ bool Accountant::RequestRun() {
 
 std::vector<config::Endpoint> Accountant::Masters(const config::Snapshot& snap,
                                                   SlotMapPtr map) const {
-  if (snap.backend.mode == config::BackendMode::kCluster) {
+  if (snap.backend.mode != config::BackendMode::kStandalone) {  // cluster, sentinel: discovered
     return map ? map->masters : std::vector<config::Endpoint>{};
   }
   if (snap.backend.nodes.empty()) return {};

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "proxy/accounting/replica_stream.h"
+#include "proxy/backend/sentinel.h"
 #include "proxy/backend/topology.h"
 #include "rdb/parser.h"
 
@@ -46,6 +47,13 @@ void AnalyzeBackend(const config::Snapshot& snap, Analysis& a, const Progress& p
       if (map->owner[s] >= 0) owners[s] = masters[static_cast<size_t>(map->owner[s])].ToString();
     }
     a.CountSlots(std::move(owners));
+  } else if (be.mode == config::BackendMode::kSentinel) {
+    SlotMapPtr map = AskSentinels(be);
+    if (!map) {
+      a.AddNode({"sentinel", 0, 0, "no sentinel named a live master '" + be.sentinel.master + "'"});
+      return;
+    }
+    masters = map->masters;
   } else if (!be.nodes.empty()) {
     masters.push_back(be.nodes.front());
   }

@@ -32,8 +32,11 @@ ReportStore::ReportStore(const config::Snapshot& snap, SlotMapPtr map)
 std::string ReportStore::Key(std::string_view name) const { return prefix_ + std::string(name); }
 
 const config::Endpoint* ReportStore::NodeFor(const std::string& key) const {
-  if (backend_.mode != config::BackendMode::kCluster) {
+  if (backend_.mode == config::BackendMode::kStandalone) {
     return backend_.nodes.empty() ? nullptr : &backend_.nodes.front();
+  }
+  if (backend_.mode == config::BackendMode::kSentinel) {  // the master the sentinels named
+    return map_ && !map_->masters.empty() ? &map_->masters.front() : nullptr;
   }
   if (!map_) return nullptr;
   const int16_t owner = map_->owner[protocol::KeySlot(key)];

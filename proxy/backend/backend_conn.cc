@@ -360,7 +360,12 @@ void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
   spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
-  down_error_ = protocol::errors::BackendUnavailable(why);
+  // Before the connection was up nothing was written: the requests waiting
+  // did not run, and say so (a router may send them elsewhere).
+  down_error_ = state_ == State::kConnecting
+                    ? protocol::errors::BackendUnavailable(
+                          std::string(protocol::errors::kNotSent) + std::string(why))
+                    : protocol::errors::BackendUnavailable(why);
   auto alive = alive_;
   ResetSocket();
   backoff_ms_ = backoff_ms_ == 0 ? kBackoffMinMs : std::min(backoff_ms_ * 2, kBackoffMaxMs);

@@ -2,6 +2,8 @@
 // backend is a new Backend implementation plus a line here.
 #include "proxy/backend/backend.h"
 #include "proxy/backend/cluster_backend.h"
+#include "proxy/backend/sentinel.h"
+#include "proxy/backend/sentinel_backend.h"
 #include "proxy/backend/standalone_backend.h"
 #include "proxy/backend/topology.h"
 
@@ -11,7 +13,8 @@ std::unique_ptr<Backend> MakeBackend(BackendHost& host, const config::Backend& s
   switch (settings.mode) {
     case config::BackendMode::kCluster:
       return std::make_unique<ClusterBackend>(host);
-    case config::BackendMode::kSentinel:  // not yet accepted by the loader
+    case config::BackendMode::kSentinel:
+      return std::make_unique<SentinelBackend>(host);
     case config::BackendMode::kStandalone:
       break;
   }
@@ -23,6 +26,7 @@ std::unique_ptr<Discovery> MakeDiscovery(const config::Backend& settings, Publis
     case config::BackendMode::kCluster:
       return std::make_unique<Topology>(settings, std::move(publish));
     case config::BackendMode::kSentinel:
+      return std::make_unique<SentinelDiscovery>(settings, std::move(publish));
     case config::BackendMode::kStandalone:
       break;
   }

@@ -66,7 +66,14 @@ std::optional<ControlReply> ControlLink::Command(std::span<const std::string_vie
   return Next();
 }
 
-std::optional<ControlReply> ControlLink::Next() {
+std::optional<ControlReply> ControlLink::Next() { return Read(timeout_ms_, nullptr); }
+
+std::optional<ControlReply> ControlLink::Next(int silence_ms, bool* silent) {
+  *silent = false;
+  return Read(silence_ms, silent);
+}
+
+std::optional<ControlReply> ControlLink::Read(int wait_ms, bool* silent) {
   if (dead_) return std::nullopt;
   if (!out_.empty()) {
     if (!socket_.SendAll(out_, timeout_ms_)) {
@@ -87,7 +94,14 @@ std::optional<ControlReply> ControlLink::Next() {
       in.erase(0, used);
       return r;
     }
-    if (st == protocol::ParseStatus::kError || !socket_.Fill(timeout_ms_)) break;
+    if (st == protocol::ParseStatus::kError) break;
+    if (!socket_.Fill(wait_ms)) {
+      if (silent != nullptr && socket_.timed_out() && in.empty()) {
+        *silent = true;  // a quiet subscription, not a dead link
+        return std::nullopt;
+      }
+      break;
+    }
   }
   dead_ = true;
   return std::nullopt;

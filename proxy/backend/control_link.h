@@ -67,10 +67,15 @@ class ControlLink {
     Append(std::span<const std::string_view>(args.begin(), args.size()));
   }
   std::optional<ControlReply> Next();
+  // The same for a link that waits for pushes (SUBSCRIBE): nothing within
+  // silence_ms gives nullopt with *silent set, and the link stays usable.
+  std::optional<ControlReply> Next(int silence_ms, bool* silent);
 
   const std::string& node() const { return node_; }
 
  private:
+  // One reply, waiting up to wait_ms of silence; `silent` null: silence kills the link.
+  std::optional<ControlReply> Read(int wait_ms, bool* silent);
   ControlLink(std::string node, int timeout_ms, const std::atomic<bool>* cancel)
       : node_(std::move(node)), timeout_ms_(timeout_ms), socket_(cancel) {}
 

@@ -136,7 +136,18 @@ void Router::CommitDirect(ReplySink* sink, uint64_t tag, bool follow) {
   c.MarkDirty();
 }
 
+void Router::WaitForMaster(uint32_t rid, std::string_view error_frame) {
+  Inflight& f = slab_[rid];
+  host_.RequestTopologyRefresh();
+  const uint64_t now = Loop::NowNs();
+  if (f.retry_start_ns == 0) f.retry_start_ns = now;
+  const uint64_t budget = uint64_t{host_.settings().retry_budget_ms} * 1000000;
+  if (now - f.retry_start_ns > budget) return Finish(rid, error_frame);
+  ResendAfter(rid, kMasterWaitMs);
+}
+
 void Router::WaitForOwner(uint32_t rid) {
+  if (view_.WaitsForMaster()) return WaitForMaster(rid, errors::Frame(errors::kMasterUnknown));
   Inflight& f = slab_[rid];
   host_.RequestTopologyRefresh();
   if (++f.waits > kMaxOwnerWaits) {
@@ -179,6 +190,7 @@ void Router::Transmit(uint32_t rid) {
     host_.RequestTopologyRefresh();
     std::string err;
     protocol::AppendError(err, c.down_error());
+    if (view_.WaitsForMaster() && !f.via_replica) return WaitForMaster(rid, err);
     return Finish(rid, err);
   }
   if (f.asking) {
@@ -235,6 +247,10 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   }
   if (frame.size() > 1 && frame[0] == '-' && f.follow) {
     std::string_view e = frame.substr(1);
+    if (view_.WaitsForMaster() && !f.via_replica &&
+        (e.starts_with(errors::kNotSentPrefix) || e.starts_with("READONLY "))) {
+      return WaitForMaster(rid, frame);  // it did not run: the next master runs it
+    }
     int slot;
     config::Endpoint ep;
     if ((e.starts_with("MOVED ") || e.starts_with("ASK ")) && ParseRedirect(e, &slot, &ep)) {

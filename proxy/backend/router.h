@@ -35,6 +35,9 @@ class ClusterView {
   // promoted replica); -1 if the node is unknown.
   virtual int MasterIndex(const config::Endpoint& ep) = 0;
   virtual void NoteMoved(int slot, int master) = 0;
+  // A master that can change under load (Sentinel): a request that could not
+  // be sent, or came back -READONLY (not run), waits for the next master.
+  virtual bool WaitsForMaster() const { return false; }
 };
 
 class Router : public ReplySink {
@@ -52,6 +55,7 @@ class Router : public ReplySink {
   // kMaxOwnerWaits times, then fails with CLUSTERDOWN.
   static constexpr int kOwnerWaitMs = 100;
   static constexpr int kMaxOwnerWaits = 8;
+  static constexpr int kMasterWaitMs = 50;
 
   Router(BackendHost& host, ClusterView& view) : host_(host), view_(view) {}
 
@@ -99,6 +103,9 @@ class Router : public ReplySink {
   bool WithinBudget(uint32_t rid);
   void RetryLater(uint32_t rid, int delay_ms);
   void WaitForOwner(uint32_t rid);
+  // WaitsForMaster(): again in kMasterWaitMs (a refresh asked for), while
+  // the retry budget lasts; then `error_frame`.
+  void WaitForMaster(uint32_t rid, std::string_view error_frame);
   void ResendAfter(uint32_t rid, int ms);
   void Finish(uint32_t rid, std::string_view frame);
 

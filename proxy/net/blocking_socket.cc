@@ -39,6 +39,7 @@ std::string BlockingSocket::StartTls(const config::BackendTls& tls, const std::s
 }
 
 int BlockingSocket::Wait(short events, int timeout_ms) const {
+  timed_out_ = false;
   for (int left = timeout_ms; left > 0;) {
     if (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed)) return 0;
     pollfd p{fd_, events, 0};
@@ -48,6 +49,7 @@ int BlockingSocket::Wait(short events, int timeout_ms) const {
     if (rc < 0 && errno != EINTR) return 0;
     if (rc == 0) left -= slice;
   }
+  timed_out_ = true;
   return 0;
 }
 

@@ -35,6 +35,8 @@ class BlockingSocket {
   // More bytes appended to buffer(); false on close, error, or timeout_ms of silence.
   bool Fill(int timeout_ms);
   std::string& buffer() { return buf_; }
+  // The last Fill() or SendAll() failed only because nothing came in time.
+  bool timed_out() const { return timed_out_; }
   bool connected() const { return fd_ >= 0; }
 
  private:
@@ -45,6 +47,7 @@ class BlockingSocket {
 
   const std::atomic<bool>* cancel_;
   int fd_ = -1;
+  mutable bool timed_out_ = false;
   std::unique_ptr<TlsClient> tls_;
   std::string buf_;
 };

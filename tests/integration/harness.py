@@ -500,6 +500,114 @@ def free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+class SentinelGroup:
+    """One master, `replicas` replicas and `sentinels` sentinels (quorum 2) on loopback, all
+    real redis-server processes. down-after-milliseconds is `down_after_ms`, so a killed
+    master is failed over in about that plus an election."""
+
+    def __init__(self, name: str = "mymaster", replicas: int = 2, sentinels: int = 3,
+                 down_after_ms: int = 1000):
+        self.name = name
+        self.down_after_ms = down_after_ms
+        self.master = RedisServer()
+        self.replicas = [RedisServer() for _ in range(replicas)]
+        self.sentinel_ports = free_ports(sentinels)
+        self.sentinel_dirs = [tempfile.mkdtemp(prefix="kf-sentinel-") for _ in range(sentinels)]
+        self.sentinel_procs: list[subprocess.Popen] = []
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.master] + self.replicas
+
+    def start(self, timeout: float = 30.0):
+        self.master.start()
+        for r in self.replicas:
+            r.extra_args += ["--replicaof", HOST, str(self.master.port)]
+            r.start()
+        for port, d in zip(self.sentinel_ports, self.sentinel_dirs):
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:  # sentinel rewrites it: a file of its own
+                f.write(f"port {port}\nbind {HOST}\ndaemonize no\ndir {d}\n"
+                        f"logfile {os.path.join(d, 'sentinel.log')}\n"
+                        f"sentinel monitor {self.name} {HOST} {self.master.port} 2\n"
+                        f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+                        f"sentinel failover-timeout {self.name} 10000\n"
+                        f"sentinel parallel-syncs {self.name} 2\n")
+            self.sentinel_procs.append(subprocess.Popen(
+                [shutil.which("redis-server") or "/usr/bin/redis-server", conf, "--sentinel"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def ready():
+            for port in self.sentinel_ports:
+                try:
+                    with RawConn(port, timeout=1) as c:
+                        m = c.cmd("SENTINEL", "MASTER", self.name)
+                except OSError:
+                    return False
+                if isinstance(m, RespError):
+                    return False
+                f = dict(zip(m[::2], m[1::2]))
+                if int(f[b"num-slaves"]) < len(self.replicas) or \
+                        int(f[b"num-other-sentinels"]) < len(self.sentinel_ports) - 1:
+                    return False
+            for r in self.replicas:
+                with RawConn(r.port, timeout=1) as c:
+                    if b"master_link_status:up" not in c.cmd("INFO", "replication"):
+                        return False
+            return True
+        wait_until(ready, timeout, 0.2, "every sentinel sees the replicas and the others")
+        return self
+
+    def sentinel_addrs(self) -> list[str]:
+        return [f"{HOST}:{p}" for p in self.sentinel_ports]
+
+    def master_port(self, sentinel: int = 0) -> int:
+        with RawConn(self.sentinel_ports[sentinel], timeout=2) as c:
+            return int(c.cmd("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)[1])
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def current_master(self) -> RedisServer:
+        return self.server(self.master_port())
+
+    def failover(self):
+        """SENTINEL FAILOVER; returns the new master once every sentinel names it and it
+        answers ROLE as a master."""
+        old = self.master_port()
+        with RawConn(self.sentinel_ports[0], timeout=5) as c:
+            assert c.cmd("SENTINEL", "FAILOVER", self.name) == "OK"
+        return self.wait_new_master(old, 30)
+
+    def wait_new_master(self, old_port: int, timeout: float) -> RedisServer:
+        def switched():
+            ports = set()
+            for i in range(len(self.sentinel_ports)):
+                try:
+                    ports.add(self.master_port(i))
+                except OSError:
+                    return False
+            if len(ports) != 1 or old_port in ports:
+                return False
+            new = self.server(ports.pop())
+            with RawConn(new.port, timeout=1) as c:
+                return new if c.cmd("ROLE")[0] == b"master" else False
+        return wait_until(switched, timeout, 0.05, "the sentinels to name a new master")
+
+    def cleanup(self):
+        for p in self.sentinel_procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        for d in self.sentinel_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        for s in self.servers:
+            s.cleanup()
+
+
 class RedisClusterNodes:
     """N cluster-mode nodes, slots spread by redis-cli.
 
@@ -818,6 +926,8 @@ class Keyfence:
         if os.environ.get("KF_TEST_BACKEND_ACL"):  # the suites again with the ACL backstop
             cfg["backend"]["acl"] = os.environ["KF_TEST_BACKEND_ACL"]
         cfg = deep_merge(cfg, self.overrides)
+        if cfg["backend"].get("mode") == "sentinel":
+            cfg["backend"].pop("nodes", None)  # the sentinels name the master
         if BACKEND_TLS and "tls" not in cfg["backend"]:
             cfg["backend"]["nodes"] = [tls_endpoint(n) for n in cfg["backend"].get("nodes", [])]
             cfg["backend"]["tls"] = {"ca": backend_pki()["ca"]}
@@ -1172,6 +1282,9 @@ class MonitorChecker:
         try:
             for addr, args in self.commands(since):
                 name = args[0].upper()
+                if name in (b"PUBLISH", b"SUBSCRIBE") and len(args) > 1 and \
+                        args[1] == b"__sentinel__:hello":
+                    continue  # the sentinels' own discovery channel (SentinelGroup)
                 shown = b" ".join(a[:60] for a in args[:8]).decode("utf-8", "replace")
                 problems = self._check_special(name, args)
                 violations.extend(f"{p}: {shown}" for p in problems)

@@ -148,7 +148,7 @@ TEST_CASE("errors: host:port") {
 
 TEST_CASE("errors: enums") {
   ExpectError(WithBase("  mode: sharded\n"), 6, 9,
-              "backend.mode: expected standalone or cluster, got 'sharded'");
+              "backend.mode: expected standalone, cluster or sentinel, got 'sharded'");
   ExpectError(WithBase("  read_from: slave\n"), 6, 14,
               "backend.read_from: expected master, replica or prefer_replica, got 'slave'");
   ExpectError(WithBase("limits: { on_limit: queue }\n"), 6, 21,
@@ -319,7 +319,7 @@ tenants:
                      "t.yaml:6:11: listeners[1].bind: duplicate bind 127.0.0.1:7000 "
                      "(listeners[0], line 4)",
                      "t.yaml:7:5: unknown field 'colour' in listeners[1]",
-                     "t.yaml:9:9: backend.mode: expected standalone or cluster, got 'sharded'",
+                     "t.yaml:9:9: backend.mode: expected standalone, cluster or sentinel, got 'sharded'",
                      "t.yaml:12:19: policy.deny_commands[0]: unknown command 'FROB'",
                      "t.yaml:17:17: tenants.a.users[1].name: duplicate user name 'u' (also in "
                      "tenant 'a', line 16)",
