@@ -1,6 +1,7 @@
 #include "proxy/server.h"
 
 #include "proxy/accounting/accountant.h"
+#include "proxy/net/tls_context.h"
 #include "proxy/net/unix_listener.h"
 
 #include <algorithm>
@@ -111,6 +112,22 @@ std::pair<bool, std::string> Server::Reload() {
     json += "]}";
     return {false, json};
   }
+  // What a reload cannot apply: the backend kind (its discovery runs from the
+  // start), or TLS material OpenSSL itself refuses. The running config stays.
+  std::string refused;
+  if (r.snapshot->backend.mode != snapshot_->backend.mode) {
+    refused = "backend.mode changes need a restart";
+  } else if (r.snapshot->backend.tls) {
+    std::string err;
+    if (!BackendTlsContext::Shared(*r.snapshot->backend.tls, &err)) refused = "backend.tls: " + err;
+  }
+  if (!refused.empty()) {
+    metrics_->CountReload(false);
+    spdlog::error("config reload: {} (the running config stays)", refused);
+    std::string json = "{\"ok\":false,\"errors\":[\"";
+    AppendJsonEscaped(json, refused.data(), refused.size());
+    return {false, json + "\"]}"};
+  }
   ++next_version_;
   metrics_->CountReload(true);
   spdlog::info("config reloaded: version {}", r.snapshot->version);
@@ -143,6 +160,11 @@ std::vector<std::string> Server::TlsFiles(const config::Snapshot& snap) {
   for (const config::Listener& l : snap.listeners) {
     if (!l.tls) continue;
     for (const std::string* f : {&l.tls->cert_path, &l.tls->key_path, &l.tls->ca_path}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  }
+  if (const auto& t = snap.backend.tls) {  // backend.tls: a rotated client certificate or CA
+    for (const std::string* f : {&t->cert_path, &t->key_path, &t->ca_path}) {
       if (!f->empty()) files.push_back(*f);
     }
   }

@@ -91,8 +91,9 @@ void BackendConn::Connect() {
   socket_ = tcp::socket(host_.loop().io());
   auto alive = alive_;
   timer_.expires_after(std::chrono::milliseconds(be.connect_timeout_ms));
-  timer_.async_wait([this, alive](const boost::system::error_code& e) {
-    if (!*alive || e || state_ != State::kConnecting) return;
+  timer_.async_wait([this, alive, gen = ++timer_gen_](const boost::system::error_code& e) {
+    // (gen: a completion already queued when the timer was re-armed is stale)
+    if (!*alive || e || state_ != State::kConnecting || gen != timer_gen_) return;
     Fail("connect timeout");
   });
   socket_.async_connect(tcp::endpoint(addr, endpoint_.port),
@@ -114,8 +115,8 @@ void BackendConn::OnConnected(const boost::system::error_code& ec) {
     // The connect timeout keeps running: it bounds the handshake too.
     auto alive = alive_;
     timer_.expires_after(std::chrono::milliseconds(host_.settings().connect_timeout_ms));
-    timer_.async_wait([this, alive](const boost::system::error_code& e) {
-      if (!*alive || e || state_ != State::kConnecting) return;
+    timer_.async_wait([this, alive, gen = ++timer_gen_](const boost::system::error_code& e) {
+      if (!*alive || e || state_ != State::kConnecting || gen != timer_gen_) return;
       Fail("TLS handshake timeout");
     });
     return ContinueHandshake();
@@ -240,6 +241,9 @@ void BackendConn::ReadReady() {
       TlsClient::Io io;
       n = tls_->Read(p, room, &io);
       if (n == 0) {
+        // Only this says the socket is drained: a read returns one TLS record,
+        // and the rest may wait in the kernel (the readiness wait is
+        // edge-triggered and would not fire for it).
         if (io == TlsClient::Io::kWantRead || io == TlsClient::Io::kWantWrite) break;
         return Fail(io == TlsClient::Io::kClosed ? std::string("connection closed by backend")
                                                  : "TLS: " + tls_->error_text());
@@ -252,7 +256,7 @@ void BackendConn::ReadReady() {
     in_.Commit(n);
     if (!DeliverFrames()) return;
     if (!*alive || state_ != State::kReady) return;
-    if (n < room && (!tls_ || tls_->pending() == 0)) break;
+    if (n < room && !tls_) break;  // plain: a short read drained the socket
   }
   host_.loop().ScheduleFlush();
   in_.ShrinkIfIdle(256 * 1024);

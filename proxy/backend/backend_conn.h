@@ -141,6 +141,7 @@ class BackendConn : public Flushable {
   std::unique_ptr<TlsClient> tls_;  // backend.tls: this connection's session
   size_t tls_written_ = 0;          // of writing_, through tls_
   uint32_t socket_gen_ = 0;         // ResetSocket() count: stale completions are dropped
+  uint32_t timer_gen_ = 0;          // timer_ arms: a stale queued completion is dropped
   boost::asio::steady_timer timer_;
   std::string out_;      // requests not yet written
   std::string writing_;  // requests being written

@@ -91,9 +91,21 @@ void NodePool::Forget(ReplySink* sink) {
       }
     }
   }
+  for (auto& c : draining_) c->Forget(sink);
 }
 
 void NodePool::CheckTimeouts(uint64_t now_ns, uint64_t timeout_ns) {
+  for (size_t i = 0; i < draining_.size();) {
+    draining_[i]->CheckTimeout(now_ns, timeout_ns);
+    if (draining_[i]->pending() == 0) {
+      BackendConn* c = draining_[i].release();
+      asio::post(host_.loop().io(), [c] { delete c; });  // not inside its own handlers
+      draining_[i] = std::move(draining_.back());
+      draining_.pop_back();
+    } else {
+      ++i;
+    }
+  }
   const uint32_t idle_ms = host_.settings().tenant_connection_idle_ms;
   for (auto& [name, node] : nodes_) {
     for (auto& v : node->shared) {
@@ -125,21 +137,7 @@ void NodePool::DrainAndDrop(std::unique_ptr<BackendConn> conn) {
     return;
   }
   // Requests in flight still get their replies; the connection goes when drained.
-  BackendConn* old = conn.release();
-  auto drain = std::make_shared<asio::steady_timer>(io);
-  auto check = std::make_shared<std::function<void()>>();
-  *check = [old, drain, check]() {
-    if (old->pending() == 0) {
-      delete old;
-      *check = nullptr;
-      return;
-    }
-    drain->expires_after(std::chrono::milliseconds(50));
-    drain->async_wait([check](const boost::system::error_code&) {
-      if (*check) (*check)();
-    });
-  };
-  (*check)();
+  draining_.push_back(std::move(conn));
 }
 
 void NodePool::DrainAll() {

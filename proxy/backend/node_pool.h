@@ -52,6 +52,9 @@ class NodePool {
   void DrainAndDrop(std::unique_ptr<BackendConn> conn);
   BackendHost& host_;
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> nodes_;  // by "host:port"
+  // Dropped connections with replies still owed: still timed out and
+  // forgotten like the others, freed once empty (CheckTimeouts).
+  std::vector<std::unique_ptr<BackendConn>> draining_;
 };
 
 }  // namespace keyfence::proxy

@@ -238,10 +238,12 @@ void Router::OnReply(uint64_t id, std::string_view frame) {
   Inflight& f = slab_[rid];
   if (frame.empty() || frame[0] != '-') return Finish(rid, frame);  // not a redirect
   if (f.via_replica && frame.size() > 1 && frame.substr(1).starts_with(errors::kBackendPrefix)) {
-    // The replica's connection failed: the master answers instead.
+    // The replica's connection failed: the master answers instead (as known now).
     if (!WithinBudget(rid)) return;
     f.via_replica = false;
     f.read = false;
+    f.node = view_.MasterForSlot(f.slot);
+    if (f.node < 0) return WaitForOwner(rid);
     Transmit(rid);
     return;
   }

@@ -39,16 +39,19 @@ std::optional<config::Endpoint> Addr(const std::string& ip, const std::string& p
 }
 
 // The node answers ROLE as a master (with the data nodes' credentials).
-bool IsMaster(const config::Endpoint& ep, const config::Backend& be) {
-  std::unique_ptr<ControlLink> link = ControlLink::Open(ep, be, "sentinel: master check");
+bool IsMaster(const config::Endpoint& ep, const config::Backend& be,
+              const std::atomic<bool>* cancel) {
+  std::unique_ptr<ControlLink> link = ControlLink::Open(ep, be, "sentinel: master check", cancel);
   if (!link) return false;
   std::optional<ControlReply> r = link->Command({"ROLE"});
   return r && r->is_array() && !r->elements.empty() && r->elements[0].str == "master";
 }
 
 // One sentinel's view: the master (confirmed) and its healthy replicas.
-std::shared_ptr<SlotMap> AskOne(const config::Endpoint& sentinel, const config::Backend& be) {
-  std::unique_ptr<ControlLink> link = ControlLink::Open(sentinel, ForSentinels(be), "sentinel");
+std::shared_ptr<SlotMap> AskOne(const config::Endpoint& sentinel, const config::Backend& be,
+                                const std::atomic<bool>* cancel) {
+  std::unique_ptr<ControlLink> link =
+      ControlLink::Open(sentinel, ForSentinels(be), "sentinel", cancel);
   if (!link) return nullptr;
   const std::string& name = be.sentinel.master;
   std::optional<ControlReply> m = link->Command({"SENTINEL", "get-master-addr-by-name", name});
@@ -76,7 +79,7 @@ std::shared_ptr<SlotMap> AskOne(const config::Endpoint& sentinel, const config::
     }
   }
   link.reset();
-  if (!IsMaster(*master, be)) {
+  if (!IsMaster(*master, be, cancel)) {
     spdlog::warn("sentinel {}: '{}' is {} but it does not answer as a master (failover?)",
                  sentinel.ToString(), name, master->ToString());
     return nullptr;
@@ -92,9 +95,10 @@ std::string Describe(const SlotMap& m) {
 
 }  // namespace
 
-SlotMapPtr AskSentinels(const config::Backend& be) {
+SlotMapPtr AskSentinels(const config::Backend& be, const std::atomic<bool>* cancel) {
   for (const auto& s : be.sentinel.nodes) {
-    if (auto m = AskOne(s, be)) return m;
+    if (cancel != nullptr && cancel->load()) return nullptr;
+    if (auto m = AskOne(s, be, cancel)) return m;
   }
   spdlog::error("sentinel: no sentinel named a live master '{}'", be.sentinel.master);
   return nullptr;
@@ -131,11 +135,21 @@ void SentinelDiscovery::RequestRefresh() {
   cv_.notify_all();
 }
 
+namespace {
+// What the subscriptions are made from: a reload that changes none of it
+// keeps them.
+std::string SubscriptionKey(const config::Backend& be) {
+  std::string k = be.sentinel.master + "|" + be.sentinel.username + "|" + be.sentinel.password;
+  for (const auto& n : be.sentinel.nodes) k += "|" + n.ToString();
+  return k + "|" + (be.tls ? be.tls->fingerprint : std::string());
+}
+}  // namespace
+
 void SentinelDiscovery::Reconfigure(const config::Backend& backend) {
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (SubscriptionKey(backend) != SubscriptionKey(backend_)) ++generation_;
     backend_ = backend;
-    ++generation_;
     refresh_ = true;
   }
   cv_.notify_all();
@@ -147,6 +161,8 @@ void SentinelDiscovery::RestartSubscribers(const config::Backend& be) {
     if (t.joinable()) t.join();
   }
   subscribers_.clear();
+  std::lock_guard<std::mutex> l(mu_);
+  if (stop_) return;  // Stop() set sub_cancel_ too: it stays set
   sub_cancel_ = false;
   for (const auto& s : be.sentinel.nodes) {
     subscribers_.emplace_back([this, s, be] { Subscribe(s, be); });
@@ -177,7 +193,8 @@ void SentinelDiscovery::Run() {
 }
 
 void SentinelDiscovery::Refresh(const config::Backend& be) {
-  SlotMapPtr found = AskSentinels(be);
+  SlotMapPtr found = AskSentinels(be, &cancel_);
+  if (cancel_) return;
   healthy_ = found != nullptr;
   if (!found) return;
   const std::string now = Describe(*found);

@@ -27,7 +27,7 @@ namespace keyfence::proxy {
 
 // One-off (keyfence analyze): the master and replicas the sentinels name, or
 // null (logged). Never a node that does not answer ROLE as a master.
-SlotMapPtr AskSentinels(const config::Backend& be);
+SlotMapPtr AskSentinels(const config::Backend& be, const std::atomic<bool>* cancel = nullptr);
 
 class SentinelDiscovery final : public Discovery {
  public:

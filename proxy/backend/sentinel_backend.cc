@@ -75,10 +75,10 @@ void SentinelBackend::ApplySlotMap(SlotMapPtr map) {
 }
 
 void SentinelBackend::Reconfigure() {
+  // New credentials or TLS: new connections. The master stays what the
+  // sentinels last named (discovery publishes only a change).
   pool_.DrainAll();
   Forget();
-  masters_.clear();  // the next discovery (refreshed on reload) fills them again
-  replicas_.clear();
 }
 
 int SentinelBackend::MasterIndex(const config::Endpoint& ep) {

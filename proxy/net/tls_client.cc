@@ -60,13 +60,13 @@ TlsClient::Io TlsClient::Status(int ret) {
 }
 
 TlsClient::Io TlsClient::Handshake() {
-  ERR_clear_error();
+  ClearTlsErrors();
   const int r = SSL_do_handshake(ssl_);
   return r == 1 ? Io::kDone : Status(r);
 }
 
 size_t TlsClient::Read(char* p, size_t n, Io* io) {
-  ERR_clear_error();
+  ClearTlsErrors();
   size_t got = 0;
   if (SSL_read_ex(ssl_, p, n, &got) == 1) {
     *io = Io::kDone;
@@ -77,7 +77,7 @@ size_t TlsClient::Read(char* p, size_t n, Io* io) {
 }
 
 size_t TlsClient::Write(const char* p, size_t n, Io* io) {
-  ERR_clear_error();
+  ClearTlsErrors();
   size_t put = 0;
   if (SSL_write_ex(ssl_, p, n, &put) == 1) {
     *io = Io::kDone;

@@ -6,6 +6,7 @@
 // connections already open keep theirs (no drop on rotation).
 #pragma once
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <memory>
@@ -61,6 +62,14 @@ class BackendTlsContext {
   SSL_CTX* ctx_;
   config::BackendTls settings_;
 };
+
+// Empties this thread's OpenSSL error queue before an SSL call (SSL_get_error
+// reads it), cheaply: ERR_clear_error() walks every slot of the queue and
+// costs more than a small record's encryption, so it runs only when the
+// queue holds something (after a failure).
+inline void ClearTlsErrors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
 
 // The last OpenSSL error of this thread, as text (and the queue cleared).
 std::string TlsErrorText();

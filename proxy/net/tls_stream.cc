@@ -91,7 +91,7 @@ void TlsStream::OnHandshakeDone() {
 
 size_t TlsStream::ReadSome(char* p, size_t n, boost::system::error_code& ec) {
   for (;;) {
-    ERR_clear_error();
+    ClearTlsErrors();
     const int r = SSL_read(ssl_, p, static_cast<int>(std::min<size_t>(n, INT32_MAX)));
     if (!handshake_done_ && SSL_is_init_finished(ssl_)) OnHandshakeDone();
     if (r > 0) {
@@ -139,7 +139,7 @@ void TlsStream::AsyncWrite(const char* data, size_t n, WriteDone* done) {
 void TlsStream::ContinueWrite() {
   if (closed_) return FinishWrite(asio::error::operation_aborted);
   while (wleft_ > 0) {
-    ERR_clear_error();
+    ClearTlsErrors();
     const int r = SSL_write(ssl_, wdata_, static_cast<int>(std::min<size_t>(wleft_, INT32_MAX)));
     if (r > 0) {
       wdata_ += r;
