@@ -60,6 +60,14 @@ def test_master_found_and_replica_reads(group):
                              if args[0].upper() == b"GET" and args[1] == P + b"k")
         assert gets[group.master.port] == 0, (gets, kf.log_tail(30))
         assert sum(gets[r.port] for r in group.replicas) == 20, gets
+        # isolation: the other tenant sees, counts and scans none of it (read from replicas)
+        with kf.raw("payments") as p:
+            assert p.cmd("SET", "mine", "1") == "OK"
+            time.sleep(0.2)
+            assert p.cmd("KEYS", "*") == [b"mine"]
+            assert p.cmd("DBSIZE") == 1
+            assert p.cmd("GET", "k") is None
+            assert p.cmd("EXISTS", "a", "b") == 0
         for m in mons.values():
             m.assert_clean()
     finally:
