@@ -1,10 +1,11 @@
-// keyfence: a namespace-enforcing Redis proxy. Flag parsing, logging set-up,
-// --check and the exit codes (DESIGN.md "Build and run").
+// keyfence: a namespace-enforcing Redis proxy. Flag parsing (CLI11: --help on
+// stdout, unknown options named, exit 2 on bad usage), logging set-up, --check
+// and the exit codes (DESIGN.md "Build and run").
 #include <cstdio>
 #include <csignal>
-#include <cstring>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
@@ -14,13 +15,7 @@
 
 namespace {
 
-void Usage() {
-  std::fprintf(stderr,
-               "usage: keyfence --config FILE [--check] [--log-level trace|debug|info|warn|error]\n"
-               "                [--log-format text|json]\n"
-               "       keyfence analyze --config FILE [--rdb FILE] [--json] [--top N]\n"
-               "       keyfence --version\n");
-}
+constexpr const char* kVersion = "keyfence " KEYFENCE_VERSION " (" KEYFENCE_REVISION ")";
 
 }  // namespace
 
@@ -28,33 +23,44 @@ int main(int argc, char** argv) {
   // A write to a peer that has gone must be an error, not the end of the
   // process: OpenSSL writes to client sockets without MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
-  if (argc > 1 && std::strcmp(argv[1], "analyze") == 0) {
-    return keyfence::proxy::accounting::RunAnalyze(argc, argv);
-  }
+  CLI::App app{"keyfence: a namespace-enforcing Redis proxy", "keyfence"};
+  app.set_version_flag("--version", kVersion);
   std::string config_path;
   std::string log_level = "info";
   std::string log_format = "text";
   bool check = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--version") {
-      std::printf("keyfence %s\n", KEYFENCE_VERSION);
-      return 0;
-    } else if (a == "--check") {
-      check = true;
-    } else if (a == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a == "--log-level" && i + 1 < argc) {
-      log_level = argv[++i];
-    } else if (a == "--log-format" && i + 1 < argc) {
-      log_format = argv[++i];
-    } else {
-      Usage();
-      return 2;
-    }
+  app.add_option("--config", config_path, "the YAML config file");
+  app.add_flag("--check", check, "validate the config and exit (0: OK, 1: FILE:LINE:COL errors)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+
+  keyfence::proxy::accounting::AnalyzeOptions analyze;
+  CLI::App* an = app.add_subcommand(
+      "analyze", "per-namespace memory and keys of the backend (over replication, or an RDB file)");
+  an->add_option("--config", analyze.config_path, "the YAML config file")
+      ->required();
+  an->add_option("--rdb", analyze.rdb_path, "read this RDB file instead of the masters");
+  an->add_flag("--json", analyze.json, "the report as JSON");
+  an->add_option("--top", analyze.top, "big keys per tenant (default: accounting.top_keys)")
+      ->check(CLI::Range(size_t{0}, size_t{100000}));
+  app.footer("exit codes: 0 ok, 1 config errors or an incomplete analysis, 2 bad usage");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::printf("%s\n", kVersion);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help of a subcommand
+    std::fprintf(stderr, "keyfence: %s\nRun with --help for the options.\n", e.what());
+    return 2;
   }
+  if (an->parsed()) return keyfence::proxy::accounting::RunAnalyze(analyze);
   if (config_path.empty()) {
-    Usage();
+    std::fprintf(stderr, "keyfence: --config is required\nRun with --help for the options.\n");
     return 2;
   }
   if (!keyfence::proxy::SetUpLogging(log_level, log_format)) {

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libboost-all-dev libhiredis-dev libabsl-dev libyaml-cpp-dev prometheus-cpp-dev
-  libspdlog-dev catch2 libbenchmark-dev libssl-dev clang libclang-rt-14-dev nlohmann-json3-dev
+  libspdlog-dev catch2 libbenchmark-dev libssl-dev clang libclang-rt-14-dev nlohmann-json3-dev libcli11-dev
   redis-server redis-tools nutcracker valgrind linux-perf prometheus
   python3-redis python3-hiredis python3-pytest python3-yaml python3-cryptography yamllint nodejs npm
 )

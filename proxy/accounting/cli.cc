@@ -1,4 +1,4 @@
-// keyfence analyze --config FILE [--rdb FILE] [--json] [--top N]: the
+// keyfence analyze --config FILE [--rdb FILE] [--json] [--top N] (options: main.cc): the
 // per-namespace accounting of the backend's data (issue 11), read from every
 // master as an RDB-only replica, or from an RDB file. A progress line goes to
 // stderr once a second; the report to stdout. Exit 1 when a master (or the
@@ -17,11 +17,6 @@
 namespace keyfence::proxy::accounting {
 
 namespace {
-
-void Usage() {
-  std::fprintf(stderr,
-               "usage: keyfence analyze --config FILE [--rdb FILE] [--json] [--top N]\n");
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -57,37 +52,13 @@ bool ReadFile(const std::string& path, Analysis& a, const Progress& tick) {
 
 }  // namespace
 
-int RunAnalyze(int argc, char** argv) {
-  std::string config_path, rdb_path;
-  bool json = false;
-  size_t top = 10;
-  bool top_set = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a == "--rdb" && i + 1 < argc) {
-      rdb_path = argv[++i];
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--top" && i + 1 < argc) {
-      top = std::stoul(argv[++i]);
-      top_set = true;
-    } else {
-      Usage();
-      return 2;
-    }
-  }
-  if (config_path.empty()) {
-    Usage();
-    return 2;
-  }
-  config::LoadResult r = config::LoadFile(config_path, 1);
+int RunAnalyze(const AnalyzeOptions& o) {
+  config::LoadResult r = config::LoadFile(o.config_path, 1);
   if (!r.ok()) {
     for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.ToString().c_str());
     return 1;
   }
-  const size_t top_keys = top_set ? top : r.snapshot->accounting.top_keys;
+  const size_t top_keys = o.top ? *o.top : r.snapshot->accounting.top_keys;
   Analysis analysis(*r.snapshot, top_keys, NowMs());
   auto last = std::chrono::steady_clock::now();
   auto tick = [&](const std::string& what, uint64_t keys, uint64_t bytes) {
@@ -98,16 +69,16 @@ int RunAnalyze(int argc, char** argv) {
                    static_cast<unsigned long long>(bytes >> 20));
     }
   };
-  if (rdb_path.empty()) {
+  if (o.rdb_path.empty()) {
     AnalyzeBackend(*r.snapshot, analysis, tick);
-  } else if (!ReadFile(rdb_path, analysis, tick)) {
+  } else if (!ReadFile(o.rdb_path, analysis, tick)) {
     return 1;
   }
   for (const NodeRun& n : analysis.nodes()) {
     if (!n.error.empty()) std::fprintf(stderr, "keyfence analyze: %s: %s\n", n.node.c_str(),
                                        n.error.c_str());
   }
-  if (json) {
+  if (o.json) {
     std::printf("%s\n", Dump(analysis.ToJson()).c_str());
   } else {
     std::printf("%s", analysis.ToTable().c_str());

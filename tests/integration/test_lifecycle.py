@@ -25,7 +25,24 @@ def run_bin(*args, timeout=10):
 def test_version():
     r = run_bin("--version")
     assert r.returncode == 0
-    assert re.search(rb"\d+\.\d+\.\d+", r.stdout + r.stderr), r.stdout
+    # the version and the git revision it was built from
+    assert re.fullmatch(rb"keyfence \d+\.\d+\.\d+ \(([0-9a-f]{12}|unknown)\)\n", r.stdout), r.stdout
+
+
+def test_help_and_bad_usage():
+    r = run_bin("--help")
+    assert r.returncode == 0 and r.stderr == b""
+    out = r.stdout.decode()
+    for opt in ("--config", "--check", "--log-level", "--log-format", "--version", "analyze"):
+        assert opt in out, out
+    r = run_bin("analyze", "--help")
+    assert r.returncode == 0 and b"--rdb" in r.stdout and b"--top" in r.stdout
+    for args, named in ((["--bogus"], "--bogus"), (["--log-level", "loud"], "loud"),
+                        (["analyze", "--config", "x.yaml", "--top", "many"], "--top"),
+                        (["analyze"], "--config"), ([], "--config")):
+        r = run_bin(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert named in r.stderr.decode() and r.stdout == b"", (args, r.stderr)
 
 
 def test_check_valid_config(tmp_path, redis_server):
