@@ -14,14 +14,8 @@ ROUNDS=${ROUNDS:-3} N=${N:-200000}
 OUT=${1:-$(mktemp -d /tmp/keyfence-tls-XXXXXX)}
 mkdir -p "$OUT"
 log() { echo "[$(date +%T)] $*"; }
-# certificates: a CA and a server certificate for 127.0.0.1
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=bench-ca -keyout "$OUT/ca.key" -out "$OUT/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
-  -keyout "$OUT/server.key" -out "$OUT/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$OUT/ext.cnf"
-openssl x509 -req -in "$OUT/server.csr" -CA "$OUT/ca.crt" -CAkey "$OUT/ca.key" -CAcreateserial \
-  -days 2 -extfile "$OUT/ext.cnf" -out "$OUT/server.crt" 2>/dev/null
+. "$REPO/bench/tls_certs.sh"
+bench_certs "$OUT"
 taskset -c 0 redis-server --port 7000 --bind 127.0.0.1 --tls-port 7002 --tls-cert-file "$OUT/server.crt" \
   --tls-key-file "$OUT/server.key" --tls-ca-cert-file "$OUT/ca.crt" --tls-auth-clients no \
   --save '' --appendonly no --daemonize yes --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log"

@@ -20,13 +20,8 @@ log() { echo "[$(date +%T)] $*"; }
 for p in 7000 7002 7400 7401 7402; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p in use" >&2; exit 1; fi
 done
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=bench-ca -keyout "$OUT/ca.key" -out "$OUT/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
-  -keyout "$OUT/server.key" -out "$OUT/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$OUT/ext.cnf"
-openssl x509 -req -in "$OUT/server.csr" -CA "$OUT/ca.crt" -CAkey "$OUT/ca.key" -CAcreateserial \
-  -days 2 -extfile "$OUT/ext.cnf" -out "$OUT/server.crt" 2>/dev/null
+. "$REPO/bench/tls_certs.sh"
+bench_certs "$OUT"
 redis-server --port 7000 --bind 127.0.0.1 --tls-port 7002 --tls-cert-file "$OUT/server.crt" \
   --tls-key-file "$OUT/server.key" --tls-ca-cert-file "$OUT/ca.crt" --tls-auth-clients no \
   --save '' --appendonly no --daemonize yes --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log"

@@ -122,6 +122,8 @@ class Parser {
   // backend.tls (null: off, or errors); `tls:` with no fields is TLS with the
   // system's trust store.
   std::shared_ptr<const BackendTls> BackendTlsSection(const Val& v);
+  // A file-path field: its Val kept in *at (for error positions), the string in *path.
+  Handler PathTo(std::optional<Val>* at, std::string* path);
   // Reads and checks a certificate/key pair (if cert_path is set: they must
   // match) and a CA bundle (if ca_path is set); false on errors (reported).
   bool PemSet(const Val& cert_v, const Val& key_v, const Val& ca_v, const std::string& cert_path,

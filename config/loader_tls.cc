@@ -122,27 +122,22 @@ static std::string Sha256Hex(const std::string& all) {
   return Hex(d, sizeof d);
 }
 
+Parser::Handler Parser::PathTo(std::optional<Val>* at, std::string* path) {
+  // YAML::Node's operator= writes through to the document: the field's Val
+  // is copy-constructed (emplace), never assigned.
+  return [this, at, path](const Val& f) {
+    at->emplace(f);
+    Str(f, path);
+  };
+}
+
 std::shared_ptr<const ListenerTls> Parser::TlsSection(const Val& v) {
   auto t = std::make_shared<ListenerTls>();
-  // YAML::Node's operator= writes through to the document: the fields' Vals
-  // are copy-constructed (emplace), never assigned.
   std::optional<Val> cert_f, key_f, ca_f;
   const auto seen = Map(v, {
-                               {"cert",
-                                [&](const Val& f) {
-                                  cert_f.emplace(f);
-                                  Str(f, &t->cert_path);
-                                }},
-                               {"key",
-                                [&](const Val& f) {
-                                  key_f.emplace(f);
-                                  Str(f, &t->key_path);
-                                }},
-                               {"ca",
-                                [&](const Val& f) {
-                                  ca_f.emplace(f);
-                                  Str(f, &t->ca_path);
-                                }},
+                               {"cert", PathTo(&cert_f, &t->cert_path)},
+                               {"key", PathTo(&key_f, &t->key_path)},
+                               {"ca", PathTo(&ca_f, &t->ca_path)},
                                {"client_auth",
                                 [&](const Val& f) {
                                   size_t i = 0;
@@ -187,21 +182,9 @@ std::shared_ptr<const BackendTls> Parser::BackendTlsSection(const Val& v) {
   bool enabled = true;
   const auto seen = Map(v, {
                                {"enabled", [&](const Val& f) { Bool(f, &enabled); }},
-                               {"cert",
-                                [&](const Val& f) {
-                                  cert_f.emplace(f);
-                                  Str(f, &t->cert_path);
-                                }},
-                               {"key",
-                                [&](const Val& f) {
-                                  key_f.emplace(f);
-                                  Str(f, &t->key_path);
-                                }},
-                               {"ca",
-                                [&](const Val& f) {
-                                  ca_f.emplace(f);
-                                  Str(f, &t->ca_path);
-                                }},
+                               {"cert", PathTo(&cert_f, &t->cert_path)},
+                               {"key", PathTo(&key_f, &t->key_path)},
+                               {"ca", PathTo(&ca_f, &t->ca_path)},
                                {"server_name", StrTo(&t->server_name)},
                                {"verify", [&](const Val& f) { Bool(f, &t->verify); }},
                            });
