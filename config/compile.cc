@@ -24,25 +24,10 @@ std::vector<Diagnostic> Diagnostics::Take() {
 }
 
 Limits LimitsSpec::ApplyTo(Limits base) const {
-  if (ops_per_sec) base.ops_per_sec = *ops_per_sec;
-  if (burst) base.burst = *burst;
-  if (bytes_per_sec) base.bytes_per_sec = *bytes_per_sec;
-  if (on_limit) base.on_limit = *on_limit;
-  if (max_delay_ms) base.max_delay_ms = *max_delay_ms;
-  if (max_connections) base.max_connections = *max_connections;
-  if (max_request_bytes) base.max_request_bytes = *max_request_bytes;
-  if (client_output_buffer_bytes) base.client_output_buffer_bytes = *client_output_buffer_bytes;
-  if (preauth_timeout_ms) base.preauth_timeout_ms = *preauth_timeout_ms;
-  if (max_unauthenticated_per_ip) base.max_unauthenticated_per_ip = *max_unauthenticated_per_ip;
-  if (client_output_buffer_soft_bytes) base.client_output_buffer_soft_bytes = *client_output_buffer_soft_bytes;
-  if (client_output_buffer_soft_seconds) base.client_output_buffer_soft_seconds = *client_output_buffer_soft_seconds;
-  if (tenant_output_buffer_bytes) base.tenant_output_buffer_bytes = *tenant_output_buffer_bytes;
-  if (max_dedicated_connections) base.max_dedicated_connections = *max_dedicated_connections;
-  if (max_script_ms) base.max_script_ms = *max_script_ms;
-  if (big_value_bytes) base.big_value_bytes = *big_value_bytes;
-  if (allow_scripts) base.allow_scripts = *allow_scripts;
-  if (memory_quota_bytes) base.memory_quota_bytes = *memory_quota_bytes;
-  if (max_keys) base.max_keys = *max_keys;
+#define KF_APPLY(f) \
+  if (f) base.f = *f;
+  KF_CONFIG_LIMIT_FIELDS(KF_APPLY)
+#undef KF_APPLY
   return base;
 }
 
@@ -253,6 +238,7 @@ SnapshotPtr Compile(const Spec& spec, const std::string& source, uint64_t versio
     snap->tenants.push_back(std::move(t));
   }
   if (!diags->empty()) return nullptr;
+  snap->hash = IdentityHash(*snap);
   return snap;
 }
 

@@ -30,6 +30,16 @@ struct Endpoint {
 
 enum class OnLimit : uint8_t { kReject, kDelay };
 
+// Every field of Limits (and of tenants.<t>.limits in the file, same names):
+// X(name) once each, for the code that walks them all (overrides, diffs).
+#define KF_CONFIG_LIMIT_FIELDS(X)                                                             \
+  X(ops_per_sec) X(burst) X(bytes_per_sec) X(on_limit) X(max_delay_ms) X(max_connections)     \
+  X(max_request_bytes) X(client_output_buffer_bytes) X(preauth_timeout_ms)                    \
+  X(max_unauthenticated_per_ip) X(client_output_buffer_soft_bytes)                            \
+  X(client_output_buffer_soft_seconds) X(tenant_output_buffer_bytes)                          \
+  X(max_dedicated_connections) X(max_script_ms) X(big_value_bytes) X(allow_scripts)           \
+  X(memory_quota_bytes) X(max_keys)
+
 struct Limits {
   uint64_t ops_per_sec = 0;    // 0 = unlimited
   uint64_t burst = 0;          // 0 = ops_per_sec
@@ -50,6 +60,8 @@ struct Limits {
   bool allow_scripts = false;
   uint64_t memory_quota_bytes = 0;  // over it, denyoom commands get -OOM (0: none)
   uint64_t max_keys = 0;            // over it, denyoom commands get -OOM (0: none)
+
+  bool operator==(const Limits&) const = default;
 };
 
 // A set of command ids (protocol::CommandInfo::id), including subcommands.
@@ -63,6 +75,7 @@ class CommandSet {
   bool empty() const;
   std::vector<uint16_t> ids() const;
   void Merge(const CommandSet& o);
+  bool operator==(const CommandSet&) const = default;
  private:
   std::vector<bool> bits_;
 };
@@ -70,12 +83,14 @@ class CommandSet {
 struct User {
   std::string name;
   std::array<uint8_t, 32> password_sha256{};
+  bool operator==(const User&) const = default;
 };
 
 struct KeyRule {
   std::string match;      // glob on the client's (unprefixed) key
   CommandSet deny;        // commands denied on matching keys
   bool read_only = false; // writes (CommandFlag kCmdWrite) denied on matching keys
+  bool operator==(const KeyRule&) const = default;
 };
 
 struct Tenant {
@@ -87,6 +102,7 @@ struct Tenant {
   CommandSet deny;     // global policy.deny_commands + the tenant's own
   std::vector<KeyRule> key_rules;
   std::vector<std::string> cert_names;  // client-certificate names that select it (tenant_from)
+  bool operator==(const Tenant&) const = default;
 };
 
 // listeners[].tls (issue 12). The files are read and checked when the config
@@ -187,6 +203,9 @@ struct Backend {
 struct Snapshot {
   uint64_t version = 0;
   std::string source;  // file name the snapshot was loaded from
+  // SHA-256 (hex) of the effective config (IdentityHash): equal on every
+  // instance that runs the same config, whatever its version number.
+  std::string hash;
   std::string cluster_name;
   uint32_t workers = 0;  // 0 = one per core
   uint32_t max_clients = 10000;
@@ -237,6 +256,10 @@ std::string ToJson(const Snapshot& s);
 
 // SHA-256 of `data` (OpenSSL). Used for user passwords.
 std::array<uint8_t, 32> Sha256(std::string_view data);
+std::string HexDigest(const std::array<uint8_t, 32>& digest);
+// The config hash: SHA-256 of the snapshot's canonical JSON without version and
+// source, secrets as their SHA-256 (json.cc).
+std::string IdentityHash(const Snapshot& s);
 
 // The names (protocol::CommandInfo::name, lower case, "parent|sub" for a
 // subcommand) of every command in `s`, in id order.

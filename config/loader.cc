@@ -38,6 +38,17 @@ bool ParseYaml(std::string_view yaml, Spec* spec, Diagnostics* diags) {
   return true;
 }
 
+bool ParseLimitsYaml(std::string_view text, const std::string& path, LimitsSpec* l,
+                     Diagnostics* diags) {
+  const size_t before = diags->size();
+  try {
+    loader::Parser(diags).LimitsOnly(YAML::Load(std::string(text)), path, l);
+  } catch (const YAML::Exception& e) {
+    diags->Add(loader::PosOf(e.mark), "syntax error: " + e.msg);
+  }
+  return diags->size() == before;
+}
+
 }  // namespace internal
 
 LoadResult LoadString(std::string_view yaml, const std::string& name, uint64_t version) {

@@ -63,6 +63,9 @@ class Parser {
   explicit Parser(Diagnostics* diags) : diags_(diags) {}
 
   void Top(const YAML::Node& root, Spec* spec);  // loader_sections.cc
+  // A limits mapping on its own (a live override), checked as tenants.<t>.limits
+  // is; `path` names it in messages (loader_tenants.cc).
+  void LimitsOnly(const YAML::Node& root, const std::string& path, LimitsSpec* l);
 
  private:
   using Handler = std::function<void(const Val&)>;

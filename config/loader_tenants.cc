@@ -61,6 +61,15 @@ void Parser::LimitsSection(const Val& v, LimitsSpec* l) {
       });
 }
 
+void Parser::LimitsOnly(const YAML::Node& root, const std::string& path, LimitsSpec* l) {
+  const Val v{root, PosOf(root.Mark()), path};
+  if (!root.IsMap() || root.size() == 0) {
+    Error(v, "expected a mapping of limit fields, e.g. {\"ops_per_sec\": 5000}");
+    return;
+  }
+  LimitsSection(v, l);
+}
+
 void Parser::Tenants(const Val& v, Spec* spec) {
   if (v.node.IsNull()) return;
   if (!v.node.IsMap()) {

@@ -142,6 +142,11 @@ bool ParseDigest(std::string_view hex, std::array<uint8_t, 32>* out);
 // (a syntax error), in which case *spec is meaningless.
 bool ParseYaml(std::string_view yaml, Spec* spec, Diagnostics* diags);
 
+// loader.cc: a limits mapping alone (JSON is YAML), as a live override sends it.
+// False on any error (reported into *diags).
+bool ParseLimitsYaml(std::string_view text, const std::string& path, LimitsSpec* l,
+                     Diagnostics* diags);
+
 // compile.cc: document-wide checks (duplicate binds and users, unknown listener
 // tenants, ambiguous passwords, unknown commands and categories), then the
 // Snapshot. Returns null if it (or anything earlier in *diags) found errors.

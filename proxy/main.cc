@@ -9,8 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
+#include "inject/run.h"
 #include "proxy/accounting/cli.h"
 #include "proxy/base/logging.h"
+#include "proxy/ctl/ctl.h"
 #include "proxy/server.h"
 
 namespace {
@@ -44,7 +46,31 @@ int main(int argc, char** argv) {
   an->add_flag("--json", analyze.json, "the report as JSON");
   an->add_option("--top", analyze.top, "big keys per tenant (default: accounting.top_keys)")
       ->check(CLI::Range(size_t{0}, size_t{100000}));
-  app.footer("exit codes: 0 ok, 1 config errors or an incomplete analysis, 2 bad usage");
+
+  // keyfence inject: the sidecar injection webhook (inject/run.h, deploy/inject/README.md).
+  keyfence::inject::RunOptions inject;
+  CLI::App* inj = app.add_subcommand(
+      "inject", "Kubernetes mutating admission webhook that adds the keyfence sidecar to pods");
+  inj->fallthrough();  // --log-level / --log-format also after the subcommand
+  inj->add_option("--listen", inject.listen, "HOST:PORT to serve HTTPS on ([IPv6]:PORT)")
+      ->required()
+      ->check(CLI::Validator(keyfence::inject::CheckListen, "HOST:PORT"));
+  inj->add_option("--tls-cert", inject.cert_path, "PEM certificate chain (reloaded on change)")
+      ->required();
+  inj->add_option("--tls-key", inject.key_path, "PEM private key (reloaded on change)")
+      ->required();
+  inj->add_option("--image", inject.inject.image, "the sidecar's image")
+      ->capture_default_str()
+      ->check(CLI::Validator([](const std::string& s) { return s.empty() ? "is empty" : ""; },
+                             "IMAGE"));
+  inj->add_option("--admin-port", inject.inject.admin_port, "the sidecar's admin HTTP port")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65535));
+  // keyfence ctl: the admin API from the command line (proxy/ctl/ctl.h).
+  keyfence::proxy::ctl::CtlOptions ctl;
+  CLI::App* ctl_app = keyfence::proxy::ctl::AddSubcommand(app, &ctl);
+  app.footer("exit codes: 0 ok, 1 config errors or an incomplete analysis (ctl: the API "
+             "refused), 2 bad usage, 3 (ctl) the admin API cannot be reached");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -59,6 +85,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (an->parsed()) return keyfence::proxy::accounting::RunAnalyze(analyze);
+  if (ctl_app->parsed()) return keyfence::proxy::ctl::Run(ctl);
+  if (inj->parsed()) {
+    if (!keyfence::proxy::SetUpLogging(log_level, log_format)) {
+      std::fprintf(stderr, "keyfence: unknown log level '%s' or format '%s'\n",
+                   log_level.c_str(), log_format.c_str());
+      return 2;
+    }
+    return keyfence::inject::Run(inject);
+  }
   if (config_path.empty()) {
     std::fprintf(stderr, "keyfence: --config is required\nRun with --help for the options.\n");
     return 2;
@@ -89,5 +124,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   keyfence::proxy::Server server(config_path, r.snapshot);
+  server.SetBuildInfo(KEYFENCE_VERSION, KEYFENCE_REVISION);
   return server.Run();
 }

@@ -12,7 +12,9 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/command_table.h"
+#include "config/diff.h"
 #include "proxy/base/logging.h"
+#include "proxy/fleet_limits.h"
 #include "proxy/worker.h"
 
 namespace keyfence::proxy {
@@ -23,6 +25,7 @@ using tcp = asio::ip::tcp;
 Server::Server(std::string config_path, config::SnapshotPtr initial)
     : config_path_(std::move(config_path)),
       snapshot_(std::move(initial)),
+      file_snapshot_(snapshot_),
       signals_(control_, SIGTERM, SIGINT, SIGHUP),
       probe_timer_(control_),
       next_version_(snapshot_->version + 1) {
@@ -33,6 +36,7 @@ Server::Server(std::string config_path, config::SnapshotPtr initial)
   }
   metrics_ = std::make_unique<MetricsRegistry>(std::move(names));
   metrics_->SetConfigVersion(snapshot_->version);
+  metrics_->SetConfigHash(snapshot_->hash);
 }
 
 Server::~Server() = default;
@@ -89,11 +93,13 @@ void Server::Publish(config::SnapshotPtr snap) {
     snapshot_ = snap;
   }
   metrics_->SetConfigVersion(snap->version);
+  metrics_->SetConfigHash(snap->hash);
   tenants_.Apply(*snap, Loop::NowNs());
   if (admin_) admin_->SetToken(snap->admin.token);
   for (auto& w : workers_) w->PublishSnapshot(snap);
   if (topology_) topology_->Reconfigure(snap->backend);
   if (accountant_) accountant_->Reconfigure(snap);
+  if (fleet_) fleet_->Reconfigure(snap);
 }
 
 std::pair<bool, std::string> Server::Reload() {
@@ -130,7 +136,13 @@ std::pair<bool, std::string> Server::Reload() {
   }
   ++next_version_;
   metrics_->CountReload(true);
-  spdlog::info("config reloaded: version {}", r.snapshot->version);
+  // The overrides of tenants the file leaves unchanged stay in force.
+  KeepOverrides(*file_snapshot_, *r.snapshot);
+  config::SnapshotPtr next = Effective(r.snapshot, r.snapshot->version);
+  LogEvent(spdlog::level::info, "config reloaded",
+           {{"version", next->version}, {"hash", next->hash}, {"file_hash", r.snapshot->hash},
+            {"changes", config::Describe(*snapshot_, *next).ToString()}});
+  file_snapshot_ = r.snapshot;
   // Listener, worker and admin-bind changes need a restart; say so.
   auto listeners = [](const config::Snapshot& s) {
     std::string k;
@@ -146,13 +158,14 @@ std::pair<bool, std::string> Server::Reload() {
     spdlog::warn("config reload: listener (bind, unix, tenant, tls on/off, tenant_from, mode), "
                  "worker and admin.bind changes take effect after a restart");
   }
-  acl_.Apply(r.snapshot, AclNodes(*r.snapshot));  // before any request runs on the new rules
-  Publish(r.snapshot);
+  acl_.Apply(next, AclNodes(*next));  // before any request runs on the new rules
+  Publish(next);
   if (watcher_) {
     watcher_->SetExtraFiles(TlsFiles(*r.snapshot));
     watcher_->Remember();
   }
-  return {true, "{\"ok\":true,\"version\":" + std::to_string(r.snapshot->version) + "}"};
+  return {true, "{\"ok\":true,\"version\":" + std::to_string(next->version) + ",\"hash\":\"" +
+                    next->hash + "\"}"};
 }
 
 std::vector<std::string> Server::TlsFiles(const config::Snapshot& snap) {
@@ -295,9 +308,10 @@ int Server::Run() {
   h.ready = [this] {
     return listening_.load() && backend_ok_.load() && (!topology_ || topology_->ready());
   };
-  h.config_json = [this] {
-    std::lock_guard<std::mutex> l(snapshot_mu_);
-    return config::ToJson(*snapshot_);
+  h.config_json = [this] { return ConfigJson(); };
+  h.tenant_limits = [this](bool put, std::string_view tenant, std::string_view body,
+                           std::string_view query) {
+    return TenantLimits(put, tenant, body, query);
   };
   h.reload = [this] {
     auto [ok, body] = Reload();
@@ -348,6 +362,16 @@ int Server::Run() {
     return last_map_;
   });
   accountant_->Start();
+  fleet_ = std::make_unique<FleetLimits>(
+      snapshot_,
+      [this] {
+        std::lock_guard<std::mutex> l(map_mu_);
+        return last_map_;
+      },
+      [this](config::Overrides o) {
+        asio::post(control_, [this, o = std::move(o)]() mutable { OnFleetOverrides(std::move(o)); });
+      });
+  fleet_->Start();
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
     spdlog::info("listening on {} ({})", l.Name(),
@@ -367,6 +391,7 @@ int Server::Run() {
   WaitSignal();
   control_.run();
   accountant_->Stop();
+  fleet_->Stop();
   if (topology_) topology_->Stop();
   for (auto& w : workers_) w->Join();
   spdlog::info("stopped");

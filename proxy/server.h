@@ -18,6 +18,7 @@
 #include <boost/asio.hpp>
 
 #include "config/config.h"
+#include "config/overrides.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/config_watcher.h"
 #include "proxy/backend/backend.h"
@@ -29,6 +30,7 @@ namespace keyfence::proxy {
 
 class Worker;
 class UnixListener;
+class FleetLimits;
 namespace accounting {
 class Accountant;
 }
@@ -53,6 +55,10 @@ class Server {
 
   // Reloads the config file: (true, json with the version) or (false, errors).
   std::pair<bool, std::string> Reload();
+  // keyfence_build_info{version,revision} (main knows the revision).
+  void SetBuildInfo(std::string version, std::string revision) {
+    metrics_->SetBuildInfo(std::move(version), std::move(revision));
+  }
   TenantRegistry& tenants() { return tenants_; }
   AclUsers& acl() { return acl_; }
   const MetricsRegistry& registry() const { return *metrics_; }
@@ -84,9 +90,23 @@ class Server {
   std::string HotKeysMetricText();
   // GET /bigkeys: the tenant's big keys merged over workers (largest size, summed count).
   std::pair<int, std::string> BigKeysJson(std::string_view tenant);
+  // server_limits.cc: live limits (PUT / DELETE /tenants/<name>/limits).
+  std::pair<int, std::string> TenantLimits(bool put, std::string_view tenant,
+                                           std::string_view body, std::string_view query);
+  config::Overrides MergedOverrides() const;
+  config::SnapshotPtr Effective(const config::SnapshotPtr& file, uint64_t version) const;
+  void KeepOverrides(const config::Snapshot& old_file, const config::Snapshot& new_file);
+  void PublishEffective(const std::string& why);
+  void OnFleetOverrides(config::Overrides fleet);
+  std::string DriftJson() const;
+  std::string ConfigJson();
 
   std::string config_path_;
-  config::SnapshotPtr snapshot_;  // control thread only
+  config::SnapshotPtr snapshot_;  // control thread only: the running config
+  config::SnapshotPtr file_snapshot_;  // control thread: the file's, before the overrides
+  config::Overrides instance_overrides_;  // control thread: PUT on this instance
+  config::Overrides fleet_overrides_;     // control thread: PUT ?scope=fleet (the backend's)
+  std::unique_ptr<FleetLimits> fleet_;
   std::mutex snapshot_mu_;        // guards snapshot_ for the admin /config reader
   boost::asio::io_context control_;
   boost::asio::signal_set signals_;

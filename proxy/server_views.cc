@@ -21,6 +21,7 @@ std::string Server::TenantsJson() {
   }
   absl::flat_hash_map<std::string, proxy::TenantTotals> totals;
   for (auto& t : metrics_->TenantTotals()) totals[t.tenant] = t;
+  const config::Overrides overrides = MergedOverrides();
   std::string j = "{";
   for (size_t i = 0; i < snap->tenants.size(); ++i) {
     const config::Tenant& t = snap->tenants[i];
@@ -36,7 +37,13 @@ std::string Server::TenantsJson() {
          ",\"on_limit\":\"" + (l.on_limit == config::OnLimit::kDelay ? "delay" : "reject") +
          "\",\"max_delay_ms\":" + std::to_string(l.max_delay_ms) +
          ",\"max_connections\":" + std::to_string(l.max_connections) +
-         ",\"max_request_bytes\":" + std::to_string(l.max_request_bytes) + "}}";
+         ",\"max_request_bytes\":" + std::to_string(l.max_request_bytes) + "}";
+    auto o = overrides.find(t.app);
+    const config::Tenant* in_file = file_snapshot_->FindTenant(t.app);
+    if (o != overrides.end() && in_file != nullptr) {  // the live limits against the file's
+      j += ",\"drift\":" + o->second.DriftJson(in_file->limits, l);
+    }
+    j += "}";
   }
   return j + "}";
 }

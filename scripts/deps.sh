@@ -29,3 +29,6 @@ fi
 if [ "${1:-}" = "--node" ] && [ -f tests/clients/package.json ] && [ ! -d tests/clients/node_modules ]; then
   (cd tests/clients && npm ci --no-audit --no-fund)
 fi
+if [ "${1:-}" = "--node" ] && [ -f tests/deploy/package.json ] && [ ! -d tests/deploy/node_modules ]; then
+  (cd tests/deploy && npm ci --no-audit --no-fund --legacy-peer-deps)
+fi

@@ -32,7 +32,7 @@ import tempfile
 TIERS = [
     [("protocol", ["protocol/"]), ("rdb", ["rdb/"])],
     [("config", ["config/"])],
-    [("tenancy", ["tenancy/"]), ("ratelimit", ["ratelimit/"])],
+    [("tenancy", ["tenancy/"]), ("ratelimit", ["ratelimit/"]), ("inject", ["inject/"])],
     [("proxy/base", ["proxy/base/"])],
     [("proxy/net", ["proxy/net/"])],
     [("proxy/backend", ["proxy/backend/", "proxy/cluster/"])],
@@ -43,7 +43,7 @@ TIERS = [
 ]
 
 # Folders scanned (recursively) and the file name endings that count as sources.
-SCAN_DIRS = ["protocol", "rdb", "config", "tenancy", "ratelimit", "proxy"]
+SCAN_DIRS = ["protocol", "rdb", "config", "tenancy", "ratelimit", "inject", "proxy"]
 SOURCE_SUFFIXES = (".h", ".cc", ".hpp", ".cpp", ".inc")
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')

@@ -133,6 +133,36 @@ constexpr RouteInfo kRoutes[] = {
     {"/analyze", Route::kAnalyze, http::verb::post},
 };
 
+bool Authorized(const std::string& token, const Request& req) {
+  return token.empty() || BearerMatches(View(req[http::field::authorization]), token);
+}
+
+Response Unauthorized(unsigned v) {
+  Response res = Text(http::status::unauthorized, v, "unauthorized\n");
+  res.set(http::field::www_authenticate, "Bearer");
+  return res;
+}
+
+// PUT / DELETE /tenants/<name>/limits.
+Response TenantLimits(const AdminHandlers& h, const std::string& token, const Request& req,
+                      std::string_view path, std::string_view query) {
+  const unsigned v = req.version();
+  constexpr size_t kHead = sizeof("/tenants/") - 1, kTail = sizeof("/limits") - 1;
+  if (path.size() <= kHead + kTail || !h.tenant_limits) {
+    return Text(http::status::not_found, v, "not found\n");
+  }
+  const std::string tenant = PercentDecode(path.substr(kHead, path.size() - kHead - kTail));
+  if (req.method() != http::verb::put && req.method() != http::verb::delete_) {
+    Response res = Text(http::status::method_not_allowed, v, "method not allowed\n");
+    res.set(http::field::allow, "PUT, DELETE");
+    return res;
+  }
+  if (!Authorized(token, req)) return Unauthorized(v);
+  auto [status, body] =
+      h.tenant_limits(req.method() == http::verb::put, tenant, req.body(), query);
+  return MakeResponse(ToStatus(status), v, kJson, std::move(body));
+}
+
 // Answers one request. Runs the owner's handler, if any, on the calling thread.
 Response Dispatch(const AdminHandlers& h, const std::string& token, const Request& req) {
   const unsigned v = req.version();
@@ -142,6 +172,9 @@ Response Dispatch(const AdminHandlers& h, const std::string& token, const Reques
   const std::string_view query =
       qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1);
 
+  if (path.starts_with("/tenants/") && path.ends_with("/limits")) {
+    return TenantLimits(h, token, req, path, query);
+  }
   const RouteInfo* info = nullptr;
   for (const RouteInfo& r : kRoutes) {
     if (r.path == path) info = &r;
@@ -152,12 +185,7 @@ Response Dispatch(const AdminHandlers& h, const std::string& token, const Reques
     res.set(http::field::allow, http::to_string(info->method));
     return res;
   }
-  if (req.method() != http::verb::get && !token.empty() &&
-      !BearerMatches(View(req[http::field::authorization]), token)) {
-    Response res = Text(http::status::unauthorized, v, "unauthorized\n");
-    res.set(http::field::www_authenticate, "Bearer");
-    return res;
-  }
+  if (req.method() != http::verb::get && !Authorized(token, req)) return Unauthorized(v);
 
   switch (info->route) {
     case Route::kHealthz:

@@ -45,6 +45,11 @@ struct AdminHandlers {
   std::function<std::string()> namespaces_json;
   // POST /analyze -> (202, started) or (409, one is running).
   std::function<std::pair<int, std::string>()> analyze;
+  // PUT /tenants/<name>/limits (put=true, body: JSON of limit fields) and DELETE of it
+  // -> (status, JSON body). NAME arrives percent-decoded; `query` is the raw query string.
+  std::function<std::pair<int, std::string>(bool put, std::string_view tenant,
+                                            std::string_view body, std::string_view query)>
+      tenant_limits;
 };
 
 // Limits of the admin server.

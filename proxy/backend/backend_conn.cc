@@ -1,4 +1,6 @@
 #include "proxy/backend/backend_conn.h"
+
+#include "proxy/backend/node_health.h"
 #include "protocol/error_replies.h"
 
 #include <algorithm>
@@ -126,6 +128,7 @@ void BackendConn::OnConnected(const boost::system::error_code& ec) {
 
 void BackendConn::Ready() {
   state_ = State::kReady;
+  node_health::NoteUp(endpoint_.ToString());
   backoff_ms_ = 0;
   StartRead();
   Flush();
@@ -362,7 +365,9 @@ void BackendConn::Close(std::string_view reason) {
 
 void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
-  spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
+  // One line per outage of the node (node_health), not one per connection and attempt.
+  spdlog::debug("backend {}: {}", endpoint_.ToString(), why);
+  node_health::NoteFailure(endpoint_.ToString(), why);
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
   // Before the connection was up nothing was written: the requests waiting
   // did not run, and say so (a router may send them elsewhere).

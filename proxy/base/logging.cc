@@ -1,5 +1,6 @@
 #include "proxy/base/logging.h"
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 
@@ -37,6 +38,36 @@ void AppendJsonEscaped(std::string& out, const char* data, size_t len) {
 
 namespace {
 
+// The fields of the event being logged on this thread (LogEvent); the logger is
+// synchronous, so the formatter runs on the same thread, within the call.
+thread_local const std::initializer_list<LogField>* t_fields = nullptr;
+std::atomic<bool> g_json{false};
+
+void AppendField(std::string& line, const LogField& f, bool json) {
+  if (json) {
+    line += ",\"";
+    AppendJsonEscaped(line, f.key.data(), f.key.size());
+    line += "\":";
+  } else {
+    line += ' ';
+    line.append(f.key);
+    line += '=';
+  }
+  if (f.is_number) {
+    line += std::to_string(f.number);
+    return;
+  }
+  const bool quote = json || f.text.empty() ||
+                     f.text.find_first_of(" \"=\t\r\n") != std::string_view::npos;
+  if (quote) line += '"';
+  if (json || quote) {
+    AppendJsonEscaped(line, f.text.data(), f.text.size());
+  } else {
+    line.append(f.text);
+  }
+  if (quote) line += '"';
+}
+
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -58,7 +89,11 @@ class JsonFormatter final : public spdlog::formatter {
     line += std::to_string(msg.thread_id);
     line += ",\"msg\":\"";
     AppendJsonEscaped(line, msg.payload.data(), msg.payload.size());
-    line += "\"}\n";
+    line += '"';
+    if (t_fields != nullptr) {
+      for (const LogField& f : *t_fields) AppendField(line, f, true);
+    }
+    line += "}\n";
     dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -68,6 +103,22 @@ class JsonFormatter final : public spdlog::formatter {
 
 }  // namespace
 
+void LogEvent(spdlog::level::level_enum level, std::string_view msg,
+              std::initializer_list<LogField> fields) {
+  if (!spdlog::should_log(level)) return;
+  if (g_json.load(std::memory_order_relaxed)) {
+    t_fields = &fields;
+    spdlog::log(level, "{}", msg);
+    t_fields = nullptr;
+    return;
+  }
+  std::string line(msg);
+  for (const LogField& f : fields) AppendField(line, f, false);
+  spdlog::log(level, "{}", line);
+}
+
+void SetJsonFieldsForTest(bool json) { g_json.store(json); }
+
 std::unique_ptr<spdlog::formatter> MakeJsonFormatter() { return std::make_unique<JsonFormatter>(); }
 
 bool SetUpLogging(const std::string& level, const std::string& format) {
@@ -76,6 +127,7 @@ bool SetUpLogging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("keyfence");
   spdlog::set_default_logger(logger);
   spdlog::set_level(lv);
+  g_json.store(format == "json");
   if (format == "json") {
     spdlog::set_formatter(std::make_unique<JsonFormatter>());
   } else if (format == "text") {

@@ -1,5 +1,7 @@
 #include "proxy/base/metrics.h"
 
+#include "proxy/base/process_metrics.h"
+
 #include <optional>
 
 #include <prometheus/client_metric.h>
@@ -29,6 +31,7 @@ static_assert(std::size(kAllRejectReasons) == kNumRejectReasons);
 struct Folded {
   std::vector<uint64_t> requests;  // by command id
   std::vector<uint64_t> ns, failed, rejected_cmd;  // by command id
+  std::vector<uint64_t> denied_cmd, key_rule_cmd;  // by command id
   std::array<uint64_t, kNumErrorCodes> errors{};
   uint64_t hits = 0, misses = 0, net_in = 0, net_out = 0;
   std::array<uint64_t, kNumRejectReasons> rejected{};
@@ -50,9 +53,17 @@ FoldedMap FoldTenants(const std::vector<std::unique_ptr<WorkerMetrics>>& workers
       if (only && name != *only) return;
       auto [it, inserted] = out.try_emplace(name);
       Folded& f = it->second;
-      if (inserted) f.requests.assign(num_commands, 0);
+      if (inserted) {
+        f.requests.assign(num_commands, 0);
+        f.denied_cmd.assign(num_commands, 0);
+        f.key_rule_cmd.assign(num_commands, 0);
+      }
       const size_t n = std::min(num_commands, c.num_commands());
-      for (size_t i = 0; i < n; ++i) f.requests[i] += c.requests(i);
+      for (size_t i = 0; i < n; ++i) {
+        f.requests[i] += c.requests(i);
+        f.denied_cmd[i] += c.command_refused(i, false);
+        f.key_rule_cmd[i] += c.command_refused(i, true);
+      }
       if (only) {  // INFO's figures, for one tenant
         if (inserted) {
           f.ns.assign(num_commands, 0);
@@ -219,8 +230,27 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
       AddCounter(requests, {{"tenant", tenant}, {"command", command_labels_[id]}}, f.requests[id]);
     }
     for (RejectReason r : kAllRejectReasons) {
-      AddCounter(rejected, {{"tenant", tenant}, {"reason", std::string(RejectReasonLabel(r))}},
-                 f.rejected[static_cast<size_t>(r)]);
+      const uint64_t total = f.rejected[static_cast<size_t>(r)];
+      const std::string reason(RejectReasonLabel(r));
+      if (r != RejectReason::kDenied && r != RejectReason::kKeyRule) {
+        AddCounter(rejected, {{"tenant", tenant}, {"reason", reason}}, total);
+        continue;
+      }
+      // Denials and key-rule hits by command; what no command carries (a
+      // dedicated-connection cap, say) as command="none".
+      const auto& by = r == RejectReason::kDenied ? f.denied_cmd : f.key_rule_cmd;
+      uint64_t named = 0;
+      for (size_t id = 0; id < by.size(); ++id) {
+        if (by[id] == 0) continue;
+        named += by[id];
+        AddCounter(rejected,
+                   {{"tenant", tenant}, {"reason", reason}, {"command", command_labels_[id]}},
+                   by[id]);
+      }
+      if (total > named || named == 0) {
+        AddCounter(rejected, {{"tenant", tenant}, {"reason", reason}, {"command", "none"}},
+                   total - std::min(total, named));
+      }
     }
     AddLatencyHistogram(AddSample(duration, {{"tenant", tenant}}), f.buckets, f.sum_ns);
     AddGauge(connections, {{"tenant", tenant}}, static_cast<double>(f.connections));
@@ -252,14 +282,30 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
   auto version =
       Family("keyfence_config_version", "Version number of the running config.", MetricType::Gauge);
   AddGauge(version, {}, static_cast<double>(config_version_.load(std::memory_order_relaxed)));
+  auto last_ok = Family("keyfence_config_last_reload_successful",
+                        "1 if the last reload attempt succeeded (or none was made), 0 while the "
+                        "file on disk is one the running keyfence refused.",
+                        MetricType::Gauge);
+  AddGauge(last_ok, {}, last_reload_ok_.load(std::memory_order_relaxed) ? 1 : 0);
+  auto info = Family("keyfence_config_info",
+                     "The running config's identity: SHA-256 of the effective config.",
+                     MetricType::Gauge);
+  auto build = Family("keyfence_build_info", "The keyfence build: version and git revision.",
+                      MetricType::Gauge);
+  {
+    std::lock_guard l(info_mu_);
+    AddGauge(info, {{"hash", config_hash_}}, 1);
+    AddGauge(build, {{"version", build_version_}, {"revision", build_revision_}}, 1);
+  }
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* family :
        {&requests, &rejected, &duration, &connections, &big, &redirects, &accepts, &errors,
-        &reloads, &version}) {
+        &reloads, &version, &last_ok, &info, &build}) {
     // A family without samples would print a bare HELP/TYPE header; leave it out.
     if (!family->metric.empty()) out.push_back(std::move(*family));
   }
+  for (auto& family : ProcessFamilies()) out.push_back(std::move(family));
   return out;
 }
 

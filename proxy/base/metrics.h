@@ -104,9 +104,14 @@ struct alignas(64) TenantCounters {
     errors_[ErrorCodeIndex(text)].Add();
     if (cmd_id < num_commands_) per_command_[cmd_id].failed.Add();
   }
-  // A refusal of command `cmd_id` by keyfence (INFO commandstats rejected_calls).
-  void CountCommandRejected(uint16_t cmd_id) {
-    if (cmd_id < num_commands_) per_command_[cmd_id].rejected.Add();
+  // A refusal of command `cmd_id` by keyfence (INFO commandstats rejected_calls;
+  // denials and key-rule hits also by command in keyfence_rejected_total).
+  void CountCommandRejected(uint16_t cmd_id, RejectReason reason) {
+    if (cmd_id >= num_commands_) return;
+    PerCommand& c = per_command_[cmd_id];
+    c.rejected.Add();
+    if (reason == RejectReason::kDenied) c.denied.Add();
+    if (reason == RejectReason::kKeyRule) c.key_rule.Add();
   }
   // A read whose reply shows whether the key existed (INFO keyspace_hits/misses).
   void CountLookup(bool hit) { (hit ? hits_ : misses_).Add(); }
@@ -156,6 +161,10 @@ struct alignas(64) TenantCounters {
   uint64_t command_ns(size_t cmd_id) const { return per_command_[cmd_id].ns.Load(); }
   uint64_t command_failed(size_t cmd_id) const { return per_command_[cmd_id].failed.Load(); }
   uint64_t command_rejected(size_t cmd_id) const { return per_command_[cmd_id].rejected.Load(); }
+  // Denials (reason denied) or key-rule hits (key_rule) of the command.
+  uint64_t command_refused(size_t cmd_id, bool key_rule) const {
+    return (key_rule ? per_command_[cmd_id].key_rule : per_command_[cmd_id].denied).Load();
+  }
   uint64_t errors(size_t code) const { return errors_[code].Load(); }
   uint64_t hits() const { return hits_.Load(); }
   uint64_t misses() const { return misses_.Load(); }
@@ -164,7 +173,7 @@ struct alignas(64) TenantCounters {
 
  private:
   struct PerCommand {
-    OwnedCounter ns, failed, rejected;
+    OwnedCounter ns, failed, rejected, denied, key_rule;
   };
   const size_t num_commands_;
   std::unique_ptr<OwnedCounter[]> requests_;
@@ -266,6 +275,18 @@ class MetricsRegistry : public prometheus::Collectable {
   }
   void CountReload(bool ok) {
     (ok ? reloads_ok_ : reloads_error_).fetch_add(1, std::memory_order_relaxed);
+    last_reload_ok_.store(ok, std::memory_order_relaxed);
+  }
+  // keyfence_config_info{hash} (the running config's IdentityHash).
+  void SetConfigHash(std::string hash) {
+    std::lock_guard l(info_mu_);
+    config_hash_ = std::move(hash);
+  }
+  // keyfence_build_info{version,revision}.
+  void SetBuildInfo(std::string version, std::string revision) {
+    std::lock_guard l(info_mu_);
+    build_version_ = std::move(version);
+    build_revision_ = std::move(revision);
   }
 
   // Folds every worker's counters into the keyfence_* families (see DESIGN.md, Metrics).
@@ -284,6 +305,10 @@ class MetricsRegistry : public prometheus::Collectable {
   std::atomic<uint64_t> config_version_{0};
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_error_{0};
+  std::atomic<bool> last_reload_ok_{true};  // the last attempt (none yet: the start's load)
+  mutable std::mutex info_mu_;
+  std::string config_hash_;                     // info_mu_
+  std::string build_version_, build_revision_;  // info_mu_
 };
 
 }  // namespace keyfence::proxy

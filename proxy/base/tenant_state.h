@@ -21,6 +21,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include "config/config.h"
+#include "proxy/base/decision_throttle.h"
 #include "proxy/base/hotkeys.h"
 #include "proxy/base/metrics.h"
 #include "ratelimit/fair_share.h"
@@ -84,6 +85,7 @@ struct TenantShared {
   // bits; -1: the backend's, backend.notify_keyspace_events).
   std::atomic<int64_t> notify_flags{-1};
   TenantQuota quota;
+  DecisionThrottle decisions;  // the decision log's lines of this tenant
   std::mutex scripts_mu;
   absl::flat_hash_set<std::string> scripts;  // scripts_mu
 };

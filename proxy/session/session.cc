@@ -74,10 +74,11 @@ void Session::OnHandshake(const PeerCert* cert) {
   if (listener_.tenant_from == config::TenantFrom::kAuth) return;
   const CertTenant c = TenantFromCert(*snapshot_, listener_.tenant_from, cert);
   if (c.tenant == nullptr) {
-    spdlog::warn("tls: the client certificate of {} names {} ({}); closing",
-                 info_.peer.remote_ip, c.ambiguous ? "more than one tenant" : "no tenant",
-                 c.names.empty() ? "no name" : c.names);
     binding_.counters().CountRejected(RejectReason::kAuth);
+    LogDecision(RejectReason::kAuth,
+                std::string("client certificate names ") +
+                    (c.ambiguous ? "more than one tenant" : "no tenant") + " (" +
+                    (c.names.empty() ? std::string("no name") : c.names) + ")");
     return conn_.CloseWithError(c.ambiguous ? errors::kCertManyTenants : errors::kCertNoTenant);
   }
   // From now on the connection is as one on a listener of that tenant: AUTH
@@ -133,6 +134,7 @@ void Session::EnterUnauthenticated() {
   preauth_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
     if (ec || !*alive || !unauthenticated_ || conn_.closing()) return;
     binding_.counters().CountRejected(RejectReason::kAuth);
+    LogDecision(RejectReason::kAuth, errors::kPreauthTimeout);
     conn_.CloseWithError(errors::kPreauthTimeout);
   });
 }
@@ -338,7 +340,8 @@ void Session::Reject(RejectReason reason, std::string_view error) {
   // Before AUTH there is no tenant: counted under tenant="unauthenticated" so
   // that password guessing on a gateway shows in keyfence_rejected_total.
   binding_.counters().CountRejected(reason);
-  binding_.counters().CountCommandRejected(cur_cmd_id_);
+  binding_.counters().CountCommandRejected(cur_cmd_id_, reason);
+  LogDecision(reason, error);
   // errorstats counts the reply; failed_calls does not (Redis keeps them apart).
   const uint16_t cmd = cur_cmd_id_;
   cur_cmd_id_ = session::kNoCommand;

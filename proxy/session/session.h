@@ -69,6 +69,8 @@ class Session final : public RequestHandler,
   void CloseWithError(std::string_view error) override { conn_.CloseWithError(error); }
   void Retire(std::unique_ptr<BackendConn> conn) override;
   void Reject(RejectReason reason, std::string_view error) override;
+  // decisions.cc: the decision log line of a refusal (rate-limited per tenant and reason).
+  void LogDecision(RejectReason reason, std::string_view error);
   void CountRejected(RejectReason reason) override { OnBadInput(reason); }
   bool ClaimDedicated() override;
   bool inflight() const override { return !conn_.replies().empty(); }

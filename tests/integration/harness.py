@@ -877,8 +877,9 @@ class Keyfence:
 
     def __init__(self, backend_port: int, overrides: dict | None = None,
                  backend_nodes: list[str] | None = None, rlimits: dict | None = None,
-                 extra_listeners: list[dict] | None = None):
+                 extra_listeners: list[dict] | None = None, log_format: str = "text"):
         self.bin = keyfence_bin()
+        self.log_format = log_format
         self.extra_listeners = extra_listeners or []  # e.g. {"unix": PATH, "tenant": ...}
         self.rlimits = rlimits or {}  # resource.RLIMIT_* -> (soft, hard), set in the child
         self.backend_port = backend_port
@@ -968,7 +969,8 @@ class Keyfence:
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.bin, "--config", self.config_path, "--log-level", "info"],
+                [self.bin, "--config", self.config_path, "--log-level", "info",
+                 "--log-format", self.log_format],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=self._apply_rlimits if self.rlimits else None)
         except OSError as e:  # e.g. the binary is being rewritten by a build

@@ -1,0 +1,56 @@
+// The decision log (issue 13): every refusal of keyfence's own (denied commands,
+// key-rule hits, rate limits, quotas, AUTH failures) gets a line with tenant,
+// reason, command and client address, at most one a second per tenant and
+// reason across the workers; the line counts the ones it stands for.
+#include <string>
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/command_table.h"
+#include "proxy/base/logging.h"
+#include "proxy/net/loop.h"
+#include "proxy/session/session.h"
+
+namespace keyfence::proxy {
+
+namespace {
+
+DecisionThrottle& Unauthenticated() {
+  static DecisionThrottle throttle;  // connections without a tenant yet
+  return throttle;
+}
+
+constexpr size_t kMaxLoggedName = 32;    // of an unknown command's name
+constexpr size_t kMaxLoggedError = 200;  // of the error the client got
+
+}  // namespace
+
+void Session::LogDecision(RejectReason reason, std::string_view error) {
+  if (!spdlog::should_log(spdlog::level::warn)) return;
+  TenantLocal* local = binding_.local();
+  DecisionThrottle& throttle = local != nullptr ? local->shared->decisions : Unauthenticated();
+  uint64_t suppressed = 0;
+  if (!throttle.Admit(reason, Loop::NowNs(), &suppressed)) return;
+  std::string command;
+  const protocol::CommandTable& table = protocol::CommandTable::Get();
+  if (cur_cmd_id_ < table.size()) {
+    command = table.ById(cur_cmd_id_).name;
+  } else if (!args_.empty()) {
+    command = args_[0].substr(0, kMaxLoggedName);
+  }
+  const std::string client =
+      info_.peer.remote_ip.empty()
+          ? std::string("unix")
+          : info_.peer.remote_ip + ":" + std::to_string(info_.peer.remote_port);
+  LogEvent(spdlog::level::warn, "request rejected",
+           {{"tenant", local != nullptr ? binding_.name() : std::string("unauthenticated")},
+            {"reason", RejectReasonLabel(reason)},
+            {"command", command},
+            {"client", client},
+            {"client_id", info_.id},
+            {"error", error.substr(0, kMaxLoggedError)},
+            {"suppressed", suppressed}});
+}
+
+}  // namespace keyfence::proxy
