@@ -220,7 +220,7 @@ void WriteTenant(Json& j, const Tenant& t) {
   j.Key("index").Num(t.index).Key("prefix").Str(t.prefix);
   j.Key("users").Open('[');
   for (const User& u : t.users) {
-    j.Open('{').Key("name").Str(u.name).Key("password_sha256").Str(kRedacted).Close('}');
+    j.Open('{').Key("name").Str(u.name).Key("password_sha256").Digest(u.password_sha256).Close('}');
   }
   j.Close(']');
   j.Key("limits");

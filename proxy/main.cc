@@ -54,15 +54,17 @@ int main(int argc, char** argv) {
   inj->fallthrough();  // --log-level / --log-format also after the subcommand
   inj->add_option("--listen", inject.listen, "HOST:PORT to serve HTTPS on ([IPv6]:PORT)")
       ->required()
-      ->check(CLI::Validator(keyfence::inject::CheckListen, "HOST:PORT"));
+      ->type_name("HOST:PORT")
+      ->check(CLI::Validator(keyfence::inject::CheckListen, ""));
   inj->add_option("--tls-cert", inject.cert_path, "PEM certificate chain (reloaded on change)")
       ->required();
   inj->add_option("--tls-key", inject.key_path, "PEM private key (reloaded on change)")
       ->required();
   inj->add_option("--image", inject.inject.image, "the sidecar's image")
+      ->type_name("IMAGE")
       ->capture_default_str()
       ->check(CLI::Validator([](const std::string& s) { return s.empty() ? "is empty" : ""; },
-                             "IMAGE"));
+                             ""));
   inj->add_option("--admin-port", inject.inject.admin_port, "the sidecar's admin HTTP port")
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));

@@ -36,8 +36,9 @@ void Session::LogDecision(RejectReason reason, std::string_view error) {
   const protocol::CommandTable& table = protocol::CommandTable::Get();
   if (cur_cmd_id_ < table.size()) {
     command = table.ById(cur_cmd_id_).name;
-  } else if (!args_.empty()) {
-    command = args_[0].substr(0, kMaxLoggedName);
+  } else if (!args_.empty()) {  // refused before the command was looked up (a rate limit)
+    const protocol::CommandInfo* c = table.Find(args_[0]);
+    command = c != nullptr ? std::string(c->name) : std::string(args_[0].substr(0, kMaxLoggedName));
   }
   const std::string client =
       info_.peer.remote_ip.empty()

@@ -462,8 +462,9 @@ uint64_t Session::AuthWait(std::string_view user) {
 
 void Session::AuthFailed() {
   host_.AuthFailed(auth_key_, Loop::NowNs());
-  spdlog::warn("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
-               listener_.Name());
+  // The decision log has the line (rate-limited); this one is for debugging.
+  spdlog::debug("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
+                listener_.Name());
 }
 
 // A connection that holds backend state for one tenant (a subscription, a

@@ -56,3 +56,26 @@ TEST_CASE("logging: every JSON line parses, whatever the key holds") {
   CHECK(std::system(cmd.c_str()) == 0);
   std::remove(path);
 }
+
+TEST_CASE("logging: LogEvent fields are JSON keys of their own, numbers stay numbers") {
+  std::ostringstream os;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(os);
+  auto logger = std::make_shared<spdlog::logger>("fields-test", sink);
+  logger->set_formatter(keyfence::proxy::MakeJsonFormatter());
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  keyfence::proxy::SetJsonFieldsForTest(true);
+  keyfence::proxy::LogEvent(spdlog::level::warn, "request rejected",
+                            {{"tenant", "or\"ders"}, {"suppressed", uint64_t{41}}});
+  keyfence::proxy::SetJsonFieldsForTest(false);
+  keyfence::proxy::LogEvent(spdlog::level::warn, "request rejected",
+                            {{"tenant", "a b"}, {"n", uint64_t{2}}, {"empty", ""}});
+  spdlog::set_default_logger(previous);
+  const std::string out = os.str();
+  const size_t nl = out.find('\n');
+  const std::string json = out.substr(0, nl), text = out.substr(nl + 1);
+  CHECK(json.find(R"("msg":"request rejected","tenant":"or\"ders","suppressed":41})") !=
+        std::string::npos);
+  // text: key=value after the message, quoted where needed
+  CHECK(text.find(R"(request rejected tenant=\"a b\" n=2 empty=\"\")") != std::string::npos);
+}
