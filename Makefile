@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= deploy/examples/keyfence.yaml
 
-.PHONY: all deps build test unit run bench clean
+.PHONY: all deps build test unit run bench package clean
 
 all: build
 
@@ -27,6 +27,10 @@ unit: build
 
 run: build
 	@scripts/run.sh $(BUILD)/keyfence $(CONFIG)
+
+# build/keyfence_<version>_<arch>.deb (binary, systemd unit, example config, docs).
+package: build
+	@cd $(BUILD) && cpack -G DEB
 
 bench: build
 	@bench/run.sh

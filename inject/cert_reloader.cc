@@ -61,7 +61,7 @@ CertReloader::ContextPtr CertReloader::Build(const std::string& cert_path,
   }
   ctx->use_private_key_file(key_path, ssl::context::pem, ec);
   if (ec) {
-    error = "key " + key_path + ": " + OpenSslReason(ec);
+    error = "key " + key_path + " (for certificate " + cert_path + "): " + OpenSslReason(ec);
     return nullptr;
   }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {

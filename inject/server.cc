@@ -129,7 +129,8 @@ class WebhookServer::Session : public std::enable_shared_from_this<Session> {
   void OnHandshake(beast::error_code ec) {
     if (ec) {
       // A TCP probe or a scanner ends here often: not worth a warning.
-      if (ec == asio::error::eof || ec == asio::error::operation_aborted) {
+      if (ec == asio::error::eof || ec == asio::error::operation_aborted ||
+          ec == ssl::error::stream_truncated || ec == asio::error::connection_reset) {
         spdlog::debug("inject: TLS handshake with {} ended: {}", peer_, ec.message());
       } else {
         spdlog::warn("inject: TLS handshake with {} failed: {}", peer_, ec.message());

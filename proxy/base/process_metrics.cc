@@ -69,9 +69,12 @@ std::vector<prometheus::MetricFamily> ProcessFamilies() {
                         MetricType::Gauge, num(23)));
       out.push_back(One("process_resident_memory_bytes", "Resident memory size in bytes.",
                         MetricType::Gauge, num(24) * page));
-      out.push_back(One("process_start_time_seconds",
-                        "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
-                        BootTime() + num(22) / ticks));
+      // Without /proc/stat (systemd's ProcSubset=pid) the boot time is unknown: left out.
+      if (const double boot = BootTime(); boot > 0) {
+        out.push_back(One("process_start_time_seconds",
+                          "Start time of the process since unix epoch in seconds.",
+                          MetricType::Gauge, boot + num(22) / ticks));
+      }
     } catch (const std::exception&) {  // an unexpected /proc format: these are left out
     }
   }

@@ -6,14 +6,16 @@
 #  1. the chart's copies of the alert rules and the dashboard (files/) equal the originals
 #     under deploy/prometheus and deploy/grafana
 #  2. yamllint on values.yaml, Chart.yaml and ci/*.yaml
-#  3. `helm lint --strict` with the defaults and with every ci/*-values.yaml
+#  3. `helm lint --strict` with the defaults and with every ci/*-values.yaml (NOTES.txt too,
+#     through `helm install --dry-run=client`)
 #  4. `helm template` of each of those value sets, then for every rendered object:
 #     tests/deploy/validate_k8s.mjs (the upstream schema of its kind, unknown fields are
 #     errors), `keyfence --check` on every keyfence.yaml in a rendered ConfigMap or Secret,
 #     and cross-references (webhook -> injector Service -> pods, Service and PDB/HPA/
 #     ServiceMonitor/NetworkPolicy selectors, config mounts as directories, admin port vs
 #     probes, TLS chain, the sidecar contract, the rules and dashboard copies)
-#  5. value sets that must make `helm template` fail, each with its message
+#  5. value sets that must make `helm template` fail, each with its message (the chart's
+#     `fail` guards and values.schema.json)
 #  6. the checks themselves can fail: a broken rendering must fail validate_k8s.mjs, and a
 #     config with an unknown field must fail `keyfence --check`
 #
@@ -145,6 +147,14 @@ for c in "${CASES[@]}"; do
   read -r name rel ns values <<<"$c"
   render_case "$name" "$rel" "$ns" "$values" || continue
   run "validate_k8s.mjs ($name)" node "$TD/validate_k8s.mjs" "$TMP/$name.yaml"
+  # NOTES.txt renders only at install: a client-side dry run (no cluster needed).
+  if "$HELM" install "$rel" "$CHART" --namespace "$ns" --dry-run=client ${values:+-f "$values"} \
+      >"$TMP/install" 2>&1 && grep -q "^NOTES:" "$TMP/install"; then
+    ok "NOTES.txt renders ($name)"
+  else
+    bad "NOTES.txt renders ($name)"
+    indent "$TMP/install" | tail -20
+  fi
   mkdir -p "$TMP/configs-$name"
   run "cross-references ($name)" "$PY" - "$name" "$ns" "$TMP/$name.yaml" "$TMP/configs-$name" "$ROOT" <<'PY'
 import base64, json, os, sys, yaml
@@ -178,11 +188,11 @@ EXPECT = {
                              "PodDisruptionBudget": 2, "Service": 2, "ConfigMap": 1},
                     absent=["HorizontalPodAutoscaler", "NetworkPolicy", "ServiceMonitor", "PrometheusRule", "Secret"]),
     "sidecar-only": dict(present={"Deployment": 1, "MutatingWebhookConfiguration": 1, "ConfigMap": 2,
-                                  "PodDisruptionBudget": 1, "Service": 1},
+                                  "PodDisruptionBudget": 1, "Service": 1, "NetworkPolicy": 1},
                          absent=["Certificate", "Issuer", "HorizontalPodAutoscaler", "ServiceMonitor", "Secret"]),
     "gateway-full": dict(present={"Deployment": 1, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1,
                                   "NetworkPolicy": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "Secret": 1,
-                                  "ConfigMap": 2, "Service": 1},
+                                  "ConfigMap": 2, "Service": 2},
                          absent=["MutatingWebhookConfiguration", "Certificate", "Issuer"]),
 }
 exp = EXPECT.get(case)
@@ -271,7 +281,10 @@ if gw:
             if hg["path"] != path or hg["port"] != "admin":
                 err(f"gateway: {probe} must GET {path} on port admin, is {hg}")
         ann = gw["spec"]["template"]["metadata"].get("annotations", {})
-        if ann.get("prometheus.io/port") != str(admin):
+        if by_kind("ServiceMonitor"):
+            if "prometheus.io/scrape" in ann:
+                err("gateway: prometheus.io/scrape annotation and a ServiceMonitor: every pod is scraped twice")
+        elif ann.get("prometheus.io/port") != str(admin):
             err(f"gateway: prometheus.io/port {ann.get('prometheus.io/port')} != admin port {admin}")
         tcp = [port_of(l["bind"]) for l in cfg["listeners"] if "bind" in l]
         if sorted(v for k, v in ports.items() if k.startswith("redis")) != sorted(tcp):
@@ -296,6 +309,8 @@ for s in svcs:
     if len(targets) != 1 or comp(targets[0]) != comp(s):
         err(f"Service {name(s)} selects {[name(d) for d in targets]}, expected exactly its {comp(s)} Deployment")
         continue
+    if s["spec"]["type"] != "ClusterIP" and any(p["targetPort"] == "admin" for p in s["spec"]["ports"]):
+        err(f"Service {name(s)} ({s['spec']['type']}) publishes the admin port outside the cluster")
     cports = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
     for p in s["spec"]["ports"]:
         if p["targetPort"] not in cports:
@@ -322,6 +337,10 @@ for np in by_kind("NetworkPolicy"):
             err(f"NetworkPolicy {name(np)}: ingress ports {sorted(allowed)} != gateway ports {sorted(gports)}")
         if not any(p["port"] == 53 for rule in np["spec"]["egress"] for p in rule.get("ports", [])):
             err(f"NetworkPolicy {name(np)}: no DNS egress")
+    if comp(np) == "injector" and inj:
+        listen = inj["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        if [p["port"] for rule in np["spec"]["ingress"] for p in rule.get("ports", [])] != [listen]:
+            err(f"NetworkPolicy {name(np)}: ingress must be the injector's port {listen} (from the API server)")
 
 # --- the injector and its webhook
 whs = by_kind("MutatingWebhookConfiguration")
@@ -476,8 +495,14 @@ NEGATIVE=(
   "needs injector.tls.caBundle|--set injector.certManager.enabled=false --set injector.tls.existingSecret=x"
   "not both|--set injector.tls.existingSecret=x --set injector.tls.caBundle=eA=="
   "must listen on every address|--set config.admin.bind=127.0.0.1:9121"
-  "expected Fail or Ignore|--set injector.failurePolicy=Sometimes"
-  "expected tcp or unix|--set sidecar.configs[0].tenant=a --set sidecar.configs[0].listen=udp"
+  "needs gateway.resources.requests.cpu|--set gateway.hpa.enabled=true --set gateway.resources.requests.cpu=null"
+  # values.schema.json: chart-level keys are closed and typed
+  "additional properties 'replica' not allowed|--set gateway.replica=2"
+  "value must be one of 'Fail', 'Ignore'|--set injector.failurePolicy=Sometimes"
+  "value must be one of 'tcp', 'unix'|--set sidecar.configs[0].tenant=a --set sidecar.configs[0].listen=udp"
+  # the template's own guards, for installs with --skip-schema-validation
+  "expected Fail or Ignore|--skip-schema-validation --set injector.failurePolicy=Sometimes"
+  "expected tcp or unix|--skip-schema-validation --set sidecar.configs[0].tenant=a --set sidecar.configs[0].listen=udp"
 )
 for neg in "${NEGATIVE[@]}"; do
   msg=${neg%%|*}
@@ -500,7 +525,7 @@ docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 for d in docs:
     if d["kind"] == "Deployment":
         c = d["spec"]["template"]["spec"]["containers"][0]
-        c["readinesProbe"] = c.pop("readinessProbe")      # a misspelt field
+        c["readinesProbe"] = {"httpGet": {"path": "/readyz", "port": "admin"}}  # a misspelt field
         c["ports"][0]["containerPort"] = "6379"            # a wrong type
     if d["kind"] == "MutatingWebhookConfiguration":
         d["apiVersion"] = "admissionregistration.k8s.io/v1beta9"  # no such version

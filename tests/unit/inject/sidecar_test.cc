@@ -110,7 +110,7 @@ TEST_CASE("inject: annotations that deny name the annotation") {
   CHECK_THAT(d.message, Catch::Contains("keyfence.io/tenant: annotation is required"));
 }
 
-TEST_CASE("inject: a memory limit annotation lifts the cap; an explicit config is used") {
+TEST_CASE("inject: a memory limit annotation lifts the cap, an explicit config is used") {
   const inject::SpecResult r = inject::ReadSpec(Inject({{"keyfence.io/memory", "256Mi"},
                                                         {"keyfence.io/memory-limit", "1Gi"},
                                                         {"keyfence.io/tenant", "My_App"},
@@ -215,7 +215,7 @@ TEST_CASE("inject: bodies that are not AdmissionReview requests get 400") {
   CHECK(inject::HandleMutate(deep_string.dump(), kOptions).status == 200);
 }
 
-TEST_CASE("inject: Respond keeps apiVersion, kind and uid; denial carries status") {
+TEST_CASE("inject: Respond keeps apiVersion, kind and uid, a denial carries status") {
   const json review = {{"apiVersion", "admission.k8s.io/v1"},
                        {"kind", "AdmissionReview"},
                        {"request", Request(Inject({{"keyfence.io/listen", "x"}}))}};
