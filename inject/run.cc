@@ -99,6 +99,10 @@ int Run(const RunOptions& options) {
     return 1;
   }
   asio::io_context io{1};
+  // Before listening: a signal that comes once the port accepts must find the handler
+  // (a signal_set queues what arrives before async_wait).
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  asio::steady_timer drain(io);
   WebhookServer server(io, *endpoint, certs, options.inject);
   if (boost::system::error_code ec = server.Start()) {
     std::fprintf(stderr, "keyfence inject: cannot listen on %s: %s\n", options.listen.c_str(),
@@ -107,9 +111,6 @@ int Run(const RunOptions& options) {
   }
   spdlog::info("inject: serving https://{} (POST /mutate, GET /healthz); sidecar image {}, "
                "admin port {}", options.listen, options.inject.image, options.inject.admin_port);
-
-  asio::signal_set signals(io, SIGTERM, SIGINT);
-  asio::steady_timer drain(io);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("inject: signal {}: no new connections, finishing the requests under way",

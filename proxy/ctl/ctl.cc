@@ -118,6 +118,10 @@ int Plan(const CtlOptions& o, Call* c) {
     *c = {"GET", "/" + verb, ""};
     return want(1, verb.c_str());
   }
+  if (verb == "health" || verb == "ready") {  // container health checks: exit 0 on 200
+    *c = {"GET", verb == "health" ? "/healthz" : "/readyz", ""};
+    return want(1, verb.c_str());
+  }
   if (verb == "analyze") {
     *c = {"POST", "/analyze", ""};
     return want(1, "analyze");
@@ -153,7 +157,7 @@ CLI::App* AddSubcommand(CLI::App& app, CtlOptions* opts) {
       "ctl",
       "the admin API from the command line:\n"
       "  tenants | limits set TENANT FIELD=VALUE... | limits clear TENANT | reload |\n"
-      "  hotkeys TENANT | namespaces | config | analyze");
+      "  hotkeys TENANT | namespaces | config | analyze | health | ready");
   ctl->add_option("--admin", opts->admin,
                   "admin API address (default $KEYFENCE_ADMIN, else http://127.0.0.1:9121)");
   ctl->add_option("--token", opts->token, "admin token (default $KEYFENCE_TOKEN)");

@@ -8,6 +8,8 @@
 //   namespaces                               GET /namespaces
 //   config                                   GET /config
 //   analyze                                  POST /analyze
+//   health | ready                           GET /healthz | /readyz (exit 0 on 200: a
+//                                            container health check without a shell)
 // The admin address comes from --admin or $KEYFENCE_ADMIN (default
 // http://127.0.0.1:9121), the token from --token or $KEYFENCE_TOKEN (so that
 // it need not show in `ps`).

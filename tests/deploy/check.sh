@@ -12,7 +12,8 @@
 #     port vs admin.bind, selectors, no subPath on the config mount, grace periods), and
 #     `keyfence --check` on every keyfence config embedded in a ConfigMap, plus the image's
 #     default config and the systemd/Docker config paths
-#  5. a live keyfence: /healthz via deploy/docker/healthcheck.sh, /readyz 503 without a
+#  5. a live keyfence: /healthz via `keyfence ctl health` (the image's health check),
+#     `ctl ready` failing (/readyz 503) without a
 #     backend, /metrics passes `promtool check metrics` and has every keyfence_* metric
 #     the alerts and the dashboard use, SIGTERM exits 0
 #
@@ -272,7 +273,10 @@ run "systemd unit: config path, --log-format json, HUP reload" grep -q \
   -e '^ExecStart=/usr/local/bin/keyfence --config /etc/keyfence/keyfence.yaml --log-format json$' \
   "$DEPLOY/systemd/keyfence.service"
 run "Dockerfile: default config at /etc/keyfence/keyfence.yaml" grep -q \
-  -e '^COPY deploy/docker/keyfence.yaml /etc/keyfence/keyfence.yaml$' "$DEPLOY/docker/Dockerfile"
+  -e 'deploy/docker/rootfs.sh /out/keyfence.stripped deploy/docker/keyfence.yaml /rootfs' \
+  "$DEPLOY/docker/Dockerfile"
+run "Dockerfile: health check by keyfence ctl health" grep -q \
+  -e 'CMD \["/usr/bin/keyfence", "ctl", "health"\]' "$DEPLOY/docker/Dockerfile"
 
 # ---- 5. A live keyfence: probes, metrics, SIGTERM ---------------------------------------
 read -r P_LISTEN P_ADMIN P_BACKEND < <("$PY" - <<'PY'
@@ -306,18 +310,18 @@ EOF
 KF_PID=$!
 up=0
 for _ in $(seq 1 50); do
-  if KEYFENCE_ADMIN_PORT=$P_ADMIN bash "$DEPLOY/docker/healthcheck.sh" /healthz >/dev/null 2>&1; then
+  if KEYFENCE_ADMIN=http://127.0.0.1:$P_ADMIN "$KF" ctl health >/dev/null 2>&1; then
     up=1; break
   fi
   sleep 0.1
 done
 if [ "$up" = 1 ]; then
-  ok "healthcheck.sh /healthz on a running keyfence"
-  # readyz must NOT be 200 without a backend; the health check script must say so.
-  if KEYFENCE_ADMIN_PORT=$P_ADMIN bash "$DEPLOY/docker/healthcheck.sh" /readyz >"$TMP/out" 2>&1; then
-    bad "healthcheck.sh /readyz fails without a backend"
+  ok "keyfence ctl health on a running keyfence"
+  # readyz must NOT be 200 without a backend; ctl ready must say so.
+  if KEYFENCE_ADMIN=http://127.0.0.1:$P_ADMIN "$KF" ctl ready >"$TMP/out" 2>&1; then
+    bad "keyfence ctl ready fails without a backend"
   else
-    ok "healthcheck.sh /readyz fails without a backend ($(cat "$TMP/out"))"
+    ok "keyfence ctl ready fails without a backend ($(head -1 "$TMP/out"))"
   fi
   # Some traffic, so that the per-tenant families exist: PING (local), GET (backend down).
   "$PY" - "$P_LISTEN" <<'PY' >/dev/null 2>&1

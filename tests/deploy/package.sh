@@ -46,4 +46,16 @@ for lib in libssl3 libyaml-cpp0.7 libspdlog1.10 libprometheus-cpp-core1.0 libabs
   case "$deps" in *"$lib"*) ;; *) fail "Depends lacks $lib: $deps" ;; esac
 done
 case "$deps" in *hiredis*) fail "Depends names hiredis, which keyfence no longer links" ;; esac
+# The container image's file system (deploy/docker/rootfs.sh, FROM scratch): the packaged
+# binary runs in it alone (chroot: only as root; CI is root).
+if [ "$(id -u)" = 0 ]; then
+  size=$(bash "$src/deploy/docker/rootfs.sh" "$bin" "$src/deploy/docker/keyfence.yaml" "$tmp/rootfs")
+  chroot "$tmp/rootfs" /usr/bin/keyfence --version >/dev/null || fail "the image's rootfs lacks something"
+  chroot "$tmp/rootfs" /usr/bin/keyfence --check --config /etc/keyfence/keyfence.yaml >/dev/null \
+    || fail "the image's default config does not pass --check in its rootfs"
+  [ ! -e "$tmp/rootfs/bin/sh" ] || fail "the image's rootfs has a shell"
+  echo "deploy.package: image $size"
+else
+  echo "deploy.package: not root: the image rootfs check is skipped"
+fi
 echo "deploy.package: $(basename "$deb") $(stat -c %s "$deb") bytes; Depends: $deps"
