@@ -21,7 +21,9 @@ constexpr auto kCheckInterval = std::chrono::seconds(1);
 // "" when `path` can be opened for reading, else "<what> <path>: <strerror>".
 std::string CheckReadable(const char* what, const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno);
+  if (f == nullptr) {
+    return std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno);
+  }
   std::fclose(f);
   return "";
 }

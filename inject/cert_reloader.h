@@ -13,11 +13,10 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <boost/asio/ssl/context.hpp>
 
 namespace keyfence::inject {
 

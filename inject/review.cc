@@ -240,9 +240,8 @@ Decision Decide(const json& request, const InjectOptions& opts) {
   if (std::string clash = FindClash(lists, *read.spec, opts); !clash.empty()) {
     return Deny(std::move(clash));
   }
-  Decision d = Allow("injected: tenant " + read.spec->tenant + ", config " +
-                     read.spec->config_map + ", listen " +
-                     (read.spec->listen == Listen::kTcp ? "tcp" : "unix"));
+  Decision d = Allow("injected: tenant " + read.spec->tenant + ", config " + read.spec->config_map +
+                     ", listen " + (read.spec->listen == Listen::kTcp ? "tcp" : "unix"));
   d.patch = BuildPatch(pod, lists, *read.spec, opts);
   return d;
 }

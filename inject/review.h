@@ -10,10 +10,9 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "inject/sidecar.h"
 
@@ -29,10 +28,10 @@ inline constexpr std::string_view kAdmissionApiVersion = "admission.k8s.io/v1";
 // The webhook's answer to one AdmissionRequest.
 struct Decision {
   bool allowed = true;
-  int code = 0;            // denied only: status.code (400: the pod asks for something wrong)
-  std::string message;     // denied only: status.message, naming the annotation or field
-  nlohmann::json patch;    // allowed: the JSON Patch (an array), or null for no patch
-  std::string summary;     // one line for the log: what was decided and why
+  int code = 0;          // denied only: status.code (400: the pod asks for something wrong)
+  std::string message;   // denied only: status.message, naming the annotation or field
+  nlohmann::json patch;  // allowed: the JSON Patch (an array), or null for no patch
+  std::string summary;   // one line for the log: what was decided and why
 };
 
 // Decides for `request`, the "request" object of an AdmissionReview.

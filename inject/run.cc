@@ -83,7 +83,8 @@ std::optional<tcp::endpoint> ParseListen(std::string_view text) {
 
 std::string CheckListen(const std::string& text) {
   if (ParseListen(text)) return "";
-  return "'" + text + "' is not HOST:PORT (an IPv4 address or a bracketed IPv6 address, and a "
+  return "'" + text +
+         "' is not HOST:PORT (an IPv4 address or a bracketed IPv6 address, and a "
          "port 1-65535, e.g. 0.0.0.0:8443 or [::]:8443)";
 }
 
@@ -109,12 +110,13 @@ int Run(const RunOptions& options) {
                  ec.message().c_str());
     return 1;
   }
-  spdlog::info("inject: serving https://{} (POST /mutate, GET /healthz); sidecar image {}, "
-               "admin port {}", options.listen, options.inject.image, options.inject.admin_port);
+  spdlog::info(
+      "inject: serving https://{} (POST /mutate, GET /healthz); sidecar image {}, "
+      "admin port {}",
+      options.listen, options.inject.image, options.inject.admin_port);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    spdlog::info("inject: signal {}: no new connections, finishing the requests under way",
-                 signo);
+    spdlog::info("inject: signal {}: no new connections, finishing the requests under way", signo);
     server.Stop();
     DrainThenStop(io, server, drain,
                   std::chrono::steady_clock::now() + std::chrono::seconds(kShutdownGraceSeconds));

@@ -4,11 +4,10 @@
 // and returns 0. Logging goes to spdlog's default logger, which the caller sets up.
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include "inject/sidecar.h"
 

@@ -102,16 +102,15 @@ class WebhookServer::Session : public std::enable_shared_from_this<Session> {
   void Run() {
     phase_ = Phase::kHandshake;
     Lowest().expires_after(std::chrono::seconds(kHandshakeTimeoutSeconds));
-    stream_.async_handshake(ssl::stream_base::server,
-                            [self = shared_from_this()](beast::error_code ec) {
-                              self->OnHandshake(ec);
-                            });
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        [self = shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
   }
 
   // The server stops: a connection with no request under way is closed now.
   void OnStop() {
-    const bool idle_read = phase_ == Phase::kReading && parser_ && !parser_->got_some() &&
-                           buffer_.size() == 0;
+    const bool idle_read =
+        phase_ == Phase::kReading && parser_ && !parser_->got_some() && buffer_.size() == 0;
     if (phase_ == Phase::kHandshake || phase_ == Phase::kLingering || idle_read) Close();
   }
 
@@ -146,10 +145,9 @@ class WebhookServer::Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(kMaxReviewBytes);
     parser_->header_limit(kMaxHeaderBytes);
     Lowest().expires_after(std::chrono::seconds(kIdleTimeoutSeconds));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -167,13 +165,14 @@ class WebhookServer::Session : public std::enable_shared_from_this<Session> {
                    true, true);
     }
     if (ec == http::error::header_limit) {
-      return Reply(Text(http::status::request_header_fields_too_large, 11,
-                        "request headers too large\n"), true, true);
+      return Reply(
+          Text(http::status::request_header_fields_too_large, 11, "request headers too large\n"),
+          true, true);
     }
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
       spdlog::warn("inject: {}: bad HTTP request: {}", peer_, ec.message());
-      return Reply(Text(http::status::bad_request, 11, "bad request: " + ec.message() + "\n"),
-                   true, true);
+      return Reply(Text(http::status::bad_request, 11, "bad request: " + ec.message() + "\n"), true,
+                   true);
     }
     if (ec) {
       spdlog::warn("inject: read from {} failed: {}", peer_, ec.message());

@@ -10,13 +10,12 @@
 // destroyed keep only a shared state alive and close themselves.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
-#include <memory>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "inject/cert_reloader.h"
 #include "inject/sidecar.h"
@@ -26,8 +25,8 @@ namespace keyfence::inject {
 // Limits of the webhook server.
 inline constexpr size_t kMaxHeaderBytes = 16 * 1024;
 inline constexpr int kHandshakeTimeoutSeconds = 10;
-inline constexpr int kIdleTimeoutSeconds = 30;   // per read or write, keep-alive included
-inline constexpr size_t kMaxConnections = 256;   // further connections are closed at once
+inline constexpr int kIdleTimeoutSeconds = 30;  // per read or write, keep-alive included
+inline constexpr size_t kMaxConnections = 256;  // further connections are closed at once
 
 class WebhookServer {
  public:

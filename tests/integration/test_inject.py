@@ -27,7 +27,8 @@ from cryptography import x509
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import certs  # noqa: E402
-from harness import HOST, REPO, free_port, keyfence_bin, port_accepts, tail, wait_until  # noqa: E402
+from harness import (HOST, REPO, free_port, keyfence_bin, port_accepts, tail,  # noqa: E402
+                     wait_until)
 
 FIXTURES = os.path.join(REPO, "tests", "unit", "inject", "fixtures")
 VALIDATOR = os.path.join(REPO, "tests", "deploy", "validate_k8s.mjs")

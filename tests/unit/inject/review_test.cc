@@ -1,15 +1,13 @@
 // The webhook's pure half against the AdmissionReview fixtures: for each case the
 // response fields, and the pod after applying the decoded JSON Patch, are compared with
 // fixtures/<case>.expected.json (as JSON values).
-#include <catch2/catch.hpp>
+#include "inject/review.h"
 
+#include <catch2/catch.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
-
-#include "inject/review.h"
 
 using keyfence::inject::HandleMutate;
 using keyfence::inject::HttpResult;
@@ -112,11 +110,10 @@ void RunCase(const std::string& name) {
 }  // namespace
 
 TEST_CASE("inject: fixtures give the expected response and patched pod") {
-  const std::string name = GENERATE(as<std::string>{}, "plain", "existing", "injected_annotation",
-                                    "keyfence_container", "no_annotation", "inject_not_true",
-                                    "own_redis_url", "unix", "missing_tenant", "bad_tenant",
-                                    "non_pod", "update", "bad_listen", "volume_clash",
-                                    "malformed", "not_review");
+  const std::string name = GENERATE(
+      as<std::string>{}, "plain", "existing", "injected_annotation", "keyfence_container",
+      "no_annotation", "inject_not_true", "own_redis_url", "unix", "missing_tenant", "bad_tenant",
+      "non_pod", "update", "bad_listen", "volume_clash", "malformed", "not_review");
   RunCase(name);
 }
 
@@ -143,8 +140,8 @@ TEST_CASE("inject: --image and --admin-port reach the sidecar") {
   const json pod = review["request"]["object"].patch(DecodedPatch(response));
   const json& sidecar = pod["spec"]["initContainers"][0];
   CHECK(sidecar["image"] == "keyfence:9.9.9");
-  CHECK(sidecar["ports"] == json::parse(
-      R"([{"name": "keyfence-admin", "containerPort": 9200, "protocol": "TCP"}])"));
+  CHECK(sidecar["ports"] ==
+        json::parse(R"([{"name": "keyfence-admin", "containerPort": 9200, "protocol": "TCP"}])"));
   CHECK(sidecar["readinessProbe"]["httpGet"]["port"] == "keyfence-admin");
 }
 

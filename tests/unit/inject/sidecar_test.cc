@@ -1,14 +1,13 @@
 // The checks behind the fixtures: names, quantities, annotations that deny, requests that
 // are not AdmissionReviews, the JSON Pointer and base64 helpers, --listen parsing.
+#include "inject/sidecar.h"
+
 #include <catch2/catch.hpp>
-
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "inject/review.h"
 #include "inject/run.h"
-#include "inject/sidecar.h"
 
 namespace inject = keyfence::inject;
 using nlohmann::json;
@@ -92,8 +91,9 @@ TEST_CASE("inject: annotations that deny name the annotation") {
       {{{"keyfence.io/cpu", "lots"}}, "keyfence.io/cpu: 'lots' is not a Kubernetes resource"},
       {{{"keyfence.io/memory", "64"}, {"keyfence.io/memory-limit", "x"}},
        "keyfence.io/memory-limit: 'x'"},
-      {{{"keyfence.io/memory", "256Mi"}}, "keyfence.io/memory: request 256Mi is above the memory "
-                                          "limit 128Mi (set keyfence.io/memory-limit)"},
+      {{{"keyfence.io/memory", "256Mi"}},
+       "keyfence.io/memory: request 256Mi is above the memory "
+       "limit 128Mi (set keyfence.io/memory-limit)"},
   };
   for (const Case& c : cases) {
     INFO(c.extra.dump());
@@ -126,8 +126,8 @@ TEST_CASE("inject: a memory limit annotation lifts the cap, an explicit config i
 
 TEST_CASE("inject: pods the sidecar would break are denied") {
   // The admin port, or the tcp listener's 6379, already declared by a container.
-  const json admin_clash = json::parse(
-      R"({"containers": [{"name": "app", "ports": [{"containerPort": 9121}]}]})");
+  const json admin_clash =
+      json::parse(R"({"containers": [{"name": "app", "ports": [{"containerPort": 9121}]}]})");
   inject::Decision d = inject::Decide(Request(Inject(), admin_clash), kOptions);
   CHECK_FALSE(d.allowed);
   CHECK_THAT(d.message, Catch::Contains("container \"app\" already uses port 9121"));
@@ -142,7 +142,8 @@ TEST_CASE("inject: pods the sidecar would break are denied") {
   CHECK(d.patch.is_array());
 
   d = inject::Decide(Request(Inject(), json::parse(R"({"volumes": [{"name": "keyfence-socket",
-      "emptyDir": {}}], "containers": []})")), kOptions);
+      "emptyDir": {}}], "containers": []})")),
+                     kOptions);
   CHECK_THAT(d.message, Catch::Contains("volume named keyfence-socket"));
   d = inject::Decide(Request(Inject(), json::parse(R"({"containers": {"name": "x"}})")), kOptions);
   CHECK_THAT(d.message, Catch::Contains("spec.containers is not a list"));
@@ -227,7 +228,8 @@ TEST_CASE("inject: Respond keeps apiVersion, kind and uid, a denial carries stat
   CHECK(answer["response"] ==
         json({{"uid", "u-1"},
               {"allowed", false},
-              {"status", {{"code", 400}, {"message", "keyfence.io/listen: 'x' is not tcp or unix"}}}}));
+              {"status",
+               {{"code", 400}, {"message", "keyfence.io/listen: 'x' is not tcp or unix"}}}}));
   CHECK_THAT(r.log, Catch::Contains("shop/p"));
   CHECK_THAT(r.log, Catch::Contains("denied: keyfence.io/listen"));
 }
@@ -254,10 +256,10 @@ TEST_CASE("inject: --listen parsing") {
   CHECK(inject::ParseListen("0.0.0.0:1")->address().to_string() == "0.0.0.0");
   CHECK(inject::ParseListen("[::]:8443")->address().is_v6());
   CHECK(inject::ParseListen("[fd00::1]:65535")->port() == 65535);
-  for (const char* bad : {"", "8443", ":8443", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
-                          "127.0.0.1:65536", "127.0.0.1:84a3", "localhost:8443", "::1:8443",
-                          "[::1]", "[::1]8443", "[127.0.0.1]:8443", "1.2.3:8443",
-                          "127.0.0.1:-1", "127.0.0.1:123456"}) {
+  for (const char* bad :
+       {"", "8443", ":8443", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:84a3", "localhost:8443", "::1:8443", "[::1]", "[::1]8443", "[127.0.0.1]:8443",
+        "1.2.3:8443", "127.0.0.1:-1", "127.0.0.1:123456"}) {
     INFO(bad);
     CHECK_FALSE(inject::ParseListen(bad).has_value());
     CHECK_THAT(inject::CheckListen(bad), Catch::Contains("is not HOST:PORT"));
