@@ -38,7 +38,8 @@ TIERS = [
     [("proxy/backend", ["proxy/backend/", "proxy/cluster/"])],
     [("proxy/commands", ["proxy/commands/"])],
     [("proxy/session", ["proxy/session/"])],
-    [("proxy/admin", ["proxy/admin/"]), ("proxy/accounting", ["proxy/accounting/"])],
+    [("proxy/admin", ["proxy/admin/"]), ("proxy/accounting", ["proxy/accounting/"]),
+     ("proxy/ctl", ["proxy/ctl/"])],
     [("proxy", ["proxy/"])],
 ]
 
