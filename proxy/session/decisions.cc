@@ -26,7 +26,7 @@ constexpr size_t kMaxLoggedError = 200;  // of the error the client got
 
 }  // namespace
 
-void Session::LogDecision(RejectReason reason, std::string_view error) {
+void Session::LogDecision(RejectReason reason, std::string_view error, bool about_command) {
   if (!spdlog::should_log(spdlog::level::warn)) return;
   TenantLocal* local = binding_.local();
   DecisionThrottle& throttle = local != nullptr ? local->shared->decisions : Unauthenticated();
@@ -34,7 +34,9 @@ void Session::LogDecision(RejectReason reason, std::string_view error) {
   if (!throttle.Admit(reason, Loop::NowNs(), &suppressed)) return;
   std::string command;
   const protocol::CommandTable& table = protocol::CommandTable::Get();
-  if (cur_cmd_id_ < table.size()) {
+  if (!about_command) {
+    command = "";
+  } else if (cur_cmd_id_ < table.size()) {
     command = table.ById(cur_cmd_id_).name;
   } else if (!args_.empty()) {  // refused before the command was looked up (a rate limit)
     const protocol::CommandInfo* c = table.Find(args_[0]);

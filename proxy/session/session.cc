@@ -78,7 +78,8 @@ void Session::OnHandshake(const PeerCert* cert) {
     LogDecision(RejectReason::kAuth,
                 std::string("client certificate names ") +
                     (c.ambiguous ? "more than one tenant" : "no tenant") + " (" +
-                    (c.names.empty() ? std::string("no name") : c.names) + ")");
+                    (c.names.empty() ? std::string("no name") : c.names) + ")",
+                false);
     return conn_.CloseWithError(c.ambiguous ? errors::kCertManyTenants : errors::kCertNoTenant);
   }
   // From now on the connection is as one on a listener of that tenant: AUTH
@@ -134,7 +135,7 @@ void Session::EnterUnauthenticated() {
   preauth_timer_->async_wait([this, alive](const boost::system::error_code& ec) {
     if (ec || !*alive || !unauthenticated_ || conn_.closing()) return;
     binding_.counters().CountRejected(RejectReason::kAuth);
-    LogDecision(RejectReason::kAuth, errors::kPreauthTimeout);
+    LogDecision(RejectReason::kAuth, errors::kPreauthTimeout, false);
     conn_.CloseWithError(errors::kPreauthTimeout);
   });
 }

@@ -70,7 +70,9 @@ class Session final : public RequestHandler,
   void Retire(std::unique_ptr<BackendConn> conn) override;
   void Reject(RejectReason reason, std::string_view error) override;
   // decisions.cc: the decision log line of a refusal (rate-limited per tenant and reason).
-  void LogDecision(RejectReason reason, std::string_view error);
+  // `about_command`: false for refusals of the connection itself (its certificate, the
+  // pre-AUTH timeout), which name no command.
+  void LogDecision(RejectReason reason, std::string_view error, bool about_command = true);
   void CountRejected(RejectReason reason) override { OnBadInput(reason); }
   bool ClaimDedicated() override;
   bool inflight() const override { return !conn_.replies().empty(); }
