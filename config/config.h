@@ -29,6 +29,9 @@ struct Endpoint {
 };
 
 enum class OnLimit : uint8_t { kReject, kDelay };
+// limits.scope: each keyfence process enforces the limits on its own (instance), or
+// every instance of the same cluster_name shares one budget kept in the backend (fleet).
+enum class LimitScope : uint8_t { kInstance, kFleet };
 
 // Every field of Limits (and of tenants.<t>.limits in the file, same names):
 // X(name) once each, for the code that walks them all (overrides, diffs).
@@ -38,7 +41,7 @@ enum class OnLimit : uint8_t { kReject, kDelay };
   X(max_unauthenticated_per_ip) X(client_output_buffer_soft_bytes)                            \
   X(client_output_buffer_soft_seconds) X(tenant_output_buffer_bytes)                          \
   X(max_dedicated_connections) X(max_script_ms) X(big_value_bytes) X(allow_scripts)           \
-  X(memory_quota_bytes) X(max_keys)
+  X(memory_quota_bytes) X(max_keys) X(scope) X(fleet_instances)
 
 struct Limits {
   uint64_t ops_per_sec = 0;    // 0 = unlimited
@@ -60,6 +63,10 @@ struct Limits {
   bool allow_scripts = false;
   uint64_t memory_quota_bytes = 0;  // over it, denyoom commands get -OOM (0: none)
   uint64_t max_keys = 0;            // over it, denyoom commands get -OOM (0: none)
+  LimitScope scope = LimitScope::kInstance;  // ops_per_sec / bytes_per_sec per process or fleet
+  // scope fleet, backend unreachable: the share is limit / this until a count of live
+  // instances was seen (then limit / that count). 0: 1.
+  uint32_t fleet_instances = 0;
 
   bool operator==(const Limits&) const = default;
 };

@@ -13,6 +13,7 @@ std::string Value(uint64_t v) { return std::to_string(v); }
 std::string Value(uint32_t v) { return std::to_string(v); }
 std::string Value(bool v) { return v ? "true" : "false"; }
 std::string Value(OnLimit v) { return v == OnLimit::kReject ? "reject" : "delay"; }
+std::string Value(LimitScope v) { return v == LimitScope::kInstance ? "instance" : "fleet"; }
 
 void LimitChanges(const std::string& where, const Limits& a, const Limits& b,
                   std::vector<std::string>* out) {

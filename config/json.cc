@@ -176,6 +176,8 @@ void WriteLimits(Json& j, const Limits& l) {
   j.Key("max_script_ms").Num(l.max_script_ms);
   j.Key("big_value_bytes").Num(l.big_value_bytes).Key("allow_scripts").Bool(l.allow_scripts);
   j.Key("memory_quota_bytes").Num(l.memory_quota_bytes).Key("max_keys").Num(l.max_keys);
+  j.Key("scope").Str(l.scope == LimitScope::kInstance ? "instance" : "fleet");
+  j.Key("fleet_instances").Num(l.fleet_instances);
   j.Close('}');
 }
 

@@ -53,6 +53,14 @@ void Parser::LimitsSection(const Val& v, LimitsSpec* l) {
           {"big_value_bytes", UintToOpt(&l->big_value_bytes, 1, kMaxBytes)},
           {"memory_quota_bytes", UintToOpt(&l->memory_quota_bytes, 0, kMaxQuotaBytes)},
           {"max_keys", UintToOpt(&l->max_keys, 0, kMaxQuotaBytes)},
+          {"scope",
+           [&](const Val& f) {
+             size_t i = 0;
+             if (Choice(f, {"instance", "fleet"}, &i)) {
+               l->scope = i == 0 ? LimitScope::kInstance : LimitScope::kFleet;
+             }
+           }},
+          {"fleet_instances", UintToOpt(&l->fleet_instances, 0, 100000)},
           {"allow_scripts",
            [&](const Val& f) {
              bool b = false;

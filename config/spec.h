@@ -70,6 +70,8 @@ struct LimitsSpec {
   std::optional<bool> allow_scripts;
   std::optional<uint64_t> memory_quota_bytes;
   std::optional<uint64_t> max_keys;
+  std::optional<LimitScope> scope;
+  std::optional<uint32_t> fleet_instances;
 
   // `base` with every field this spec sets replaced.
   Limits ApplyTo(Limits base) const;

@@ -15,6 +15,7 @@
 #include "config/diff.h"
 #include "proxy/base/logging.h"
 #include "proxy/fleet_limits.h"
+#include "proxy/fleet_rate.h"
 #include "proxy/worker.h"
 
 namespace keyfence::proxy {
@@ -100,6 +101,7 @@ void Server::Publish(config::SnapshotPtr snap) {
   if (topology_) topology_->Reconfigure(snap->backend);
   if (accountant_) accountant_->Reconfigure(snap);
   if (fleet_) fleet_->Reconfigure(snap);
+  if (fleet_rate_) fleet_rate_->Reconfigure(snap);
 }
 
 std::pair<bool, std::string> Server::Reload() {
@@ -303,7 +305,8 @@ int Server::Run() {
     } catch (const std::exception& e) {
       spdlog::error("metrics: accounting: {}", e.what());
     }
-    return metrics_->SerializeText() + HotKeysMetricText() + accounting;
+    return metrics_->SerializeText() + HotKeysMetricText() + accounting +
+           (fleet_rate_ ? fleet_rate_->MetricsText() : std::string());
   };
   h.ready = [this] {
     return listening_.load() && backend_ok_.load() && (!topology_ || topology_->ready());
@@ -372,6 +375,11 @@ int Server::Run() {
         asio::post(control_, [this, o = std::move(o)]() mutable { OnFleetOverrides(std::move(o)); });
       });
   fleet_->Start();
+  fleet_rate_ = std::make_unique<FleetRate>(snapshot_, tenants_, [this] {
+    std::lock_guard<std::mutex> l(map_mu_);
+    return last_map_;
+  });
+  fleet_rate_->Start();
   listening_ = true;
   for (const auto& l : snapshot_->listeners) {
     spdlog::info("listening on {} ({})", l.Name(),
@@ -392,6 +400,7 @@ int Server::Run() {
   control_.run();
   accountant_->Stop();
   fleet_->Stop();
+  fleet_rate_->Stop();
   if (topology_) topology_->Stop();
   for (auto& w : workers_) w->Join();
   spdlog::info("stopped");

@@ -31,6 +31,7 @@ namespace keyfence::proxy {
 class Worker;
 class UnixListener;
 class FleetLimits;
+class FleetRate;
 namespace accounting {
 class Accountant;
 }
@@ -107,6 +108,7 @@ class Server {
   config::Overrides instance_overrides_;  // control thread: PUT on this instance
   config::Overrides fleet_overrides_;     // control thread: PUT ?scope=fleet (the backend's)
   std::unique_ptr<FleetLimits> fleet_;
+  std::unique_ptr<FleetRate> fleet_rate_;  // limits.scope: fleet (issue 14)
   std::mutex snapshot_mu_;        // guards snapshot_ for the admin /config reader
   boost::asio::io_context control_;
   boost::asio::signal_set signals_;

@@ -9,6 +9,8 @@
 
 #include "proxy/base/logging.h"
 #include "proxy/server.h"
+
+#include "proxy/fleet_rate.h"
 #include "proxy/worker.h"
 
 namespace keyfence::proxy {
@@ -42,6 +44,9 @@ std::string Server::TenantsJson() {
     const config::Tenant* in_file = file_snapshot_->FindTenant(t.app);
     if (o != overrides.end() && in_file != nullptr) {  // the live limits against the file's
       j += ",\"drift\":" + o->second.DriftJson(in_file->limits, l);
+    }
+    if (fleet_rate_) {  // limits.scope: fleet: the shared bucket's state
+      if (std::string f = fleet_rate_->TenantJson(t.app); !f.empty()) j += ",\"fleet\":" + f;
     }
     j += "}";
   }

@@ -11,8 +11,11 @@ void SharedBucket::Configure(double rate_per_sec, double burst, uint64_t now_ns)
   if (!was_unlimited) Refill(now_ns);
   rate_.store(rate_per_sec, std::memory_order_relaxed);
   capacity_.store(cap, std::memory_order_relaxed);
+  if (!fed()) refill_.store(rate_per_sec, std::memory_order_relaxed);
   int64_t cap_micro = static_cast<int64_t>(cap * kScale);
-  if (was_unlimited) {
+  if (was_unlimited && fed()) {
+    micro_tokens_.store(0, std::memory_order_relaxed);  // the fleet grants its tokens
+  } else if (was_unlimited) {
     micro_tokens_.store(cap_micro, std::memory_order_relaxed);  // a new limit starts full
   } else {
     int64_t cur = micro_tokens_.load(std::memory_order_relaxed);
@@ -23,12 +26,28 @@ void SharedBucket::Configure(double rate_per_sec, double burst, uint64_t now_ns)
   last_ns_.store(now_ns, std::memory_order_relaxed);
 }
 
+void SharedBucket::SetFed(bool fed, double refill_per_sec, uint64_t now_ns) {
+  if (!unlimited()) Refill(now_ns);  // what the old refill earned so far
+  fed_.store(fed, std::memory_order_relaxed);
+  refill_.store(fed ? refill_per_sec : rate(), std::memory_order_relaxed);
+}
+
+void SharedBucket::Deposit(double n) {
+  const int64_t add = static_cast<int64_t>(n * kScale);
+  const int64_t cap_micro = static_cast<int64_t>(capacity() * kScale);
+  int64_t cur = micro_tokens_.load(std::memory_order_relaxed);
+  int64_t next;
+  do {
+    next = std::min(std::max(cur, cap_micro), cur + add);  // never above the burst
+  } while (!micro_tokens_.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+}
+
 void SharedBucket::Refill(uint64_t now_ns) {
   uint64_t last = last_ns_.load(std::memory_order_relaxed);
   if (now_ns <= last) return;
   // Whoever advances the clock adds the tokens for that interval.
   if (!last_ns_.compare_exchange_strong(last, now_ns, std::memory_order_relaxed)) return;
-  double add = static_cast<double>(now_ns - last) / 1e9 * rate();
+  double add = static_cast<double>(now_ns - last) / 1e9 * refill_.load(std::memory_order_relaxed);
   int64_t add_micro = static_cast<int64_t>(add * kScale);
   int64_t cap_micro = static_cast<int64_t>(capacity() * kScale);
   int64_t cur = micro_tokens_.load(std::memory_order_relaxed);
@@ -47,8 +66,13 @@ double SharedBucket::Take(double want, uint64_t now_ns) {
   int64_t grant;
   do {
     grant = std::min(want_micro, cur);
-    if (grant <= 0) return 0;
+    if (grant <= 0) {
+      shortfalls_.fetch_add(1, std::memory_order_relaxed);
+      return 0;
+    }
   } while (!micro_tokens_.compare_exchange_weak(cur, cur - grant, std::memory_order_relaxed));
+  taken_micro_.fetch_add(grant, std::memory_order_relaxed);
+  if (grant < want_micro) shortfalls_.fetch_add(1, std::memory_order_relaxed);
   return static_cast<double>(grant) / kScale;
 }
 
@@ -56,6 +80,7 @@ void SharedBucket::Charge(double n, uint64_t now_ns) {
   if (unlimited()) return;
   Refill(now_ns);
   micro_tokens_.fetch_sub(static_cast<int64_t>(n * kScale), std::memory_order_relaxed);
+  taken_micro_.fetch_add(static_cast<int64_t>(n * kScale), std::memory_order_relaxed);
 }
 
 double SharedBucket::tokens() const {
@@ -66,7 +91,8 @@ double SharedBucket::Available(uint64_t now_ns) const {
   double t = tokens();
   uint64_t last = last_ns_.load(std::memory_order_relaxed);
   if (now_ns > last) {
-    t = std::min(capacity(), t + static_cast<double>(now_ns - last) / 1e9 * rate());
+    t = std::min(capacity(), t + static_cast<double>(now_ns - last) / 1e9 *
+                                     refill_.load(std::memory_order_relaxed));
   }
   return t;
 }

@@ -22,6 +22,19 @@ class SharedBucket {
  public:
   // rate 0 = unlimited; burst 0 = rate.
   void Configure(double rate_per_sec, double burst, uint64_t now_ns);
+  // limits.scope: fleet (issue 14). A fed bucket does not refill with time at its
+  // rate: the fleet feeder Deposit()s what the backend's bucket grants. `refill` is
+  // what it refills with meanwhile: 0 while the fleet bucket answers, the fallback
+  // share (rate / instances) while it cannot be reached. Unfed: the rate, as before.
+  void SetFed(bool fed, double refill_per_sec, uint64_t now_ns);
+  bool fed() const { return fed_.load(std::memory_order_relaxed); }
+  void Deposit(double n);
+  // Totals for the feeder's demand estimate: tokens handed out by Take (and
+  // Charge), and the Take calls that got less than they wanted.
+  double taken() const {
+    return static_cast<double>(taken_micro_.load(std::memory_order_relaxed)) / kScale;
+  }
+  uint64_t shortfalls() const { return shortfalls_.load(std::memory_order_relaxed); }
   // Takes up to `want` tokens; returns how many it got (may be less).
   double Take(double want, uint64_t now_ns);
   // Takes `n` tokens even if that leaves a debt (reply bytes already sent).
@@ -40,6 +53,10 @@ class SharedBucket {
   std::atomic<double> capacity_{0};
   std::atomic<int64_t> micro_tokens_{0};
   std::atomic<uint64_t> last_ns_{0};
+  std::atomic<double> refill_{0};  // tokens/s added by time: rate_ unless fed
+  std::atomic<bool> fed_{false};
+  std::atomic<int64_t> taken_micro_{0};
+  std::atomic<uint64_t> shortfalls_{0};
 };
 
 class BorrowingBucket {
