@@ -107,3 +107,18 @@ TEST_CASE("change summary: tenants, limits and sections") {
         "payments.ops_per_sec 5000->50, limits.ops_per_sec 5000->50");
   CHECK(SameTenant(*a->FindTenant("payments"), *MustLoad(kBase)->FindTenant("payments")));
 }
+
+TEST_CASE("limits.scope: instance by default, fleet per tenant or as the default") {
+  SnapshotPtr a = MustLoad(Replace(kBase, "limits: {burst: 9000}", "limits: {scope: fleet, fleet_instances: 4}"));
+  CHECK(a->FindTenant("orders")->limits.scope == LimitScope::kFleet);
+  CHECK(a->FindTenant("orders")->limits.fleet_instances == 4);
+  CHECK(a->FindTenant("payments")->limits.scope == LimitScope::kInstance);
+  SnapshotPtr b = MustLoad(Replace(kBase, "limits: {ops_per_sec: 5000}", "limits: {ops_per_sec: 5000, scope: fleet}"));
+  CHECK(b->FindTenant("payments")->limits.scope == LimitScope::kFleet);
+  CHECK(Describe(*MustLoad(kBase), *b).ToString().find("payments.scope instance->fleet") !=
+        std::string::npos);
+  const auto errors = testing::Errors(Replace(kBase, "limits: {burst: 9000}", "limits: {scope: global}"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message.find("scope") != std::string::npos);
+  CHECK(Parse(R"({"scope": "fleet"})").ToJson() == R"({"scope":"fleet"})");
+}

@@ -94,3 +94,32 @@ TEST_CASE("shared bucket: concurrent workers never exceed the tokens available")
   for (auto& t : threads) t.join();
   CHECK(granted.load() == 100000);
 }
+
+TEST_CASE("shared_bucket: a fed bucket (scope fleet) holds only what is deposited") {
+  using keyfence::ratelimit::SharedBucket;
+  const uint64_t s = 1'000'000'000;
+  SharedBucket b;
+  b.SetFed(true, 0, 0);
+  b.Configure(1000, 1000, 0);  // a new fed limit starts empty, not full
+  CHECK(b.tokens() == 0);
+  CHECK(b.Take(10, 5 * s) == 0);  // time alone adds nothing
+  CHECK(b.shortfalls() == 1);
+  b.Deposit(300);
+  CHECK(b.Take(200, 5 * s) == Approx(200));
+  CHECK(b.Take(200, 5 * s) == Approx(100));  // what is left, and a shortfall
+  CHECK(b.shortfalls() == 2);
+  CHECK(b.taken() == Approx(300));
+  b.Deposit(5000);
+  CHECK(b.tokens() == Approx(1000));  // never above the burst
+  // the fallback share refills with time; back to grants only stops that
+  b.Take(1000, 5 * s);
+  b.SetFed(true, 250, 5 * s);
+  CHECK(b.Take(1000, 7 * s) == Approx(500));
+  b.SetFed(true, 0, 7 * s);
+  CHECK(b.Take(1000, 9 * s) == 0);
+  // a reload keeps it fed; scope instance again refills at the rate
+  b.Configure(1000, 1000, 9 * s);
+  CHECK(b.fed());
+  b.SetFed(false, 0, 9 * s);
+  CHECK(b.Take(1000, 10 * s) == Approx(1000));
+}
