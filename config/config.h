@@ -265,7 +265,7 @@ std::string ToJson(const Snapshot& s);
 std::array<uint8_t, 32> Sha256(std::string_view data);
 std::string HexDigest(const std::array<uint8_t, 32>& digest);
 // The config hash: SHA-256 of the snapshot's canonical JSON without version and
-// source, secrets as their SHA-256 (json.cc).
+// source, secrets left out (json.cc).
 std::string IdentityHash(const Snapshot& s);
 
 // The names (protocol::CommandInfo::name, lower case, "parent|sub" for a

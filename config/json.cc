@@ -1,5 +1,5 @@
 // The JSON views of a Snapshot: GET /config (secrets redacted) and the
-// identity form whose SHA-256 is the config hash (secrets as their SHA-256,
+// identity form whose SHA-256 is the config hash (secrets redacted as in /config,
 // no version or source: the same file gives the same hash on every instance).
 #include "config/config.h"
 
@@ -133,15 +133,12 @@ class Json {
     return *this;
   }
   explicit Json(bool identity = false) : identity_(identity) {}
-  // A secret: "" stays "" (tells that none is set), anything else is redacted
-  // (or, in the identity form, its SHA-256: a changed password changes the hash).
-  Json& Secret(std::string_view v) {
-    if (v.empty()) return Str(v);
-    return identity_ ? Str("sha256:" + HexDigest(Sha256(v))) : Str(kRedacted);
-  }
-  Json& Digest(const std::array<uint8_t, 32>& d) {
-    return identity_ ? Str(HexDigest(d)) : Str(kRedacted);
-  }
+  // A secret: "" stays "" (tells that none is set), anything else is redacted, in
+  // the identity form too: the hash is public (/config, /metrics), and a digest of a
+  // secret in it would let a weak token or password be guessed offline. So a changed
+  // secret alone does not change the hash.
+  Json& Secret(std::string_view v) { return Str(v.empty() ? v : kRedacted); }
+  Json& Digest(const std::array<uint8_t, 32>&) { return Str(kRedacted); }
   Json& Names(const CommandSet& s) {
     Open('[');
     for (const std::string& n : DeniedNames(s)) Str(n);
@@ -228,6 +225,9 @@ void WriteTenant(Json& j, const Tenant& t) {
   j.Key("limits");
   WriteLimits(j, t.limits);
   j.Key("deny_commands").Names(t.deny);
+  j.Key("cert_names").Open('[');
+  for (const std::string& n : t.cert_names) j.Str(n);
+  j.Close(']');
   j.Key("key_rules").Open('[');
   for (const KeyRule& r : t.key_rules) {
     j.Open('{').Key("match").Str(r.match).Key("deny_commands").Names(r.deny);

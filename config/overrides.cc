@@ -82,6 +82,15 @@ SnapshotPtr WithOverrides(const Snapshot& file, const Overrides& overrides, uint
   return s;
 }
 
+bool LimitsOverride::Touches(const Limits& a, const Limits& b) const {
+  if (!spec_) return false;
+#define KF_TOUCH(f) \
+  if (spec_->f && a.f != b.f) return true;
+  KF_CONFIG_LIMIT_FIELDS(KF_TOUCH)
+#undef KF_TOUCH
+  return false;
+}
+
 std::string LimitsOverride::DriftJson(const Limits& file, const Limits& live) const {
   std::string out = "{";
   if (spec_) {

@@ -33,6 +33,9 @@ class LimitsOverride {
   std::string ToJson() const;
   // The names of the fields set.
   std::vector<std::string> Fields() const;
+  // True if a field this override sets differs between a and b (a reload changed
+  // what the override overrides: the file wins).
+  bool Touches(const Limits& a, const Limits& b) const;
   // {"ops_per_sec":{"file":5000,"live":100}} for each field set.
   std::string DriftJson(const Limits& file, const Limits& live) const;
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -17,6 +18,7 @@ namespace {
 constexpr int kSilenceMs = 2000;          // then a PING: a dead link is noticed
 constexpr int kRefreshEveryMs = 30000;    // the hash read again even without an announcement
 constexpr auto kRetryDelay = std::chrono::milliseconds(1000);
+constexpr uint32_t kWriteTimeoutMs = 1000;  // per step of a PUT's backend write
 
 std::string Where(const config::Snapshot& s) {
   std::string w = s.cluster_name + "|" + std::to_string(static_cast<int>(s.backend.mode));
@@ -75,7 +77,10 @@ bool FleetLimits::Write(std::initializer_list<std::string_view> change, const st
   }
   const std::optional<config::Endpoint> node = NodeFor(*snap);
   if (!node) return false;
-  std::unique_ptr<ControlLink> link = ControlLink::Open(*node, snap->backend, "fleet limits");
+  // The admin request (and so the control thread) waits for this: bounded tighter.
+  config::Backend be = snap->backend;
+  be.connect_timeout_ms = std::min<uint32_t>(be.connect_timeout_ms, kWriteTimeoutMs);
+  std::unique_ptr<ControlLink> link = ControlLink::Open(*node, be, "fleet limits");
   if (!link) return false;
   std::optional<ControlReply> r = link->Command(change);
   if (!r || r->is_error()) {
@@ -85,7 +90,10 @@ bool FleetLimits::Write(std::initializer_list<std::string_view> change, const st
   }
   const std::string key = Key(*snap);
   std::optional<ControlReply> p = link->Command({"PUBLISH", key, app});
-  return p && !p->is_error();
+  if (!p || p->is_error()) {  // stored: the other instances read it within 30 s
+    spdlog::warn("fleet limits: stored the change of {}, but could not announce it", app);
+  }
+  return true;
 }
 
 bool FleetLimits::Put(const std::string& app, const std::string& json) {
@@ -108,15 +116,25 @@ bool FleetLimits::Clear(const std::string& app) {
   return Write({"HDEL", key, app}, app);
 }
 
-void FleetLimits::Refresh(const config::Snapshot& snap, const config::Endpoint& node) {
-  std::unique_ptr<ControlLink> link = ControlLink::Open(node, snap.backend, "fleet limits", &stop_);
-  if (!link) return;
+bool FleetLimits::Refresh(const config::Snapshot& snap) {
+  // The key's node now (a failover or reshard may have moved it since the subscription).
+  const std::optional<config::Endpoint> node = NodeFor(snap);
+  if (!node) return false;
+  std::unique_ptr<ControlLink> link = ControlLink::Open(*node, snap.backend, "fleet limits", &stop_);
+  if (!link) return false;
   const std::string key = Key(snap);
   std::optional<ControlReply> r = link->Command({"HGETALL", key});
-  if (!r || !r->is_array()) return;
+  if (!r || !r->is_array()) {
+    spdlog::warn("fleet limits: cannot read {}: {}", key, r ? r->str : std::string("no reply"));
+    return false;
+  }
   config::Overrides all;
   for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
     const std::string& app = r->elements[i].str;
+    if (!config::IsValidName(app) || app.starts_with("__")) {  // not a tenant name: ignored
+      spdlog::warn("fleet limits: ignoring field {} of {}: not a tenant name", i / 2, key);
+      continue;
+    }
     std::vector<config::Diagnostic> errors;
     auto o = config::LimitsOverride::Parse(r->elements[i + 1].str, key + " " + app, &errors);
     if (!o) {  // written by something else than keyfence: left alone, said once per read
@@ -127,6 +145,7 @@ void FleetLimits::Refresh(const config::Snapshot& snap, const config::Endpoint& 
     all.emplace(app, std::move(*o));
   }
   deliver_(std::move(all));
+  return true;
 }
 
 void FleetLimits::Hold(const config::SnapshotPtr& snap, const config::Endpoint& node) {
@@ -136,7 +155,7 @@ void FleetLimits::Hold(const config::SnapshotPtr& snap, const config::Endpoint& 
   const std::string key = Key(*snap);
   std::optional<ControlReply> ok = link->Command({"SUBSCRIBE", key});
   if (!ok || !ok->is_array()) return;
-  Refresh(*snap, node);  // whatever was announced while this instance was away
+  if (!Refresh(*snap)) return;  // whatever was announced while this instance was away
   auto last_refresh = std::chrono::steady_clock::now();
   bool ping_out = false;
   while (!stop_ && !moved_) {
@@ -145,7 +164,7 @@ void FleetLimits::Hold(const config::SnapshotPtr& snap, const config::Endpoint& 
     if (stop_ || moved_) return;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_refresh >= std::chrono::milliseconds(kRefreshEveryMs)) {
-      Refresh(*snap, node);
+      if (!Refresh(*snap)) return;  // subscribe again, on the node of the current map
       last_refresh = now;
     }
     if (silent) {
@@ -157,7 +176,7 @@ void FleetLimits::Hold(const config::SnapshotPtr& snap, const config::Endpoint& 
     if (!r) return;
     ping_out = false;
     if (r->is_array() && r->elements.size() >= 3 && r->elements[0].str == "message") {
-      Refresh(*snap, node);
+      if (!Refresh(*snap)) return;
       last_refresh = now;
     }
   }

@@ -44,7 +44,8 @@ class FleetLimits {
   void Loop();
   // One subscription, until it fails, the backend moves or Stop().
   void Hold(const config::SnapshotPtr& snap, const config::Endpoint& node);
-  void Refresh(const config::Snapshot& snap, const config::Endpoint& node);
+  // Reads the hash on the key's current node and delivers it; false if it could not.
+  bool Refresh(const config::Snapshot& snap);
   std::optional<config::Endpoint> NodeFor(const config::Snapshot& snap) const;
   bool Write(std::initializer_list<std::string_view> change, const std::string& app);
 

@@ -38,13 +38,14 @@ Server::Server(std::string config_path, config::SnapshotPtr initial)
   metrics_ = std::make_unique<MetricsRegistry>(std::move(names));
   metrics_->SetConfigVersion(snapshot_->version);
   metrics_->SetConfigHash(snapshot_->hash);
+  max_clients_.store(snapshot_->max_clients);
 }
 
 Server::~Server() = default;
 
 bool Server::TryAddClient() {
   int64_t n = clients_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (n > static_cast<int64_t>(snapshot_->max_clients)) {
+  if (n > max_clients_.load(std::memory_order_relaxed)) {  // workers: never snapshot_
     clients_.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
@@ -93,6 +94,7 @@ void Server::Publish(config::SnapshotPtr snap) {
     std::lock_guard<std::mutex> l(snapshot_mu_);
     snapshot_ = snap;
   }
+  max_clients_.store(snap->max_clients, std::memory_order_relaxed);
   metrics_->SetConfigVersion(snap->version);
   metrics_->SetConfigHash(snap->hash);
   tenants_.Apply(*snap, Loop::NowNs());

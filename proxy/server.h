@@ -122,6 +122,7 @@ class Server {
   TenantRegistry tenants_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<int64_t> clients_{0};
+  std::atomic<int64_t> max_clients_{0};  // snapshot_->max_clients, for the workers
   std::atomic<bool> backend_ok_{false};
   std::atomic<bool> listening_{false};
   uint64_t next_version_;

@@ -3,6 +3,7 @@
 // the backend, then this instance's own); the file stays the source of truth.
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,9 +23,22 @@ std::string ErrorJson(std::string_view message) {
   return j + "\"]}";
 }
 
-bool FleetScope(std::string_view query) {
-  return query == "scope=fleet" || query.starts_with("scope=fleet&") ||
-         query.find("&scope=fleet") != std::string_view::npos;
+// ?scope=instance (the default) or ?scope=fleet; anything else is refused.
+std::optional<bool> FleetScope(std::string_view query) {
+  std::optional<bool> fleet = false;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (!pair.starts_with("scope=")) continue;
+    const std::string_view v = pair.substr(6);
+    if (v == "fleet") {
+      fleet = true;
+    } else if (v != "instance") {
+      return std::nullopt;
+    }
+  }
+  return fleet;
 }
 
 }  // namespace
@@ -48,12 +62,15 @@ void Server::KeepOverrides(const config::Snapshot& old_file, const config::Snaps
   for (auto it = instance_overrides_.begin(); it != instance_overrides_.end();) {
     const config::Tenant* before = old_file.FindTenant(it->first);
     const config::Tenant* after = new_file.FindTenant(it->first);
-    if (before != nullptr && after != nullptr && config::SameTenant(*before, *after)) {
+    // Kept unless the file now sets what the override overrides (or the tenant is gone):
+    // a reload that changes something else (another limit, the deny list) keeps it.
+    if (before != nullptr && after != nullptr && !it->second.Touches(before->limits, after->limits)) {
       ++it;
       continue;
     }
-    spdlog::warn("config reload: the live limits of tenant {} are dropped: its entry in the "
-                 "file {}", it->first, after == nullptr ? "is gone" : "changed");
+    spdlog::warn("config reload: the live limits of tenant {} are dropped: {}", it->first,
+                 after == nullptr ? "it is gone from the file"
+                                  : "the file changed the limits they override");
     it = instance_overrides_.erase(it);
   }
 }
@@ -66,6 +83,7 @@ void Server::PublishEffective(const std::string& why) {
     next = copy;
   }
   const config::ChangeSummary change = config::Describe(*snapshot_, *next);
+  acl_.Apply(next, AclNodes(*next));  // allow_scripts shapes the tenants' backend users
   LogEvent(spdlog::level::info, "limits changed live",
            {{"why", why}, {"version", std::to_string(next->version)}, {"hash", next->hash},
             {"changes", change.ToString()}});
@@ -80,11 +98,15 @@ std::pair<int, std::string> Server::TenantLimits(bool put, std::string_view tena
   if (snapshot_->admin.token.empty()) {
     return {403, ErrorJson("set admin.token to change limits over the admin API")};
   }
-  if (file_snapshot_->FindTenant(tenant) == nullptr) {
+  const std::optional<bool> scope = FleetScope(query);
+  if (!scope) return {400, ErrorJson("scope must be instance or fleet")};
+  const bool fleet = *scope;
+  const std::string app(tenant);
+  // A fleet override of a tenant this file no longer has can still be deleted.
+  const bool known = file_snapshot_->FindTenant(tenant) != nullptr;
+  if (!known && !(fleet && !put && config::IsValidName(app))) {
     return {404, ErrorJson("no tenant '" + std::string(tenant) + "' in the config")};
   }
-  const std::string app(tenant);
-  const bool fleet = FleetScope(query);
   if (!put) {
     if (fleet && (!fleet_ || !fleet_->Clear(app))) {
       return {503, ErrorJson("the backend did not take the change of the fleet override")};
@@ -108,13 +130,18 @@ std::pair<int, std::string> Server::TenantLimits(bool put, std::string_view tena
     return {400, j + "]}"};
   }
   config::Overrides& into = fleet ? fleet_overrides_ : instance_overrides_;
+  std::optional<config::LimitsOverride> before;
+  if (auto b = into.find(app); b != into.end()) before = b->second;
   auto [it, inserted] = into.try_emplace(app, *parsed);
   if (!inserted) it->second.Merge(*parsed);
-  if (fleet) {
-    if (!fleet_ || !fleet_->Put(app, it->second.ToJson())) {
-      into.erase(app);  // nothing half-done: the fleet did not get it, neither do we
-      return {503, ErrorJson("the backend did not take the fleet override")};
+  if (fleet && (!fleet_ || !fleet_->Put(app, it->second.ToJson()))) {
+    // Nothing half-done: the fleet did not get it, neither do we (the old one stays).
+    if (before) {
+      it->second = *before;
+    } else {
+      into.erase(app);
     }
+    return {503, ErrorJson("the backend did not take the fleet override")};
   }
   PublishEffective((fleet ? "fleet override: " : "override: ") + app + " " + parsed->ToJson());
   const config::Tenant* t = snapshot_->FindTenant(app);
@@ -144,7 +171,11 @@ std::string Server::ConfigJson() {
   j.pop_back();  // the closing brace: the file's identity and the drift follow
   auto layer = [](const config::Overrides& o) {
     std::string s = "{";
-    for (const auto& [app, x] : o) s += (s.size() > 1 ? ",\"" : "\"") + app + "\":" + x.ToJson();
+    for (const auto& [app, x] : o) {
+      s += s.size() > 1 ? ",\"" : "\"";
+      AppendJsonEscaped(s, app.data(), app.size());
+      s += "\":" + x.ToJson();
+    }
     return s + "}";
   };
   return j + ",\"file_hash\":\"" + file_snapshot_->hash + "\",\"drift\":" + DriftJson() +

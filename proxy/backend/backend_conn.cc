@@ -367,7 +367,9 @@ void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
   // One line per outage of the node (node_health), not one per connection and attempt.
   spdlog::debug("backend {}: {}", endpoint_.ToString(), why);
-  node_health::NoteFailure(endpoint_.ToString(), why);
+  // An established connection that closes (idle timeout, CLIENT KILL) is no outage:
+  // only a connection that could not be made says the node is unreachable.
+  if (state_ == State::kConnecting) node_health::NoteFailure(endpoint_.ToString(), why);
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
   // Before the connection was up nothing was written: the requests waiting
   // did not run, and say so (a router may send them elsewhere).

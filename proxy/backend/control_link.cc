@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/backend/node_health.h"
+
 #include "protocol/writer.h"
 
 namespace keyfence::proxy {
@@ -43,9 +45,12 @@ std::unique_ptr<ControlLink> ControlLink::Open(const config::Endpoint& node,
   std::unique_ptr<ControlLink> link(new ControlLink(node.ToString(), timeout, cancel));
   if (std::string err = link->socket_.Connect(node, timeout, be.tls.get());
       !err.empty()) {
-    spdlog::warn("{}: {} unreachable: {}", what, node.ToString(), err);
+    // One line per outage of the node, whoever notices it (node_health).
+    spdlog::debug("{}: {} unreachable: {}", what, node.ToString(), err);
+    node_health::NoteFailure(node.ToString(), std::string(what) + ": " + err);
     return nullptr;
   }
+  node_health::NoteUp(node.ToString());
   if (be.password.empty()) return link;
   std::optional<ControlReply> a =
       be.username.empty() ? link->Command({"AUTH", be.password})

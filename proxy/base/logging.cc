@@ -57,8 +57,10 @@ void AppendField(std::string& line, const LogField& f, bool json) {
     line += std::to_string(f.number);
     return;
   }
-  const bool quote = json || f.text.empty() ||
-                     f.text.find_first_of(" \"=\t\r\n") != std::string_view::npos;
+  bool quote = json || f.text.empty();
+  for (unsigned char c : f.text) {  // client-chosen bytes (a command name) never raw
+    quote = quote || c <= 0x20 || c == 0x7f || c >= 0x80 || c == '"' || c == '=';
+  }
   if (quote) line += '"';
   if (json || quote) {
     AppendJsonEscaped(line, f.text.data(), f.text.size());

@@ -247,10 +247,9 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
                    {{"tenant", tenant}, {"reason", reason}, {"command", command_labels_[id]}},
                    by[id]);
       }
-      if (total > named || named == 0) {
-        AddCounter(rejected, {{"tenant", tenant}, {"reason", reason}, {"command", "none"}},
-                   total - std::min(total, named));
-      }
+      // Always there (also at 0), so that the series never vanishes and comes back.
+      AddCounter(rejected, {{"tenant", tenant}, {"reason", reason}, {"command", "none"}},
+                 total - std::min(total, named));
     }
     AddLatencyHistogram(AddSample(duration, {{"tenant", tenant}}), f.buckets, f.sum_ns);
     AddGauge(connections, {{"tenant", tenant}}, static_cast<double>(f.connections));
