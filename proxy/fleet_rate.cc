@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "protocol/slot.h"
@@ -29,6 +30,7 @@ local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'granted')
 local tokens, ts, total = tonumber(b[1]), tonumber(b[2]), tonumber(b[3]) or 0
 if tokens == nil or ts == nil then tokens, ts = burst, now end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+if now < ts then now = ts end  -- a new master's clock behind: nothing credited twice
 local g = math.max(0, math.min(want, tokens))
 tokens = tokens - g
 total = total + g
@@ -77,6 +79,7 @@ struct FleetRate::Budget {
   uint64_t total_at_ns = 0;
   double fleet_rate = 0;
   uint64_t calls = 0;
+  uint64_t last_call_ns = 0;
 };
 
 FleetRate::FleetRate(config::SnapshotPtr snap, TenantRegistry& tenants, MapSource map)
@@ -105,17 +108,35 @@ void FleetRate::Loop() {
       std::lock_guard l(snap_mu_);
       snap = snap_;
     }
+    failed_nodes_.clear();
+    std::set<std::string> live;
     for (const config::Tenant& t : snap->tenants) {
       if (t.limits.scope != config::LimitScope::kFleet) continue;
       if (t.limits.ops_per_sec > 0) Feed(*snap, t, false, Loop::NowNs());
       if (t.limits.bytes_per_sec > 0) Feed(*snap, t, true, Loop::NowNs());
+      live.insert(t.app + "/ops");
+      live.insert(t.app + "/bytes");
       if (stop_) return;
+    }
+    // A tenant that left scope fleet (or the config): its state goes, so that coming
+    // back starts afresh (first contact, shares); its metrics and /tenants entry too.
+    for (auto it = budgets_.begin(); it != budgets_.end();) {
+      if (live.count(it->first)) {
+        ++it;
+        continue;
+      }
+      if (!it->second->bytes) {
+        std::lock_guard l(view_mu_);
+        views_.erase(it->second->app);
+      }
+      it = budgets_.erase(it);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
   }
 }
 
-ControlLink* FleetRate::LinkFor(const config::Snapshot& snap, const std::string& key) {
+ControlLink* FleetRate::LinkFor(const config::Snapshot& snap, const std::string& key,
+                                std::string* node_name) {
   const config::Endpoint* node = nullptr;
   SlotMapPtr map = map_ ? map_() : nullptr;
   if (snap.backend.mode == config::BackendMode::kStandalone) {
@@ -128,6 +149,8 @@ ControlLink* FleetRate::LinkFor(const config::Snapshot& snap, const std::string&
   }
   if (node == nullptr) return nullptr;
   const std::string name = node->ToString();
+  *node_name = name;
+  if (failed_nodes_.count(name)) return nullptr;
   auto it = links_.find(name);
   if (it != links_.end() && it->second) return it->second.get();
   config::Backend be = snap.backend;
@@ -207,22 +230,38 @@ void FleetRate::Feed(const config::Snapshot& snap, const config::Tenant& t, bool
   if (starving) target = std::max(target, rate * 0.05);
   target = std::min(target, std::max(1.0, burst));
   const double level = bucket.tokens();
-  if (level >= target / 2 || now < b.next_ask_ns) return;
+  const double n_share = static_cast<double>(
+      std::max<uint64_t>(1, b.instances ? b.instances : t.limits.fleet_instances));
+  if (b.fallback) bucket.SetFedRefill(rate / n_share, now);  // a reload may change the share
+  // A call when the stock runs low, and at least once a second (a heartbeat that keeps
+  // the instance in the live set); in fallback every kRetryMs whatever the stock.
+  const bool heartbeat = now - b.last_call_ns >= 1'000'000'000;
+  if (now < b.next_ask_ns) return;
+  if (!b.fallback && !heartbeat && level >= target / 2) return;
+  if (snap.backend.mode != config::BackendMode::kStandalone && (!map_ || !map_())) {
+    return;  // no slot map yet: not a failure (the pre-contact share applies meanwhile)
+  }
 
   double granted = 0, total = 0;
   uint64_t wait_ms = 0, instances = 0;
-  ControlLink* link = LinkFor(snap, b.key);
-  const bool ok = link != nullptr &&
-                  Call(link, b.key, b, rate, burst, target - std::max(0.0, level), &granted,
-                       &wait_ms, &instances, &total);
+  std::string node;
+  ControlLink* link = LinkFor(snap, b.key, &node);
+  // A node that failed in this pass is not tried again for the next budget: every
+  // budget on it goes to its fallback at once instead of waiting out a timeout each.
+  const bool ok = link != nullptr && !failed_nodes_.count(node) &&
+                  Call(link, b.key, b, rate, burst, std::max(0.0, target - std::max(0.0, level)),
+                       &granted, &wait_ms, &instances, &total);
   ++b.calls;
+  b.last_call_ns = now;
   if (!ok) {
-    if (link != nullptr) links_.erase(link->node());  // reopened at the next call
+    if (!node.empty()) {
+      failed_nodes_.insert(node);
+      links_.erase(node);  // reopened at the next call
+    }
     if (!b.fallback) {
       b.fallback = true;
-      const double n = static_cast<double>(
-          std::max<uint64_t>(1, b.instances ? b.instances : t.limits.fleet_instances));
-      bucket.SetFed(true, rate / n, now);
+      const double n = n_share;
+      bucket.SetFedRefill(rate / n, now);
       LogEvent(spdlog::level::warn, "fleet bucket unreachable: local share",
                {{"tenant", t.app}, {"budget", bytes ? "bytes_per_sec" : "ops_per_sec"},
                 {"share_per_sec", static_cast<uint64_t>(rate / n)},
@@ -231,7 +270,7 @@ void FleetRate::Feed(const config::Snapshot& snap, const config::Tenant& t, bool
     b.next_ask_ns = now + kRetryMs * 1000000;
   } else {
     if (b.fallback || !b.contacted) {
-      bucket.SetFed(true, 0, now);  // from now on only grants
+      bucket.SetFedRefill(0, now);  // from now on only grants
       if (b.fallback) {
         LogEvent(spdlog::level::warn, "fleet bucket reachable again: shared budget",
                  {{"tenant", t.app}, {"budget", bytes ? "bytes_per_sec" : "ops_per_sec"}});

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -60,7 +61,8 @@ class FleetRate {
   };
   void Loop();
   void Feed(const config::Snapshot& snap, const config::Tenant& t, bool bytes, uint64_t now_ns);
-  ControlLink* LinkFor(const config::Snapshot& snap, const std::string& key);
+  ControlLink* LinkFor(const config::Snapshot& snap, const std::string& key,
+                       std::string* node_name);
   bool Call(ControlLink* link, const std::string& key, const Budget& b, double rate, double burst,
             double want, double* granted, uint64_t* wait_ms, uint64_t* instances,
             double* total);
@@ -73,6 +75,7 @@ class FleetRate {
   std::map<std::string, std::unique_ptr<Budget>> budgets_;     // feeder thread
   std::map<std::string, std::unique_ptr<ControlLink>> links_;  // feeder thread, by node
   std::map<std::string, std::string> script_sha_;              // feeder thread, by node
+  std::set<std::string> failed_nodes_;                         // feeder thread, this pass
   mutable std::mutex view_mu_;
   std::map<std::string, View> views_;  // view_mu_: by tenant (ops)
   std::atomic<bool> stop_{false};

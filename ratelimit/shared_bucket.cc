@@ -26,7 +26,16 @@ void SharedBucket::Configure(double rate_per_sec, double burst, uint64_t now_ns)
   last_ns_.store(now_ns, std::memory_order_relaxed);
 }
 
+void SharedBucket::SetFedRefill(double refill_per_sec, uint64_t now_ns) {
+  std::lock_guard l(fed_mu_);
+  if (!fed()) return;
+  if (refill_.load(std::memory_order_relaxed) == refill_per_sec) return;
+  if (!unlimited()) Refill(now_ns);
+  refill_.store(refill_per_sec, std::memory_order_relaxed);
+}
+
 void SharedBucket::SetFed(bool fed, double refill_per_sec, uint64_t now_ns) {
+  std::lock_guard l(fed_mu_);
   if (!unlimited()) Refill(now_ns);  // what the old refill earned so far
   fed_.store(fed, std::memory_order_relaxed);
   refill_.store(fed ? refill_per_sec : rate(), std::memory_order_relaxed);

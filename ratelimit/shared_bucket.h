@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 
 namespace keyfence::ratelimit {
@@ -27,6 +28,9 @@ class SharedBucket {
   // what it refills with meanwhile: 0 while the fleet bucket answers, the fallback
   // share (rate / instances) while it cannot be reached. Unfed: the rate, as before.
   void SetFed(bool fed, double refill_per_sec, uint64_t now_ns);
+  // The refill of a fed bucket (the feeder's: 0, or the fallback share); nothing if the
+  // bucket is no longer fed (a reload made the tenant scope instance meanwhile).
+  void SetFedRefill(double refill_per_sec, uint64_t now_ns);
   bool fed() const { return fed_.load(std::memory_order_relaxed); }
   void Deposit(double n);
   // Totals for the feeder's demand estimate: tokens handed out by Take (and
@@ -55,6 +59,7 @@ class SharedBucket {
   std::atomic<uint64_t> last_ns_{0};
   std::atomic<double> refill_{0};  // tokens/s added by time: rate_ unless fed
   std::atomic<bool> fed_{false};
+  std::mutex fed_mu_;  // SetFed / SetFedRefill (config and feeder threads; never Take)
   std::atomic<int64_t> taken_micro_{0};
   std::atomic<uint64_t> shortfalls_{0};
 };

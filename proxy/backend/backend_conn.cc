@@ -366,10 +366,15 @@ void BackendConn::Close(std::string_view reason) {
 void BackendConn::Fail(std::string_view why) {
   if (state_ == State::kClosed) return;
   // One line per outage of the node (node_health), not one per connection and attempt.
-  spdlog::debug("backend {}: {}", endpoint_.ToString(), why);
-  // An established connection that closes (idle timeout, CLIENT KILL) is no outage:
-  // only a connection that could not be made says the node is unreachable.
-  if (state_ == State::kConnecting) node_health::NoteFailure(endpoint_.ToString(), why);
+  // A connection that could not be made: one line per outage of the node (node_health).
+  // One that was up and failed (a TLS alert at the first read, a reset) says why itself:
+  // that is no outage of the node (an idle timeout, CLIENT KILL).
+  if (state_ == State::kConnecting) {
+    spdlog::debug("backend {}: {}", endpoint_.ToString(), why);
+    node_health::NoteFailure(endpoint_.ToString(), why);
+  } else {
+    spdlog::warn("backend {}: {}", endpoint_.ToString(), why);
+  }
   host_.metrics().CountBackendError(endpoint_.ToString(), "connect");
   // Before the connection was up nothing was written: the requests waiting
   // did not run, and say so (a router may send them elsewhere).

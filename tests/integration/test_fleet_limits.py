@@ -77,7 +77,7 @@ def test_four_instances_share_one_budget(fleet, redis_server):
     floods = [Flood(kf.ports["orders"]).start() for kf in fleet]
     other = Flood(fleet[0].ports["payments"]).start()
     try:
-        time.sleep(12.5)
+        time.sleep(13.5)  # the window below ends 12 s after the first reply
     finally:
         for f in floods + [other]:
             f.join()
@@ -168,7 +168,7 @@ def test_cluster_backend(request):
                           backend_nodes=[seed]) for _ in range(2)]
     try:
         floods = [Flood(kf.ports["orders"], "x").start() for kf in kfs]
-        time.sleep(8.5)
+        time.sleep(9.5)
         for f in floods:
             f.join()
         t0 = floods[0].events[0][0]
