@@ -144,7 +144,10 @@ uint64_t BorrowingBucket::WaitNs(double n) const {
   // A debt (negative shared tokens) lengthens the wait.
   double missing = n - std::max(0.0, local_) - shared_->tokens();
   if (missing <= 0) return 0;
-  return static_cast<uint64_t>(std::ceil(missing / shared_->rate() * 1e9));
+  const uint64_t ns = static_cast<uint64_t>(std::ceil(missing / shared_->rate() * 1e9));
+  // A fed bucket (scope fleet) gets its tokens in chunks from the feeder, not at the
+  // fleet-wide rate: waking sooner than the feeder can deliver only costs wake-ups.
+  return shared_->fed() ? std::max(ns, kFedMinWaitNs) : ns;
 }
 
 }  // namespace keyfence::ratelimit

@@ -66,6 +66,8 @@ class SharedBucket {
 
 class BorrowingBucket {
  public:
+  // The shortest wait of a delayed request on a fed bucket (about the feeder's tick).
+  static constexpr uint64_t kFedMinWaitNs = 10'000'000;
   explicit BorrowingBucket(SharedBucket* shared = nullptr) : shared_(shared) {}
   void set_shared(SharedBucket* s) { shared_ = s; local_ = 0; }
 

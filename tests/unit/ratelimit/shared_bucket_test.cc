@@ -123,3 +123,18 @@ TEST_CASE("shared_bucket: a fed bucket (scope fleet) holds only what is deposite
   b.SetFed(false, 0, 9 * s);
   CHECK(b.Take(1000, 10 * s) == Approx(1000));
 }
+
+TEST_CASE("shared_bucket: a delayed request on a fed bucket waits at least the feeder's tick") {
+  using keyfence::ratelimit::BorrowingBucket;
+  using keyfence::ratelimit::SharedBucket;
+  SharedBucket fed, plain;
+  fed.SetFed(true, 0, 0);
+  fed.Configure(100000, 100000, 0);
+  plain.Configure(100000, 1, 0);
+  BorrowingBucket a(&fed), b(&plain);
+  CHECK_FALSE(a.TryTake(1, 1));
+  CHECK(a.WaitNs(1) >= BorrowingBucket::kFedMinWaitNs);
+  CHECK(b.TryTake(1, 1));
+  CHECK_FALSE(b.TryTake(1, 1));
+  CHECK(b.WaitNs(1) < BorrowingBucket::kFedMinWaitNs);  // unfed: as before
+}
