@@ -5,15 +5,13 @@
 #include <string>
 #include <utility>
 
+#include "config/limit_text.h"
+
 namespace keyfence::config {
 
 namespace {
 
-std::string Value(uint64_t v) { return std::to_string(v); }
-std::string Value(uint32_t v) { return std::to_string(v); }
-std::string Value(bool v) { return v ? "true" : "false"; }
-std::string Value(OnLimit v) { return v == OnLimit::kReject ? "reject" : "delay"; }
-std::string Value(LimitScope v) { return v == LimitScope::kInstance ? "instance" : "fleet"; }
+std::string Value(auto v) { return internal::LimitText(v); }
 
 void LimitChanges(const std::string& where, const Limits& a, const Limits& b,
                   std::vector<std::string>* out) {

@@ -3,19 +3,14 @@
 #include <string>
 #include <utility>
 
+#include "config/limit_text.h"
 #include "config/spec.h"
 
 namespace keyfence::config {
 
 namespace {
 
-std::string Value(uint64_t v) { return std::to_string(v); }
-std::string Value(uint32_t v) { return std::to_string(v); }
-std::string Value(bool v) { return v ? "true" : "false"; }
-std::string Value(OnLimit v) { return v == OnLimit::kReject ? "\"reject\"" : "\"delay\""; }
-std::string Value(LimitScope v) {
-  return v == LimitScope::kInstance ? "\"instance\"" : "\"fleet\"";
-}
+std::string Value(auto v) { return internal::LimitText(v, true); }  // enums quoted
 
 }  // namespace
 

@@ -1,7 +1,8 @@
-// The decision log (issue 13): every refusal of keyfence's own (denied commands,
-// key-rule hits, rate limits, quotas, AUTH failures) gets a line with tenant,
-// reason, command and client address, at most one a second per tenant and
-// reason across the workers; the line counts the ones it stands for.
+// Refusals of keyfence's own. The decision log (issue 13): every one (denied
+// commands, key-rule hits, rate limits, quotas, AUTH failures) gets a line with
+// tenant, reason, command and client address, at most one a second per tenant
+// and reason across the workers; the line counts the ones it stands for. Also
+// the AUTH throttle's bookkeeping and the output-buffer limits' closes.
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,34 @@ void Session::LogDecision(RejectReason reason, std::string_view error, bool abou
             {"client_id", info_.id},
             {"error", error.substr(0, kMaxLoggedError)},
             {"suppressed", suppressed}});
+}
+
+void Session::OnOutputOverLimit(uint64_t limit, OutputLimit which) {
+  binding_.counters().CountRejected(RejectReason::kTooLarge);
+  if (which == OutputLimit::kTenant) {
+    spdlog::warn("client {} tenant {}: the tenant's clients hold more than its "
+                 "tenant_output_buffer_bytes of {} in unread replies; closing this one, which "
+                 "holds {} bytes", info_.id, binding_.name(), limit, conn_.pending_output());
+    return;
+  }
+  const bool soft = which == OutputLimit::kSoft;
+  spdlog::warn("client {} tenant {}: output buffer over its {} limit of {} bytes{}; closing",
+               info_.id, binding_.name(), soft ? "soft" : "hard", limit,
+               soft ? " for too long" : "");
+}
+
+uint64_t Session::AuthWait(std::string_view user) {
+  auth_key_ = info_.peer.remote_ip;
+  auth_key_.push_back(' ');
+  auth_key_.append(user);
+  return host_.AuthWait(auth_key_, Loop::NowNs());
+}
+
+void Session::AuthFailed() {
+  host_.AuthFailed(auth_key_, Loop::NowNs());
+  // The decision log has the line (rate-limited); this one is for debugging.
+  spdlog::debug("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
+                listener_.Name());
 }
 
 }  // namespace keyfence::proxy

@@ -179,20 +179,6 @@ OutputLimits Session::output_limits() const {
           l.tenant_output_buffer_bytes, local != nullptr ? &local->shared->buffered : nullptr};
 }
 
-void Session::OnOutputOverLimit(uint64_t limit, OutputLimit which) {
-  binding_.counters().CountRejected(RejectReason::kTooLarge);
-  if (which == OutputLimit::kTenant) {
-    spdlog::warn("client {} tenant {}: the tenant's clients hold more than its "
-                 "tenant_output_buffer_bytes of {} in unread replies; closing this one, which "
-                 "holds {} bytes", info_.id, binding_.name(), limit, conn_.pending_output());
-    return;
-  }
-  const bool soft = which == OutputLimit::kSoft;
-  spdlog::warn("client {} tenant {}: output buffer over its {} limit of {} bytes{}; closing",
-               info_.id, binding_.name(), soft ? "soft" : "hard", limit,
-               soft ? " for too long" : "");
-}
-
 void Session::OnBadInput(RejectReason reason) {
   if (binding_.local() != nullptr) binding_.counters().CountRejected(reason);
 }
@@ -452,20 +438,6 @@ void Session::Finished(AsyncOp* op) {
 const SessionInfo& Session::info() {
   info_.cmd_id = cur_cmd_id_;
   return info_;
-}
-
-uint64_t Session::AuthWait(std::string_view user) {
-  auth_key_ = info_.peer.remote_ip;
-  auth_key_.push_back(' ');
-  auth_key_.append(user);
-  return host_.AuthWait(auth_key_, Loop::NowNs());
-}
-
-void Session::AuthFailed() {
-  host_.AuthFailed(auth_key_, Loop::NowNs());
-  // The decision log has the line (rate-limited); this one is for debugging.
-  spdlog::debug("auth failed: conn={} addr={} listener={}", info_.id, info_.peer.remote_ip,
-                listener_.Name());
 }
 
 // A connection that holds backend state for one tenant (a subscription, a
